@@ -1,0 +1,10 @@
+//! callhub's call model: the seed's `CallLog` and its parts, and the rules of
+//! ringing, joining, declining, missing and ending, as pure functions of the time.
+
+pub mod model;
+pub mod notify;
+pub mod rules;
+
+pub use model::*;
+pub use notify::{Notification, notifications};
+pub use rules::{Actor, CallError, Command, NewCall, Outcome, Rules, StopReason, Transition, apply, create};
