@@ -1,6 +1,7 @@
 //! callhub's call model: the seed's `CallLog` and its parts, and the rules of
 //! ringing, joining, declining, missing and ending, as pure functions of the time.
 
+pub mod api;
 pub mod model;
 pub mod notify;
 pub mod rules;

@@ -101,7 +101,8 @@ pub enum Command {
     Leave(Actor),
     /// End the call for everyone (its creator, broker, or an admin).
     End(Actor),
-    Invite(Actor, Vec<ContactSpec>),
+    /// Invite contacts (teams already expanded into them); the teams are listed too.
+    Invite(Actor, Vec<ContactSpec>, Vec<Team>),
     /// A participant's connections dropped and did not come back in time.
     Drop(ContactId),
     /// Time has passed: ring timeouts and planned starts fall due.
@@ -168,6 +169,8 @@ pub fn create(new: NewCall, now: DateTime<Utc>) -> Result<Transition, CallError>
 
 /// Applies a command to a call. On error nothing is to be stored.
 pub fn apply(call: &Call, command: Command, now: DateTime<Utc>, rules: &Rules) -> Result<Transition, CallError> {
+    // Clocks of several nodes may disagree a little; the log stays in time order.
+    let now = call.events.last().map_or(now, |e| e.at.max(now));
     let mut t = Transition { call: call.clone(), outcome: Outcome::default() };
     match command {
         Command::Join(actor) => t.join(&actor, now)?,
@@ -192,7 +195,14 @@ pub fn apply(call: &Call, command: Command, now: DateTime<Utc>, rules: &Rules) -
             let by = c.contact_of_user(actor.user.user_db_id).map_or(CREATOR, |c| c.id);
             t.end(by, now);
         }
-        Command::Invite(actor, specs) => t.invite(&actor, specs, now)?,
+        Command::Invite(actor, specs, teams) => {
+            t.invite(&actor, specs, now)?;
+            for team in teams {
+                if !t.call.teams.iter().any(|k| k.id == team.id) {
+                    t.call.teams.push(team);
+                }
+            }
+        }
         Command::Tick => t.tick(now, rules),
     }
     Ok(t)

@@ -127,7 +127,7 @@ proptest! {
                 Step::Decline(u) => Command::Decline(act(p[u].clone())),
                 Step::Leave(u) => Command::Leave(act(p[u].clone())),
                 Step::End(u) => Command::End(act(p[u].clone())),
-                Step::Invite(u, v) => Command::Invite(act(p[u].clone()), vec![p[v].as_contact()]),
+                Step::Invite(u, v) => Command::Invite(act(p[u].clone()), vec![p[v].as_contact()], vec![]),
                 Step::Drop(c) if c <= call.contacts.len() as i64 => Command::Drop(c),
                 Step::Drop(_) => continue,
                 Step::Wait(s) => { now += Duration::seconds(s); Command::Tick }

@@ -198,7 +198,7 @@ fn admin_joining_uninvited_is_a_contact_but_not_an_invitee() {
 #[test]
 fn invite_writes_invited_and_rings_the_new_contact() {
     let t = create(new_call(alice(), CallType::Sfu, &[bob()]), t0()).unwrap();
-    let t = run(&t.call, Command::Invite(act(alice()), vec![carol().as_contact(), bob().as_contact()]), secs(5));
+    let t = run(&t.call, Command::Invite(act(alice()), vec![carol().as_contact(), bob().as_contact()], vec![]), secs(5));
     assert_eq!(kinds(&t.call).last(), Some(&(Invited, 3)));
     assert_eq!(t.outcome.rang, vec![3]);
     assert_eq!(t.call.next_deadline(rules().ring_timeout), Some(secs(60)));
@@ -208,7 +208,7 @@ fn invite_writes_invited_and_rings_the_new_contact() {
 fn reinviting_after_a_decline_rings_again() {
     let t = create(new_call(alice(), CallType::Sfu, &[bob(), carol()]), t0()).unwrap();
     let t = run(&t.call, Command::Decline(act(bob())), secs(1));
-    let t = run(&t.call, Command::Invite(act(alice()), vec![bob().as_contact()]), secs(2));
+    let t = run(&t.call, Command::Invite(act(alice()), vec![bob().as_contact()], vec![]), secs(2));
     assert_eq!(t.outcome.rang, vec![2]);
     assert_eq!(kinds(&t.call).last(), Some(&(Invited, 2)));
 }
@@ -216,7 +216,7 @@ fn reinviting_after_a_decline_rings_again() {
 #[test]
 fn inviting_a_second_person_to_mesh_is_invalid_and_changes_nothing() {
     let t = create(new_call(alice(), CallType::Mesh, &[bob()]), t0()).unwrap();
-    let err = apply(&t.call, Command::Invite(act(alice()), vec![carol().as_contact()]), secs(1), &rules()).unwrap_err();
+    let err = apply(&t.call, Command::Invite(act(alice()), vec![carol().as_contact()], vec![]), secs(1), &rules()).unwrap_err();
     assert!(matches!(err, CallError::Invalid(_)));
 }
 

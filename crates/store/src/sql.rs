@@ -1,0 +1,807 @@
+//! The `Store` on SQL, one implementation for SQLite and PostgreSQL through sqlx's
+//! `Any` driver. Where the two differ (locking, transaction start) `Dialect` says.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use callhub_core::{
+    Call, CallStatus, Contact, ContactOrigin, ContactSpec, Event, Team, Transition, UserDbId, UserInfo, notifications,
+};
+use chrono::{DateTime, Utc};
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
+use sqlx::{AnyConnection, AnyPool, Executor, Row};
+use uuid::Uuid;
+
+use crate::*;
+
+macro_rules! call_select {
+    () => {
+        "SELECT id, call_id, domain, title, reason, call_type, status, anonymous_join_allowed, inform_others_directly, \
+         planned_at, created_at, started_at, ended_at, broker_user_id, ring_pending_at, teams FROM calls"
+    };
+}
+
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+/// Connection-pool settings (`CALLHUB_DB_*`).
+#[derive(Debug, Clone)]
+pub struct PoolSettings {
+    pub max_connections: u32,
+    /// How long a request waits for a free connection before it fails with 503.
+    pub acquire_timeout: Duration,
+    /// PostgreSQL's `statement_timeout`; SQLite's busy timeout.
+    pub statement_timeout: Duration,
+}
+
+impl Default for PoolSettings {
+    fn default() -> Self {
+        PoolSettings {
+            max_connections: 16,
+            acquire_timeout: Duration::from_secs(5),
+            statement_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// The store on SQLite (one writer connection, several readers, WAL) or PostgreSQL
+/// (one pool; a call is locked with `SELECT … FOR UPDATE` while it changes).
+#[derive(Clone)]
+pub struct SqlStore {
+    dialect: Dialect,
+    write: AnyPool,
+    read: AnyPool,
+    ring_timeout: chrono::Duration,
+}
+
+pub(crate) fn db_error(e: sqlx::Error) -> StoreError {
+    match &e {
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_) => {
+            StoreError::Unavailable(e.to_string())
+        }
+        sqlx::Error::Database(d) => {
+            // 57014: statement timeout; 57P01..03: admin shutdown / cannot connect now; 08*: connection.
+            let code = d.code().unwrap_or_default();
+            if code == "57014" || code.starts_with("57P") || code.starts_with("08") || code == "5" || code == "6" {
+                StoreError::Unavailable(e.to_string())
+            } else if d.is_unique_violation() {
+                StoreError::Conflict(d.message().to_owned())
+            } else {
+                StoreError::Database(e)
+            }
+        }
+        _ => StoreError::Database(e),
+    }
+}
+
+fn ms(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+fn time(ms: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(ms).unwrap_or_default()
+}
+
+fn opt_time(ms: Option<i64>) -> Option<DateTime<Utc>> {
+    ms.map(time)
+}
+
+fn parse<T: FromStr>(s: &str) -> Result<T> {
+    s.parse().map_err(|_| StoreError::Corrupt(format!("unknown stored name {s:?}")))
+}
+
+fn roles_text(roles: &[callhub_core::Role]) -> String {
+    roles.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(",")
+}
+
+const USER_COLUMNS: &str = "u.id, u.user_id, d.name, u.display_name, u.email, u.phone_number, u.roles";
+
+fn user_from_row(r: &AnyRow) -> Result<UserInfo> {
+    let roles: String = r.try_get(6).map_err(db_error)?;
+    Ok(UserInfo {
+        user_db_id: r.try_get(0).map_err(db_error)?,
+        user_id: r.try_get(1).map_err(db_error)?,
+        domain: r.try_get(2).map_err(db_error)?,
+        display_name: r.try_get(3).map_err(db_error)?,
+        email: r.try_get(4).map_err(db_error)?,
+        phone_number: r.try_get(5).map_err(db_error)?,
+        roles: roles.split(',').filter(|s| !s.is_empty()).map(parse).collect::<Result<_>>()?,
+    })
+}
+
+impl SqlStore {
+    /// Opens (creating where needed) and migrates the database at `url`:
+    /// `sqlite://path/to/file.db` or `postgres://…`.
+    pub async fn connect(url: &str, settings: &PoolSettings, ring_timeout: chrono::Duration) -> Result<SqlStore> {
+        sqlx::any::install_default_drivers();
+        let store = if url.starts_with("sqlite:") {
+            Self::connect_sqlite(url, settings).await?
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Self::connect_postgres(url, settings).await?
+        } else {
+            return Err(StoreError::Unavailable(format!(
+                "unsupported database URL {url:?}: use sqlite://… or postgres://…"
+            )));
+        };
+        let store = SqlStore { ring_timeout, ..store };
+        migrate::run(&store.write, store.dialect).await?;
+        Ok(store)
+    }
+
+    async fn connect_sqlite(url: &str, settings: &PoolSettings) -> Result<SqlStore> {
+        let path = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
+        let path = path.split('?').next().unwrap_or_default();
+        if let Some(dir) = std::path::Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| StoreError::Unavailable(format!("cannot create data directory {}: {e}", dir.display())))?;
+        }
+        let url = if url.contains('?') { url.to_owned() } else { format!("{url}?mode=rwc") };
+        let options = AnyConnectOptions::from_str(&url).map_err(db_error)?;
+        let busy = settings.statement_timeout.as_millis();
+        let pool = |max: u32| {
+            AnyPoolOptions::new()
+                .max_connections(max)
+                .acquire_timeout(settings.acquire_timeout)
+                .after_connect(move |conn, _| {
+                    Box::pin(async move {
+                        // WAL: readers never block the writer. synchronous=NORMAL: a commit
+                        // is in the WAL file before it returns, so kill -9 loses nothing
+                        // answered; only a power cut may lose the last commits.
+                        conn.execute("PRAGMA journal_mode = WAL").await?;
+                        conn.execute("PRAGMA synchronous = NORMAL").await?;
+                        conn.execute("PRAGMA foreign_keys = ON").await?;
+                        conn.execute(sqlx::AssertSqlSafe(format!("PRAGMA busy_timeout = {busy}"))).await?;
+                        Ok(())
+                    })
+                })
+                .connect_with(options.clone())
+        };
+        // One writer: SQLite takes one write transaction at a time anyway, and a
+        // single connection never meets a busy upgrade between two of ours.
+        let write = pool(1).await.map_err(db_error)?;
+        let read = pool(settings.max_connections.clamp(1, 8)).await.map_err(db_error)?;
+        Ok(SqlStore { dialect: Dialect::Sqlite, write, read, ring_timeout: chrono::Duration::zero() })
+    }
+
+    async fn connect_postgres(url: &str, settings: &PoolSettings) -> Result<SqlStore> {
+        let options = AnyConnectOptions::from_str(url).map_err(db_error)?;
+        let timeout = settings.statement_timeout.as_millis();
+        let pool = AnyPoolOptions::new()
+            .max_connections(settings.max_connections)
+            .acquire_timeout(settings.acquire_timeout)
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    conn.execute(sqlx::AssertSqlSafe(format!("SET statement_timeout = {timeout}"))).await?;
+                    Ok(())
+                })
+            })
+            .connect_lazy_with(options);
+        // Fail at start when the server is not there, rather than at the first request.
+        pool.acquire().await.map_err(db_error)?;
+        Ok(SqlStore { dialect: Dialect::Postgres, write: pool.clone(), read: pool, ring_timeout: chrono::Duration::zero() })
+    }
+
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    pub async fn close(&self) {
+        self.write.close().await;
+        self.read.close().await;
+    }
+
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
+        match self.dialect {
+            Dialect::Sqlite => self.write.begin_with("BEGIN IMMEDIATE").await.map_err(db_error),
+            Dialect::Postgres => self.write.begin().await.map_err(db_error),
+        }
+    }
+
+    async fn domain_id(conn: &mut AnyConnection, name: &str) -> Result<i64> {
+        sqlx::query("INSERT INTO domains (name) VALUES ($1) ON CONFLICT (name) DO NOTHING")
+            .bind(name)
+            .execute(&mut *conn)
+            .await
+            .map_err(db_error)?;
+        sqlx::query_scalar("SELECT id FROM domains WHERE name = $1")
+            .bind(name)
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(db_error)
+    }
+
+    async fn load_call(&self, conn: &mut AnyConnection, call_id: Uuid, lock: bool) -> Result<Option<Call>> {
+        let sql = match (lock, self.dialect) {
+            (true, Dialect::Postgres) => concat!(call_select!(), " WHERE call_id = $1 FOR UPDATE"),
+            _ => concat!(call_select!(), " WHERE call_id = $1"),
+        };
+        let Some(row) = sqlx::query(sql).bind(call_id.to_string()).fetch_optional(&mut *conn).await.map_err(db_error)?
+        else {
+            return Ok(None);
+        };
+        let mut call = call_from_row(&row)?;
+        fill_call(conn, &mut call).await?;
+        Ok(Some(call))
+    }
+
+    /// Writes what changed from `old` (contacts and events past its length, every
+    /// contact's ringing, the call's own fields) and the messages it sends.
+    async fn save(&self, conn: &mut AnyConnection, old: Option<&Call>, t: &mut Transition) -> Result<Vec<Message>> {
+        let call = &mut t.call;
+        let deadline = call.next_deadline(self.ring_timeout).map(ms);
+        let teams = serde_json::to_string(&call.teams).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        match old {
+            None => {
+                call.id = sqlx::query_scalar(
+                    "INSERT INTO calls (call_id, domain, title, reason, call_type, status, anonymous_join_allowed, \
+                     inform_others_directly, planned_at, created_at, started_at, ended_at, broker_user_id, \
+                     ring_pending_at, next_deadline, teams) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) RETURNING id",
+                )
+                .bind(call.call_id.to_string())
+                .bind(&call.domain)
+                .bind(&call.title)
+                .bind(call.reason.as_str())
+                .bind(call.call_type.as_str())
+                .bind(call.status.as_str())
+                .bind(call.anonymous_join_allowed)
+                .bind(call.inform_others_directly)
+                .bind(call.planned_at.map(ms))
+                .bind(ms(call.created_at))
+                .bind(call.started_at.map(ms))
+                .bind(call.ended_at.map(ms))
+                .bind(call.broker)
+                .bind(call.ring_pending_at.map(ms))
+                .bind(deadline)
+                .bind(&teams)
+                .fetch_one(&mut *conn)
+                .await
+                .map_err(db_error)?;
+            }
+            Some(_) => {
+                sqlx::query(
+                    "UPDATE calls SET status = $2, started_at = $3, ended_at = $4, ring_pending_at = $5, \
+                     next_deadline = $6, teams = $7 WHERE id = $1",
+                )
+                .bind(call.id)
+                .bind(call.status.as_str())
+                .bind(call.started_at.map(ms))
+                .bind(call.ended_at.map(ms))
+                .bind(call.ring_pending_at.map(ms))
+                .bind(deadline)
+                .bind(&teams)
+                .execute(&mut *conn)
+                .await
+                .map_err(db_error)?;
+            }
+        }
+        let old_contacts = old.map_or(0, |c| c.contacts.len());
+        for c in &call.contacts[old_contacts..] {
+            let s = &c.spec;
+            sqlx::query(
+                "INSERT INTO call_contacts (call_pk, contact_id, origin, display_name, domain, email, phone_number, \
+                 user_db_id, user_id, ringing_since) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            )
+            .bind(call.id)
+            .bind(c.id)
+            .bind(c.origin.as_str())
+            .bind(&s.display_name)
+            .bind(&s.domain)
+            .bind(&s.email)
+            .bind(&s.phone_number)
+            .bind(s.user_db_id)
+            .bind(&s.user_id)
+            .bind(c.ringing_since.map(ms))
+            .execute(&mut *conn)
+            .await
+            .map_err(db_error)?;
+        }
+        if let Some(old) = old {
+            for (was, c) in old.contacts.iter().zip(&call.contacts) {
+                if was.ringing_since != c.ringing_since || was.origin != c.origin {
+                    sqlx::query(
+                        "UPDATE call_contacts SET ringing_since = $3, origin = $4 WHERE call_pk = $1 AND contact_id = $2",
+                    )
+                    .bind(call.id)
+                    .bind(c.id)
+                    .bind(c.ringing_since.map(ms))
+                    .bind(c.origin.as_str())
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(db_error)?;
+                }
+            }
+        }
+        let old_events = old.map_or(0, |c| c.events.len());
+        for e in &mut call.events[old_events..] {
+            e.id = sqlx::query_scalar(
+                "INSERT INTO call_events (call_pk, kind, at, contact_id) VALUES ($1, $2, $3, $4) RETURNING id",
+            )
+            .bind(call.id)
+            .bind(e.kind.as_str())
+            .bind(ms(e.at))
+            .bind(e.contact)
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(db_error)?;
+        }
+        write_messages(conn, notifications(t, old_events)).await
+    }
+}
+
+/// Gives each message the next `seq` of its user and stores it. Users are taken in
+/// ascending id so concurrent transactions lock their counters in one order.
+async fn write_messages(
+    conn: &mut AnyConnection,
+    messages: Vec<(UserDbId, callhub_core::Notification)>,
+) -> Result<Vec<Message>> {
+    let mut users: Vec<UserDbId> = messages.iter().map(|(u, _)| *u).collect();
+    users.sort_unstable();
+    users.dedup();
+    let mut next = std::collections::HashMap::new();
+    for &u in &users {
+        let n = messages.iter().filter(|(m, _)| *m == u).count() as i64;
+        let last: Option<i64> =
+            sqlx::query_scalar("UPDATE users SET last_seq = last_seq + $2 WHERE id = $1 RETURNING last_seq")
+                .bind(u)
+                .bind(n)
+                .fetch_optional(&mut *conn)
+                .await
+                .map_err(db_error)?;
+        if let Some(last) = last {
+            next.insert(u, last - n + 1);
+        }
+    }
+    let now = Utc::now().timestamp_millis();
+    let mut out = Vec::with_capacity(messages.len());
+    for (user, note) in messages {
+        let Some(seq) = next.get_mut(&user) else { continue }; // an account deleted since
+        let mut body = serde_json::to_value(&note).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        body["seq"] = (*seq).into();
+        let body = body.to_string();
+        sqlx::query("INSERT INTO user_messages (user_db_id, seq, body, created_at) VALUES ($1, $2, $3, $4)")
+            .bind(user)
+            .bind(*seq)
+            .bind(&body)
+            .bind(now)
+            .execute(&mut *conn)
+            .await
+            .map_err(db_error)?;
+        out.push(Message { user, seq: *seq, body });
+        *seq += 1;
+    }
+    Ok(out)
+}
+
+
+fn call_from_row(r: &AnyRow) -> Result<Call> {
+    let g = |e| db_error(e);
+    let call_id: String = r.try_get(1).map_err(g)?;
+    let teams: String = r.try_get(15).map_err(g)?;
+    Ok(Call {
+        id: r.try_get(0).map_err(g)?,
+        call_id: call_id.parse().map_err(|_| StoreError::Corrupt(format!("call id {call_id:?}")))?,
+        domain: r.try_get(2).map_err(g)?,
+        title: r.try_get(3).map_err(g)?,
+        reason: parse(&r.try_get::<String, _>(4).map_err(g)?)?,
+        call_type: parse(&r.try_get::<String, _>(5).map_err(g)?)?,
+        status: parse(&r.try_get::<String, _>(6).map_err(g)?)?,
+        anonymous_join_allowed: r.try_get(7).map_err(g)?,
+        inform_others_directly: r.try_get(8).map_err(g)?,
+        planned_at: opt_time(r.try_get(9).map_err(g)?),
+        created_at: time(r.try_get(10).map_err(g)?),
+        started_at: opt_time(r.try_get(11).map_err(g)?),
+        ended_at: opt_time(r.try_get(12).map_err(g)?),
+        broker: r.try_get(13).map_err(g)?,
+        ring_pending_at: opt_time(r.try_get(14).map_err(g)?),
+        contacts: Vec::new(),
+        teams: serde_json::from_str(&teams).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        events: Vec::new(),
+    })
+}
+
+async fn fill_call(conn: &mut AnyConnection, call: &mut Call) -> Result<()> {
+    let rows = sqlx::query(
+        "SELECT contact_id, origin, display_name, domain, email, phone_number, user_db_id, user_id, ringing_since \
+         FROM call_contacts WHERE call_pk = $1 ORDER BY contact_id",
+    )
+    .bind(call.id)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db_error)?;
+    call.contacts = rows
+        .iter()
+        .map(|r| {
+            let origin: String = r.try_get(1).map_err(db_error)?;
+            Ok(Contact {
+                id: r.try_get(0).map_err(db_error)?,
+                origin: parse::<ContactOrigin>(&origin)?,
+                spec: ContactSpec {
+                    display_name: r.try_get(2).map_err(db_error)?,
+                    domain: r.try_get(3).map_err(db_error)?,
+                    email: r.try_get(4).map_err(db_error)?,
+                    phone_number: r.try_get(5).map_err(db_error)?,
+                    user_db_id: r.try_get(6).map_err(db_error)?,
+                    user_id: r.try_get(7).map_err(db_error)?,
+                },
+                ringing_since: opt_time(r.try_get(8).map_err(db_error)?),
+            })
+        })
+        .collect::<Result<_>>()?;
+    let rows = sqlx::query("SELECT id, kind, at, contact_id FROM call_events WHERE call_pk = $1 ORDER BY id")
+        .bind(call.id)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(db_error)?;
+    call.events = rows
+        .iter()
+        .map(|r| {
+            let kind: String = r.try_get(1).map_err(db_error)?;
+            Ok(Event {
+                id: r.try_get(0).map_err(db_error)?,
+                kind: parse(&kind)?,
+                at: time(r.try_get(2).map_err(db_error)?),
+                contact: r.try_get(3).map_err(db_error)?,
+            })
+        })
+        .collect::<Result<_>>()?;
+    if call.contacts.is_empty() || call.contacts.iter().enumerate().any(|(i, c)| c.id != i as i64 + 1) {
+        return Err(StoreError::Corrupt(format!("contacts of call {} are not numbered 1..n", call.call_id)));
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl Store for SqlStore {
+    async fn health(&self) -> Result<()> {
+        let mut conn = self.read.acquire().await.map_err(db_error)?;
+        conn.execute("SELECT 1").await.map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn create_user(&self, user: NewUser) -> Result<UserInfo> {
+        let mut tx = self.begin_write().await?;
+        let domain = Self::domain_id(&mut tx, &user.domain).await?;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO users (domain_id, user_id, display_name, email, phone_number, roles, password_hash, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+        )
+        .bind(domain)
+        .bind(&user.user_id)
+        .bind(&user.display_name)
+        .bind(&user.email)
+        .bind(&user.phone_number)
+        .bind(roles_text(&user.roles))
+        .bind(&user.password_hash)
+        .bind(Utc::now().timestamp_millis())
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(|e| match db_error(e) {
+            StoreError::Conflict(_) => {
+                StoreError::Conflict(format!("user {:?} exists in domain {:?}", user.user_id, user.domain))
+            }
+            e => e,
+        })?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(UserInfo {
+            user_db_id: id,
+            user_id: user.user_id,
+            domain: user.domain,
+            display_name: user.display_name,
+            email: user.email,
+            phone_number: user.phone_number,
+            roles: user.roles,
+        })
+    }
+
+    async fn user(&self, id: UserDbId) -> Result<Option<UserInfo>> {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {USER_COLUMNS} FROM users u JOIN domains d ON d.id = u.domain_id WHERE u.id = $1"
+        ));
+        let row = sqlx::query(sql).bind(id).fetch_optional(&self.read).await.map_err(db_error)?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+
+    async fn user_by_name(&self, domain: &str, user_id: &str) -> Result<Option<UserInfo>> {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {USER_COLUMNS} FROM users u JOIN domains d ON d.id = u.domain_id WHERE d.name = $1 AND u.user_id = $2"
+        ));
+        let row = sqlx::query(sql).bind(domain).bind(user_id).fetch_optional(&self.read).await.map_err(db_error)?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+
+    async fn login_candidates(&self, user_id: &str, domain: Option<&str>) -> Result<Vec<(UserInfo, String)>> {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {USER_COLUMNS}, u.password_hash FROM users u JOIN domains d ON d.id = u.domain_id \
+             WHERE u.user_id = $1 AND ($2 IS NULL OR d.name = $2) ORDER BY u.id LIMIT 2"
+        ));
+        let rows = sqlx::query(sql).bind(user_id).bind(domain).fetch_all(&self.read).await.map_err(db_error)?;
+        rows.iter().map(|r| Ok((user_from_row(r)?, r.try_get(7).map_err(db_error)?))).collect()
+    }
+
+    async fn create_team(&self, domain: &str, name: &str, members: &[String]) -> Result<(Team, Vec<UserInfo>)> {
+        let mut tx = self.begin_write().await?;
+        let domain_id = Self::domain_id(&mut tx, domain).await?;
+        let id: i64 = sqlx::query_scalar("INSERT INTO teams (domain_id, name) VALUES ($1, $2) RETURNING id")
+            .bind(domain_id)
+            .bind(name)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(|e| match db_error(e) {
+                StoreError::Conflict(_) => StoreError::Conflict(format!("team {name:?} exists in domain {domain:?}")),
+                e => e,
+            })?;
+        let mut unique: Vec<&String> = members.iter().collect();
+        unique.sort();
+        unique.dedup();
+        for member in unique {
+            let done = sqlx::query(
+                "INSERT INTO team_members (team_id, user_db_id) \
+                 SELECT $1, id FROM users WHERE domain_id = $2 AND user_id = $3 ON CONFLICT DO NOTHING",
+            )
+            .bind(id)
+            .bind(domain_id)
+            .bind(member)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+            if done.rows_affected() == 0 {
+                return Err(StoreError::Conflict(format!("no user {member:?} in domain {domain:?}")));
+            }
+        }
+        tx.commit().await.map_err(db_error)?;
+        self.team(&TeamRef::Id(id)).await?.ok_or(StoreError::NotFound)
+    }
+
+    async fn team(&self, team: &TeamRef) -> Result<Option<(Team, Vec<UserInfo>)>> {
+        let row = match team {
+            TeamRef::Id(id) => {
+                sqlx::query("SELECT t.id, t.name, d.name FROM teams t JOIN domains d ON d.id = t.domain_id WHERE t.id = $1")
+                    .bind(*id)
+                    .fetch_optional(&self.read)
+                    .await
+            }
+            TeamRef::Name { domain, name } => sqlx::query(
+                "SELECT t.id, t.name, d.name FROM teams t JOIN domains d ON d.id = t.domain_id \
+                 WHERE d.name = $1 AND t.name = $2",
+            )
+            .bind(domain)
+            .bind(name)
+            .fetch_optional(&self.read)
+            .await,
+        }
+        .map_err(db_error)?;
+        let Some(row) = row else { return Ok(None) };
+        let team = Team {
+            id: row.try_get(0).map_err(db_error)?,
+            name: row.try_get(1).map_err(db_error)?,
+            domain: row.try_get(2).map_err(db_error)?,
+        };
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {USER_COLUMNS} FROM team_members m JOIN users u ON u.id = m.user_db_id \
+             JOIN domains d ON d.id = u.domain_id WHERE m.team_id = $1 ORDER BY u.id"
+        ));
+        let rows = sqlx::query(sql).bind(team.id).fetch_all(&self.read).await.map_err(db_error)?;
+        let members = rows.iter().map(user_from_row).collect::<Result<_>>()?;
+        Ok(Some((team, members)))
+    }
+
+    async fn start_token_family(
+        &self,
+        family: &str,
+        user: UserDbId,
+        token_hash: &str,
+        expires_at: DateTime<Utc>,
+    ) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query("INSERT INTO token_families (id, user_db_id, created_at) VALUES ($1, $2, $3)")
+            .bind(family)
+            .bind(user)
+            .bind(Utc::now().timestamp_millis())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        sqlx::query("INSERT INTO refresh_tokens (token_hash, family_id, expires_at) VALUES ($1, $2, $3)")
+            .bind(token_hash)
+            .bind(family)
+            .bind(ms(expires_at))
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        tx.commit().await.map_err(db_error)
+    }
+
+    async fn rotate_refresh_token(
+        &self,
+        old_hash: &str,
+        new_hash: &str,
+        now: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> Result<Rotation> {
+        let mut tx = self.begin_write().await?;
+        let lock = match self.dialect {
+            Dialect::Postgres => {
+                "SELECT t.family_id, t.expires_at, t.spent_at, f.user_db_id, f.revoked_at FROM refresh_tokens t \
+                 JOIN token_families f ON f.id = t.family_id WHERE t.token_hash = $1 FOR UPDATE OF f"
+            }
+            Dialect::Sqlite => {
+                "SELECT t.family_id, t.expires_at, t.spent_at, f.user_db_id, f.revoked_at FROM refresh_tokens t \
+                 JOIN token_families f ON f.id = t.family_id WHERE t.token_hash = $1"
+            }
+        };
+        let Some(row) = sqlx::query(lock).bind(old_hash).fetch_optional(&mut *tx).await.map_err(db_error)? else {
+            return Ok(Rotation::Invalid);
+        };
+        let family: String = row.try_get(0).map_err(db_error)?;
+        let expires: i64 = row.try_get(1).map_err(db_error)?;
+        let spent: Option<i64> = row.try_get(2).map_err(db_error)?;
+        let user: i64 = row.try_get(3).map_err(db_error)?;
+        let revoked: Option<i64> = row.try_get(4).map_err(db_error)?;
+        if revoked.is_some() {
+            return Ok(Rotation::Invalid);
+        }
+        if spent.is_some() {
+            sqlx::query("UPDATE token_families SET revoked_at = $2 WHERE id = $1")
+                .bind(&family)
+                .bind(ms(now))
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error)?;
+            tx.commit().await.map_err(db_error)?;
+            return Ok(Rotation::Reused);
+        }
+        if expires <= ms(now) {
+            return Ok(Rotation::Invalid);
+        }
+        sqlx::query("UPDATE refresh_tokens SET spent_at = $2 WHERE token_hash = $1")
+            .bind(old_hash)
+            .bind(ms(now))
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        sqlx::query("INSERT INTO refresh_tokens (token_hash, family_id, expires_at) VALUES ($1, $2, $3)")
+            .bind(new_hash)
+            .bind(&family)
+            .bind(ms(expires_at))
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(Rotation::Rotated { user, family })
+    }
+
+    async fn revoke_token_family(&self, token_hash: &str, now: DateTime<Utc>) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query(
+            "UPDATE token_families SET revoked_at = $2 WHERE revoked_at IS NULL AND id = \
+             (SELECT family_id FROM refresh_tokens WHERE token_hash = $1)",
+        )
+        .bind(token_hash)
+        .bind(ms(now))
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        tx.commit().await.map_err(db_error)
+    }
+
+    async fn token_family_revoked(&self, family: &str) -> Result<bool> {
+        let revoked: Option<Option<i64>> = sqlx::query_scalar("SELECT revoked_at FROM token_families WHERE id = $1")
+            .bind(family)
+            .fetch_optional(&self.read)
+            .await
+            .map_err(db_error)?;
+        Ok(revoked.is_none_or(|r| r.is_some()))
+    }
+
+    async fn insert_call(&self, mut created: Transition) -> Result<Committed> {
+        let mut tx = self.begin_write().await?;
+        let messages = self.save(&mut tx, None, &mut created).await?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(Committed { call: created.call, messages })
+    }
+
+    async fn update_call(&self, call_id: Uuid, update: CallUpdate<'_>) -> Result<Committed> {
+        let mut tx = self.begin_write().await?;
+        let old = self.load_call(&mut tx, call_id, true).await?.ok_or(StoreError::NotFound)?;
+        let mut t = update(&old)?;
+        if t.call == old {
+            return Ok(Committed { call: old, messages: Vec::new() }); // nothing to write
+        }
+        let messages = self.save(&mut tx, Some(&old), &mut t).await?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(Committed { call: t.call, messages })
+    }
+
+    async fn call(&self, call_id: Uuid) -> Result<Option<Call>> {
+        let mut conn = self.read.acquire().await.map_err(db_error)?;
+        self.load_call(&mut conn, call_id, false).await
+    }
+
+    async fn calls_of_user(
+        &self,
+        user: UserDbId,
+        status: Option<CallStatus>,
+        page: u32,
+        size: u32,
+    ) -> Result<(Vec<Call>, i64)> {
+        const MINE: &str = "(id IN (SELECT call_pk FROM call_contacts WHERE user_db_id = $1) OR broker_user_id = $1) \
+                            AND ($2 IS NULL OR status = $2)";
+        let mut conn = self.read.acquire().await.map_err(db_error)?;
+        let status = status.map(|s| s.as_str());
+        let total: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM calls WHERE {MINE}")))
+            .bind(user)
+            .bind(status)
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(db_error)?;
+        let sql = format!("{} WHERE {MINE} ORDER BY id DESC LIMIT $3 OFFSET $4", call_select!());
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(user)
+            .bind(status)
+            .bind(i64::from(size))
+            .bind(i64::from(page) * i64::from(size))
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(db_error)?;
+        let mut calls = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let mut call = call_from_row(row)?;
+            fill_call(&mut conn, &mut call).await?;
+            calls.push(call);
+        }
+        Ok((calls, total))
+    }
+
+    async fn due_calls(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<Uuid>> {
+        let ids: Vec<String> = sqlx::query_scalar(
+            "SELECT call_id FROM calls WHERE next_deadline IS NOT NULL AND next_deadline <= $1 \
+             ORDER BY next_deadline LIMIT $2",
+        )
+        .bind(ms(now))
+        .bind(i64::from(limit))
+        .fetch_all(&self.read)
+        .await
+        .map_err(db_error)?;
+        ids.iter().map(|s| s.parse().map_err(|_| StoreError::Corrupt(format!("call id {s:?}")))).collect()
+    }
+
+    async fn last_seq(&self, user: UserDbId) -> Result<i64> {
+        let seq: Option<i64> = sqlx::query_scalar("SELECT last_seq FROM users WHERE id = $1")
+            .bind(user)
+            .fetch_optional(&self.read)
+            .await
+            .map_err(db_error)?;
+        seq.ok_or(StoreError::NotFound)
+    }
+
+    async fn messages_since(&self, user: UserDbId, seq: i64, limit: u32) -> Result<Vec<Message>> {
+        let rows = sqlx::query(
+            "SELECT seq, body FROM user_messages WHERE user_db_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+        )
+        .bind(user)
+        .bind(seq)
+        .bind(i64::from(limit))
+        .fetch_all(&self.read)
+        .await
+        .map_err(db_error)?;
+        rows.iter()
+            .map(|r| Ok(Message { user, seq: r.try_get(0).map_err(db_error)?, body: r.try_get(1).map_err(db_error)? }))
+            .collect()
+    }
+
+    async fn prune_messages(&self, before: DateTime<Utc>) -> Result<u64> {
+        let mut tx = self.begin_write().await?;
+        let done = sqlx::query("DELETE FROM user_messages WHERE created_at < $1")
+            .bind(ms(before))
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(done.rows_affected())
+    }
+}
