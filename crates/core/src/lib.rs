@@ -8,4 +8,6 @@ pub mod rules;
 
 pub use model::*;
 pub use notify::{Notification, notifications};
-pub use rules::{Actor, CallError, Command, NewCall, Outcome, Rules, StopReason, Transition, apply, create};
+pub use rules::{
+    Actor, CallError, Command, NewCall, Outcome, Rules, StopReason, Transition, apply, create,
+};

@@ -221,7 +221,11 @@ impl Call {
 
     /// Users with an account who take part in the call and so hear of its events.
     pub fn member_users(&self) -> Vec<UserDbId> {
-        let mut users: Vec<UserDbId> = self.contacts.iter().filter_map(Contact::user_db_id).collect();
+        let mut users: Vec<UserDbId> = self
+            .contacts
+            .iter()
+            .filter_map(Contact::user_db_id)
+            .collect();
         users.extend(self.broker);
         users.sort_unstable();
         users.dedup();
@@ -254,7 +258,9 @@ impl Call {
     }
 
     pub fn ever_joined(&self, contact: ContactId) -> bool {
-        self.events.iter().any(|e| e.kind == EventType::Join && e.contact == contact)
+        self.events
+            .iter()
+            .any(|e| e.kind == EventType::Join && e.contact == contact)
     }
 
     /// The latest of `Invited`, `Declined`, `Missed` for a contact, if any.
@@ -264,7 +270,12 @@ impl Call {
             .rev()
             .filter(|e| e.contact == contact)
             .map(|e| e.kind)
-            .find(|k| matches!(k, EventType::Invited | EventType::Declined | EventType::Missed | EventType::Join))
+            .find(|k| {
+                matches!(
+                    k,
+                    EventType::Invited | EventType::Declined | EventType::Missed | EventType::Join
+                )
+            })
     }
 
     /// When the rules next need to look at this call by themselves (a ring timeout,
@@ -310,7 +321,12 @@ impl Call {
     }
 
     pub fn event_view(&self, e: &Event) -> CallEventView {
-        CallEventView { id: e.id, kind: e.kind, timestamp: e.at, contact: self.contact(e.contact).into() }
+        CallEventView {
+            id: e.id,
+            kind: e.kind,
+            timestamp: e.at,
+            contact: self.contact(e.contact).into(),
+        }
     }
 }
 

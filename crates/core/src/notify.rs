@@ -17,14 +17,19 @@ pub enum Notification {
     #[serde(rename_all = "camelCase")]
     RingingStopped { call_id: Uuid, reason: StopReason },
     #[serde(rename_all = "camelCase")]
-    CallEvent { call_id: Uuid, event: CallEventView, call_status: CallStatus },
+    CallEvent {
+        call_id: Uuid,
+        event: CallEventView,
+        call_status: CallStatus,
+    },
 }
 
 impl Notification {
     pub fn call_id(&self) -> Uuid {
         match self {
             Notification::IncomingCall { call } => call.call_id,
-            Notification::RingingStopped { call_id, .. } | Notification::CallEvent { call_id, .. } => *call_id,
+            Notification::RingingStopped { call_id, .. }
+            | Notification::CallEvent { call_id, .. } => *call_id,
         }
     }
 }
@@ -38,19 +43,37 @@ pub fn notifications(t: &Transition, old_events: usize) -> Vec<(UserDbId, Notifi
     let user = |id| call.contact(id).user_db_id();
     for &id in &t.outcome.rang {
         if let Some(u) = user(id) {
-            out.push((u, Notification::IncomingCall { call: Box::new(call.to_call_log(None)) }));
+            out.push((
+                u,
+                Notification::IncomingCall {
+                    call: Box::new(call.to_call_log(None)),
+                },
+            ));
         }
     }
     for &(id, reason) in &t.outcome.stopped {
         if let Some(u) = user(id) {
-            out.push((u, Notification::RingingStopped { call_id: call.call_id, reason }));
+            out.push((
+                u,
+                Notification::RingingStopped {
+                    call_id: call.call_id,
+                    reason,
+                },
+            ));
         }
     }
     let members = call.member_users();
     for e in &call.events[old_events..] {
         let view = call.event_view(e);
         for &u in &members {
-            out.push((u, Notification::CallEvent { call_id: call.call_id, event: view.clone(), call_status: call.status }));
+            out.push((
+                u,
+                Notification::CallEvent {
+                    call_id: call.call_id,
+                    event: view.clone(),
+                    call_status: call.status,
+                },
+            ));
         }
     }
     out

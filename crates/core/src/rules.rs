@@ -14,12 +14,16 @@ pub struct Rules {
 
 impl Default for Rules {
     fn default() -> Self {
-        Rules { ring_timeout: Duration::seconds(60) }
+        Rules {
+            ring_timeout: Duration::seconds(60),
+        }
     }
 }
 
 /// Why a contact's devices stop ringing (the WebSocket `ringingStopped` reasons).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "camelCase")]
 pub enum StopReason {
     AnsweredElsewhere,
@@ -132,7 +136,11 @@ pub fn create(new: NewCall, now: DateTime<Utc>) -> Result<Transition, CallError>
         title: new.title,
         reason: new.reason,
         call_type: new.call_type,
-        status: if planned.is_some() { CallStatus::Planned } else { CallStatus::Started },
+        status: if planned.is_some() {
+            CallStatus::Planned
+        } else {
+            CallStatus::Started
+        },
         anonymous_join_allowed: new.anonymous_join_allowed,
         inform_others_directly: new.inform_others_directly,
         planned_at: new.planned_at,
@@ -141,7 +149,12 @@ pub fn create(new: NewCall, now: DateTime<Utc>) -> Result<Transition, CallError>
         ended_at: None,
         broker,
         ring_pending_at: planned,
-        contacts: vec![Contact { id: CREATOR, origin: ContactOrigin::Creator, spec: creator.as_contact(), ringing_since: None }],
+        contacts: vec![Contact {
+            id: CREATOR,
+            origin: ContactOrigin::Creator,
+            spec: creator.as_contact(),
+            ringing_since: None,
+        }],
         teams: new.teams,
         events: Vec::new(),
     };
@@ -152,7 +165,10 @@ pub fn create(new: NewCall, now: DateTime<Utc>) -> Result<Transition, CallError>
     }
     check_mesh_invitees(&call)?;
 
-    let mut t = Transition { call, outcome: Outcome::default() };
+    let mut t = Transition {
+        call,
+        outcome: Outcome::default(),
+    };
     t.push(EventType::Created, CREATOR, now);
     if t.call.status == CallStatus::Started {
         if t.call.broker.is_none() {
@@ -168,10 +184,18 @@ pub fn create(new: NewCall, now: DateTime<Utc>) -> Result<Transition, CallError>
 }
 
 /// Applies a command to a call. On error nothing is to be stored.
-pub fn apply(call: &Call, command: Command, now: DateTime<Utc>, rules: &Rules) -> Result<Transition, CallError> {
+pub fn apply(
+    call: &Call,
+    command: Command,
+    now: DateTime<Utc>,
+    rules: &Rules,
+) -> Result<Transition, CallError> {
     // Clocks of several nodes may disagree a little; the log stays in time order.
     let now = call.events.last().map_or(now, |e| e.at.max(now));
-    let mut t = Transition { call: call.clone(), outcome: Outcome::default() };
+    let mut t = Transition {
+        call: call.clone(),
+        outcome: Outcome::default(),
+    };
     match command {
         Command::Join(actor) => t.join(&actor, now)?,
         Command::Decline(actor) => t.decline(&actor, now)?,
@@ -190,9 +214,13 @@ pub fn apply(call: &Call, command: Command, now: DateTime<Utc>, rules: &Rules) -
             let c = &t.call;
             let own = c.contact(CREATOR).user_db_id() == Some(actor.user.user_db_id);
             if !(own || c.broker == Some(actor.user.user_db_id) || actor.is_admin_of(c)) {
-                return Err(CallError::Forbidden("only the call's creator, its broker or an admin may end it"));
+                return Err(CallError::Forbidden(
+                    "only the call's creator, its broker or an admin may end it",
+                ));
             }
-            let by = c.contact_of_user(actor.user.user_db_id).map_or(CREATOR, |c| c.id);
+            let by = c
+                .contact_of_user(actor.user.user_db_id)
+                .map_or(CREATOR, |c| c.id);
             t.end(by, now);
         }
         Command::Invite(actor, specs, teams) => {
@@ -214,7 +242,9 @@ impl Call {
     fn ringable(&self) -> Vec<ContactId> {
         self.contacts
             .iter()
-            .filter(|c| c.origin == ContactOrigin::Invited && c.user_db_id().is_some() && !self.is_broker(c))
+            .filter(|c| {
+                c.origin == ContactOrigin::Invited && c.user_db_id().is_some() && !self.is_broker(c)
+            })
             .map(|c| c.id)
             .collect()
     }
@@ -225,7 +255,9 @@ impl Call {
 
     /// In the broker flow, the invitees who are neither the creator nor the broker.
     fn experts(&self) -> impl Iterator<Item = &Contact> {
-        self.contacts.iter().filter(|c| c.origin == ContactOrigin::Invited && !self.is_broker(c))
+        self.contacts
+            .iter()
+            .filter(|c| c.origin == ContactOrigin::Invited && !self.is_broker(c))
     }
 
     fn anyone_ringing(&self) -> bool {
@@ -250,7 +282,12 @@ fn find_same(call: &Call, spec: &ContactSpec) -> Option<ContactId> {
 
 fn add_contact(call: &mut Call, origin: ContactOrigin, spec: ContactSpec) -> ContactId {
     let id = call.contacts.len() as ContactId + 1;
-    call.contacts.push(Contact { id, origin, spec, ringing_since: None });
+    call.contacts.push(Contact {
+        id,
+        origin,
+        spec,
+        ringing_since: None,
+    });
     id
 }
 
@@ -267,7 +304,12 @@ fn check_mesh_invitees(call: &Call) -> Result<(), CallError> {
 
 impl Transition {
     fn push(&mut self, kind: EventType, contact: ContactId, at: DateTime<Utc>) {
-        self.call.events.push(Event { id: 0, kind, at, contact });
+        self.call.events.push(Event {
+            id: 0,
+            kind,
+            at,
+            contact,
+        });
     }
 
     fn ring(&mut self, id: ContactId, now: DateTime<Utc>) {
@@ -288,11 +330,19 @@ impl Transition {
     }
 
     fn visible(&self, actor: &Actor) -> Result<(), CallError> {
-        if self.call.visible_to(&actor.user) { Ok(()) } else { Err(CallError::NotVisible) }
+        if self.call.visible_to(&actor.user) {
+            Ok(())
+        } else {
+            Err(CallError::NotVisible)
+        }
     }
 
     fn open(&self) -> Result<(), CallError> {
-        if self.call.status == CallStatus::Ended { Err(CallError::Ended) } else { Ok(()) }
+        if self.call.status == CallStatus::Ended {
+            Err(CallError::Ended)
+        } else {
+            Ok(())
+        }
     }
 
     /// The actor's contact, which must exist.
@@ -310,7 +360,11 @@ impl Transition {
     fn contact_for(&mut self, actor: &Actor) -> ContactId {
         match self.call.contact_of_user(actor.user.user_db_id) {
             Some(c) => c.id,
-            None => add_contact(&mut self.call, ContactOrigin::Joined, actor.user.as_contact()),
+            None => add_contact(
+                &mut self.call,
+                ContactOrigin::Joined,
+                actor.user.as_contact(),
+            ),
         }
     }
 
@@ -323,7 +377,9 @@ impl Transition {
             return Ok(()); // joining twice is answered, not repeated
         }
         if self.call.call_type == CallType::Mesh && self.call.joined().len() >= 2 {
-            return Err(CallError::Conflict("a MESH call is 1:1 and already has two participants"));
+            return Err(CallError::Conflict(
+                "a MESH call is 1:1 and already has two participants",
+            ));
         }
         let id = self.contact_for(actor);
         if self.call.status == CallStatus::Planned {
@@ -338,7 +394,11 @@ impl Transition {
             && c.origin == ContactOrigin::Invited
             && !self.call.is_broker(c)
             && !self.call.ever_joined(CREATOR)
-            && !self.call.events.iter().any(|e| e.kind == EventType::Ringing && e.contact == CREATOR)
+            && !self
+                .call
+                .events
+                .iter()
+                .any(|e| e.kind == EventType::Ringing && e.contact == CREATOR)
         {
             self.push(EventType::Ringing, CREATOR, now);
             self.ring(CREATOR, now);
@@ -349,7 +409,9 @@ impl Transition {
     fn decline(&mut self, actor: &Actor, now: DateTime<Utc>) -> Result<(), CallError> {
         let id = self.participant(actor)?;
         if self.call.is_joined(id) {
-            return Err(CallError::Conflict("you are in the call: leave it instead of declining"));
+            return Err(CallError::Conflict(
+                "you are in the call: leave it instead of declining",
+            ));
         }
         let ringing = self.call.contact(id).ringing_since.is_some();
         if !ringing && self.call.last_answer(id) == Some(EventType::Declined) {
@@ -366,14 +428,20 @@ impl Transition {
             return Err(CallError::Conflict("you are not in the call"));
         }
         self.push(EventType::Leave, id, now);
-        let last_left = self.call.joined().is_empty() && self.call.planned_at.is_none_or(|t| t <= now);
+        let last_left =
+            self.call.joined().is_empty() && self.call.planned_at.is_none_or(|t| t <= now);
         if self.call.call_type == CallType::Mesh || last_left {
             self.end(id, now);
         }
         Ok(())
     }
 
-    fn invite(&mut self, actor: &Actor, specs: Vec<ContactSpec>, now: DateTime<Utc>) -> Result<(), CallError> {
+    fn invite(
+        &mut self,
+        actor: &Actor,
+        specs: Vec<ContactSpec>,
+        now: DateTime<Utc>,
+    ) -> Result<(), CallError> {
         self.visible(actor)?;
         self.open()?;
         let mut invited = Vec::new();
@@ -381,7 +449,10 @@ impl Transition {
             let id = match find_same(&self.call, &spec) {
                 Some(id) => {
                     let c = self.call.contact(id);
-                    if self.call.is_joined(id) || c.ringing_since.is_some() || c.origin == ContactOrigin::Creator {
+                    if self.call.is_joined(id)
+                        || c.ringing_since.is_some()
+                        || c.origin == ContactOrigin::Creator
+                    {
                         continue;
                     }
                     if c.origin == ContactOrigin::Joined {
@@ -416,7 +487,10 @@ impl Transition {
             .call
             .contacts
             .iter()
-            .filter(|c| c.ringing_since.is_some_and(|t| t + rules.ring_timeout <= now))
+            .filter(|c| {
+                c.ringing_since
+                    .is_some_and(|t| t + rules.ring_timeout <= now)
+            })
             .map(|c| c.id)
             .collect();
         for id in due {
@@ -427,7 +501,9 @@ impl Transition {
             self.stop_ringing(id, StopReason::Missed);
             self.settle_unanswered(id, now);
         }
-        if self.call.status != CallStatus::Ended && self.call.ring_pending_at.is_some_and(|t| t <= now) {
+        if self.call.status != CallStatus::Ended
+            && self.call.ring_pending_at.is_some_and(|t| t <= now)
+        {
             self.call.ring_pending_at = None;
             if self.call.status == CallStatus::Planned {
                 self.call.status = CallStatus::Started;
@@ -442,7 +518,10 @@ impl Transition {
             }
             for id in ring {
                 // Who joined early, or declined ahead of time, is not rung.
-                let answered = matches!(self.call.last_answer(id), Some(EventType::Declined | EventType::Join));
+                let answered = matches!(
+                    self.call.last_answer(id),
+                    Some(EventType::Declined | EventType::Join)
+                );
                 if !answered && !self.call.is_joined(id) {
                     self.push(EventType::Ringing, id, now);
                     self.ring(id, now);
@@ -455,15 +534,29 @@ impl Transition {
     /// flow that is every expert, and the creator's own refusal ends it too.
     fn settle_unanswered(&mut self, by: ContactId, now: DateTime<Utc>) {
         let call = &self.call;
-        let refused = |c: &Contact| matches!(call.last_answer(c.id), Some(EventType::Declined | EventType::Missed));
+        let refused = |c: &Contact| {
+            matches!(
+                call.last_answer(c.id),
+                Some(EventType::Declined | EventType::Missed)
+            )
+        };
         let nobody_answered = if call.broker.is_some() {
             by == CREATOR
-                || call.experts().all(|c| c.ringing_since.is_none() && !call.ever_joined(c.id) && (refused(c) || c.user_db_id().is_none()))
+                || call.experts().all(|c| {
+                    c.ringing_since.is_none()
+                        && !call.ever_joined(c.id)
+                        && (refused(c) || c.user_db_id().is_none())
+                })
         } else {
-            let invitees: Vec<&Contact> =
-                call.contacts.iter().filter(|c| c.origin == ContactOrigin::Invited && c.user_db_id().is_some()).collect();
+            let invitees: Vec<&Contact> = call
+                .contacts
+                .iter()
+                .filter(|c| c.origin == ContactOrigin::Invited && c.user_db_id().is_some())
+                .collect();
             !call.anyone_ringing()
-                && invitees.iter().all(|c| !call.ever_joined(c.id) && refused(c))
+                && invitees
+                    .iter()
+                    .all(|c| !call.ever_joined(c.id) && refused(c))
                 && !(call.ring_pending_at.is_some())
         };
         if nobody_answered {
@@ -473,8 +566,16 @@ impl Transition {
 
     /// Ends the call: ringing stops, those still in leave, then `Ended`.
     fn end(&mut self, by: ContactId, now: DateTime<Utc>) {
-        let answered = self.call.contacts.iter().any(|c| c.id != CREATOR && self.call.ever_joined(c.id));
-        let reason = if answered { StopReason::Ended } else { StopReason::Cancelled };
+        let answered = self
+            .call
+            .contacts
+            .iter()
+            .any(|c| c.id != CREATOR && self.call.ever_joined(c.id));
+        let reason = if answered {
+            StopReason::Ended
+        } else {
+            StopReason::Cancelled
+        };
         for id in 1..=self.call.contacts.len() as ContactId {
             self.stop_ringing(id, reason);
         }

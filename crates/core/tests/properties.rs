@@ -35,15 +35,32 @@ fn step() -> impl Strategy<Value = Step> {
 }
 
 fn new_call_strategy() -> impl Strategy<Value = NewCall> {
-    (any::<bool>(), any::<bool>(), any::<bool>(), prop::option::of(0..200i64), proptest::sample::subsequence(vec![1usize, 2, 3, 5], 0..4))
+    (
+        any::<bool>(),
+        any::<bool>(),
+        any::<bool>(),
+        prop::option::of(0..200i64),
+        proptest::sample::subsequence(vec![1usize, 2, 3, 5], 0..4),
+    )
         .prop_map(|(mesh, broker, inform, planned, invited)| {
             let p = people();
             let (requester, invited): (UserInfo, Vec<UserInfo>) = if broker {
-                (connector(), invited.iter().map(|&i| p[i].clone()).chain([connector()]).collect())
+                (
+                    connector(),
+                    invited
+                        .iter()
+                        .map(|&i| p[i].clone())
+                        .chain([connector()])
+                        .collect(),
+                )
             } else {
                 (alice(), invited.iter().map(|&i| p[i].clone()).collect())
             };
-            let mut new = new_call(requester, if mesh { CallType::Mesh } else { CallType::Sfu }, &invited);
+            let mut new = new_call(
+                requester,
+                if mesh { CallType::Mesh } else { CallType::Sfu },
+                &invited,
+            );
             if broker {
                 new.on_behalf_of = Some(glasses());
             }
@@ -65,7 +82,11 @@ fn check(call: &Call, rules: &Rules) {
         last_at = e.at;
         match e.kind {
             EventType::Join => {
-                assert!(!joined.contains(&e.contact), "{:?} joined twice at once", e.contact);
+                assert!(
+                    !joined.contains(&e.contact),
+                    "{:?} joined twice at once",
+                    e.contact
+                );
                 joined.push(e.contact);
             }
             EventType::Leave => {
@@ -99,9 +120,18 @@ fn check(call: &Call, rules: &Rules) {
         }
     }
     if call.broker.is_some() {
-        let expert_joined = call.contacts.iter().any(|c| c.id != CREATOR && call.broker != c.user_db_id() && call.ever_joined(c.id));
-        let creator_rang = call.events.iter().any(|e| e.contact == CREATOR && e.kind == EventType::Ringing);
-        assert!(!creator_rang || expert_joined, "the glasses ring only after an expert answered");
+        let expert_joined = call
+            .contacts
+            .iter()
+            .any(|c| c.id != CREATOR && call.broker != c.user_db_id() && call.ever_joined(c.id));
+        let creator_rang = call
+            .events
+            .iter()
+            .any(|e| e.contact == CREATOR && e.kind == EventType::Ringing);
+        assert!(
+            !creator_rang || expert_joined,
+            "the glasses ring only after an expert answered"
+        );
     }
     if ended {
         assert!(call.contacts.iter().all(|c| c.ringing_since.is_none()));

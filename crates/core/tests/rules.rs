@@ -7,7 +7,11 @@ use callhub_core::*;
 use common::*;
 
 fn ringing(call: &Call) -> Vec<ContactId> {
-    call.contacts.iter().filter(|c| c.ringing_since.is_some()).map(|c| c.id).collect()
+    call.contacts
+        .iter()
+        .filter(|c| c.ringing_since.is_some())
+        .map(|c| c.id)
+        .collect()
 }
 
 #[test]
@@ -41,7 +45,11 @@ fn mesh_call_with_two_invitees_is_invalid() {
 
 #[test]
 fn creator_listed_among_invitees_is_not_added_twice() {
-    let t = create(new_call(alice(), CallType::Mesh, &[alice(), bob(), bob()]), t0()).unwrap();
+    let t = create(
+        new_call(alice(), CallType::Mesh, &[alice(), bob(), bob()]),
+        t0(),
+    )
+    .unwrap();
     assert_eq!(t.call.contacts.len(), 2);
 }
 
@@ -111,7 +119,10 @@ fn caller_leaving_before_an_answer_cancels_the_ringing() {
     let t = create(new_call(alice(), CallType::Sfu, &[bob(), carol()]), t0()).unwrap();
     let t = run(&t.call, Command::Leave(act(alice())), secs(2));
     assert_eq!(t.call.status, CallStatus::Ended);
-    assert_eq!(t.outcome.stopped, vec![(2, StopReason::Cancelled), (3, StopReason::Cancelled)]);
+    assert_eq!(
+        t.outcome.stopped,
+        vec![(2, StopReason::Cancelled), (3, StopReason::Cancelled)]
+    );
 }
 
 #[test]
@@ -198,7 +209,15 @@ fn admin_joining_uninvited_is_a_contact_but_not_an_invitee() {
 #[test]
 fn invite_writes_invited_and_rings_the_new_contact() {
     let t = create(new_call(alice(), CallType::Sfu, &[bob()]), t0()).unwrap();
-    let t = run(&t.call, Command::Invite(act(alice()), vec![carol().as_contact(), bob().as_contact()], vec![]), secs(5));
+    let t = run(
+        &t.call,
+        Command::Invite(
+            act(alice()),
+            vec![carol().as_contact(), bob().as_contact()],
+            vec![],
+        ),
+        secs(5),
+    );
     assert_eq!(kinds(&t.call).last(), Some(&(Invited, 3)));
     assert_eq!(t.outcome.rang, vec![3]);
     assert_eq!(t.call.next_deadline(rules().ring_timeout), Some(secs(60)));
@@ -208,7 +227,11 @@ fn invite_writes_invited_and_rings_the_new_contact() {
 fn reinviting_after_a_decline_rings_again() {
     let t = create(new_call(alice(), CallType::Sfu, &[bob(), carol()]), t0()).unwrap();
     let t = run(&t.call, Command::Decline(act(bob())), secs(1));
-    let t = run(&t.call, Command::Invite(act(alice()), vec![bob().as_contact()], vec![]), secs(2));
+    let t = run(
+        &t.call,
+        Command::Invite(act(alice()), vec![bob().as_contact()], vec![]),
+        secs(2),
+    );
     assert_eq!(t.outcome.rang, vec![2]);
     assert_eq!(kinds(&t.call).last(), Some(&(Invited, 2)));
 }
@@ -216,14 +239,23 @@ fn reinviting_after_a_decline_rings_again() {
 #[test]
 fn inviting_a_second_person_to_mesh_is_invalid_and_changes_nothing() {
     let t = create(new_call(alice(), CallType::Mesh, &[bob()]), t0()).unwrap();
-    let err = apply(&t.call, Command::Invite(act(alice()), vec![carol().as_contact()], vec![]), secs(1), &rules()).unwrap_err();
+    let err = apply(
+        &t.call,
+        Command::Invite(act(alice()), vec![carol().as_contact()], vec![]),
+        secs(1),
+        &rules(),
+    )
+    .unwrap_err();
     assert!(matches!(err, CallError::Invalid(_)));
 }
 
 #[test]
 fn external_contacts_are_kept_but_never_rung() {
     let mut new = new_call(alice(), CallType::Sfu, &[bob()]);
-    new.invited.push(ContactSpec { email: Some("guest@example.com".into()), ..Default::default() });
+    new.invited.push(ContactSpec {
+        email: Some("guest@example.com".into()),
+        ..Default::default()
+    });
     let t = create(new, t0()).unwrap();
     assert_eq!(t.call.contacts.len(), 3);
     assert_eq!(t.outcome.rang, vec![2]);
@@ -246,7 +278,11 @@ fn broker_call_has_glasses_as_creator_who_neither_joins_nor_rings() {
     assert_eq!(t.call.contact(CREATOR).user_db_id(), Some(12));
     assert_eq!(t.call.broker, Some(10));
     assert_eq!(kinds(&t.call), vec![(Created, 1)]);
-    assert_eq!(t.outcome.rang, vec![2], "only the expert rings; never the connector");
+    assert_eq!(
+        t.outcome.rang,
+        vec![2],
+        "only the expert rings; never the connector"
+    );
     assert!(t.call.visible_to(&connector()));
 }
 
@@ -265,7 +301,12 @@ fn expert_declines_then_glasses_never_ring() {
     let t = run(&broker_call().call, Command::Decline(act(bob())), secs(3));
     assert_eq!(t.call.status, CallStatus::Ended);
     assert!(t.outcome.rang.is_empty());
-    assert!(!t.call.events.iter().any(|e| e.contact == CREATOR && e.kind == Ringing));
+    assert!(
+        !t.call
+            .events
+            .iter()
+            .any(|e| e.contact == CREATOR && e.kind == Ringing)
+    );
 }
 
 #[test]
@@ -287,7 +328,10 @@ fn glasses_declining_after_the_expert_answered_ends_the_call() {
 fn non_broker_naming_another_creator_is_forbidden() {
     let mut new = new_call(alice(), CallType::Sfu, &[bob()]);
     new.on_behalf_of = Some(glasses());
-    assert!(matches!(create(new, t0()).unwrap_err(), CallError::Forbidden(_)));
+    assert!(matches!(
+        create(new, t0()).unwrap_err(),
+        CallError::Forbidden(_)
+    ));
 }
 
 #[test]
@@ -368,15 +412,32 @@ fn declining_a_planned_call_ahead_of_time_is_not_rung_later() {
 #[test]
 fn notifications_pop_up_for_the_invitee_and_events_reach_every_member() {
     let mut id = 0;
-    let t = store(create(new_call(alice(), CallType::Sfu, &[bob()]), t0()).unwrap(), &mut id);
+    let t = store(
+        create(new_call(alice(), CallType::Sfu, &[bob()]), t0()).unwrap(),
+        &mut id,
+    );
     let n = notifications(&t, 0);
-    assert!(matches!(&n[0], (2, Notification::IncomingCall { call }) if call.call_events.len() == 2));
-    let events: Vec<_> = n.iter().filter(|(_, m)| matches!(m, Notification::CallEvent { .. })).collect();
+    assert!(
+        matches!(&n[0], (2, Notification::IncomingCall { call }) if call.call_events.len() == 2)
+    );
+    let events: Vec<_> = n
+        .iter()
+        .filter(|(_, m)| matches!(m, Notification::CallEvent { .. }))
+        .collect();
     assert_eq!(events.len(), 4, "two events to two members");
     let old = t.call.events.len();
     let t = store(run(&t.call, Command::Join(act(bob())), secs(1)), &mut id);
     let n = notifications(&t, old);
-    assert_eq!(n[0], (2, Notification::RingingStopped { call_id: t.call.call_id, reason: StopReason::AnsweredElsewhere }));
+    assert_eq!(
+        n[0],
+        (
+            2,
+            Notification::RingingStopped {
+                call_id: t.call.call_id,
+                reason: StopReason::AnsweredElsewhere
+            }
+        )
+    );
     let json = serde_json::to_value(&n[1].1).unwrap();
     assert_eq!(json["type"], "callEvent");
     assert_eq!(json["event"]["type"], "Join");

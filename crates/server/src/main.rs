@@ -1,1 +1,43 @@
-fn main(){}
+use callhub_server::cli::{Cli, Cmd};
+use callhub_server::{Config, Server, cli};
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_env("CALLHUB_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cfg = Config::from_env()?;
+    match args.command {
+        Cmd::Serve => serve(cfg).await,
+        Cmd::Migrate => cli::migrate(&cfg).await,
+        Cmd::User(cmd) => {
+            println!("{}", cli::user_add(&cfg, cmd).await?);
+            Ok(())
+        }
+        Cmd::Team(cmd) => {
+            println!("{}", cli::team_add(&cfg, cmd).await?);
+            Ok(())
+        }
+    }
+}
+
+async fn serve(cfg: Config) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(cfg.listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", cfg.listen))?;
+    let server = Server::start(cfg, listener).await?;
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    tracing::info!("shutting down");
+    server.stop().await;
+    Ok(())
+}

@@ -78,7 +78,8 @@ pub struct Committed {
 }
 
 /// The rules to run on a call inside the transaction that holds it.
-pub type CallUpdate<'a> = &'a (dyn Fn(&Call) -> std::result::Result<Transition, CallError> + Send + Sync);
+pub type CallUpdate<'a> =
+    &'a (dyn Fn(&Call) -> std::result::Result<Transition, CallError> + Send + Sync);
 
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -87,16 +88,32 @@ pub trait Store: Send + Sync + 'static {
 
     async fn create_user(&self, user: NewUser) -> Result<UserInfo>;
     async fn user(&self, id: UserDbId) -> Result<Option<UserInfo>>;
+    /// The user of an access token, if its refresh-token family is not revoked.
+    async fn session_user(&self, id: UserDbId, family: &str) -> Result<Option<UserInfo>>;
     async fn user_by_name(&self, domain: &str, user_id: &str) -> Result<Option<UserInfo>>;
     /// Accounts a login may mean, with their password hashes.
-    async fn login_candidates(&self, user_id: &str, domain: Option<&str>) -> Result<Vec<(UserInfo, String)>>;
+    async fn login_candidates(
+        &self,
+        user_id: &str,
+        domain: Option<&str>,
+    ) -> Result<Vec<(UserInfo, String)>>;
 
-    async fn create_team(&self, domain: &str, name: &str, members: &[String]) -> Result<(Team, Vec<UserInfo>)>;
+    async fn create_team(
+        &self,
+        domain: &str,
+        name: &str,
+        members: &[String],
+    ) -> Result<(Team, Vec<UserInfo>)>;
     async fn team(&self, team: &TeamRef) -> Result<Option<(Team, Vec<UserInfo>)>>;
 
     /// Starts a refresh-token family with its first token.
-    async fn start_token_family(&self, family: &str, user: UserDbId, token_hash: &str, expires_at: DateTime<Utc>)
-    -> Result<()>;
+    async fn start_token_family(
+        &self,
+        family: &str,
+        user: UserDbId,
+        token_hash: &str,
+        expires_at: DateTime<Utc>,
+    ) -> Result<()>;
     /// Spends `old_hash` and issues `new_hash` in its family, or detects reuse.
     async fn rotate_refresh_token(
         &self,

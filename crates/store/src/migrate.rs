@@ -16,13 +16,17 @@ pub async fn run(pool: &AnyPool, dialect: Dialect) -> Result<()> {
     let steps = match dialect {
         Dialect::Sqlite => SQLITE,
         Dialect::Postgres => {
-            conn.execute("SELECT pg_advisory_lock(7031990)").await.map_err(db_error)?;
+            conn.execute("SELECT pg_advisory_lock(7031990)")
+                .await
+                .map_err(db_error)?;
             POSTGRES
         }
     };
     let result = apply(&mut conn, steps).await;
     if dialect == Dialect::Postgres {
-        conn.execute("SELECT pg_advisory_unlock(7031990)").await.map_err(db_error)?;
+        conn.execute("SELECT pg_advisory_unlock(7031990)")
+            .await
+            .map_err(db_error)?;
     }
     result
 }
@@ -36,8 +40,13 @@ async fn apply(conn: &mut sqlx::AnyConnection, steps: &[(i64, &'static str)]) ->
         .await
         .map_err(db_error)?;
     for &(version, script) in steps.iter().filter(|(v, _)| !done.contains(v)) {
-        let mut tx = sqlx::Connection::begin(&mut *conn).await.map_err(db_error)?;
-        sqlx::raw_sql(script).execute(&mut *tx).await.map_err(db_error)?;
+        let mut tx = sqlx::Connection::begin(&mut *conn)
+            .await
+            .map_err(db_error)?;
+        sqlx::raw_sql(script)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
         sqlx::query("INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)")
             .bind(version)
             .bind(chrono::Utc::now().timestamp_millis())

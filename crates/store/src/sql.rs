@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use callhub_core::{
-    Call, CallStatus, Contact, ContactOrigin, ContactSpec, Event, Team, Transition, UserDbId, UserInfo, notifications,
+    Call, CallStatus, Contact, ContactOrigin, ContactSpec, Event, Team, Transition, UserDbId,
+    UserInfo, notifications,
 };
 use chrono::{DateTime, Utc};
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
@@ -21,7 +22,6 @@ macro_rules! call_select {
          planned_at, created_at, started_at, ended_at, broker_user_id, ring_pending_at, teams FROM calls"
     };
 }
-
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
@@ -61,13 +61,19 @@ pub struct SqlStore {
 
 pub(crate) fn db_error(e: sqlx::Error) -> StoreError {
     match &e {
-        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_) => {
-            StoreError::Unavailable(e.to_string())
-        }
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_) => StoreError::Unavailable(e.to_string()),
         sqlx::Error::Database(d) => {
             // 57014: statement timeout; 57P01..03: admin shutdown / cannot connect now; 08*: connection.
             let code = d.code().unwrap_or_default();
-            if code == "57014" || code.starts_with("57P") || code.starts_with("08") || code == "5" || code == "6" {
+            if code == "57014"
+                || code.starts_with("57P")
+                || code.starts_with("08")
+                || code == "5"
+                || code == "6"
+            {
                 StoreError::Unavailable(e.to_string())
             } else if d.is_unique_violation() {
                 StoreError::Conflict(d.message().to_owned())
@@ -92,14 +98,20 @@ fn opt_time(ms: Option<i64>) -> Option<DateTime<Utc>> {
 }
 
 fn parse<T: FromStr>(s: &str) -> Result<T> {
-    s.parse().map_err(|_| StoreError::Corrupt(format!("unknown stored name {s:?}")))
+    s.parse()
+        .map_err(|_| StoreError::Corrupt(format!("unknown stored name {s:?}")))
 }
 
 fn roles_text(roles: &[callhub_core::Role]) -> String {
-    roles.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(",")
+    roles
+        .iter()
+        .map(|r| r.as_str())
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
-const USER_COLUMNS: &str = "u.id, u.user_id, d.name, u.display_name, u.email, u.phone_number, u.roles";
+const USER_COLUMNS: &str =
+    "u.id, u.user_id, d.name, u.display_name, u.email, u.phone_number, u.roles";
 
 fn user_from_row(r: &AnyRow) -> Result<UserInfo> {
     let roles: String = r.try_get(6).map_err(db_error)?;
@@ -110,14 +122,22 @@ fn user_from_row(r: &AnyRow) -> Result<UserInfo> {
         display_name: r.try_get(3).map_err(db_error)?,
         email: r.try_get(4).map_err(db_error)?,
         phone_number: r.try_get(5).map_err(db_error)?,
-        roles: roles.split(',').filter(|s| !s.is_empty()).map(parse).collect::<Result<_>>()?,
+        roles: roles
+            .split(',')
+            .filter(|s| !s.is_empty())
+            .map(parse)
+            .collect::<Result<_>>()?,
     })
 }
 
 impl SqlStore {
     /// Opens (creating where needed) and migrates the database at `url`:
     /// `sqlite://path/to/file.db` or `postgres://…`.
-    pub async fn connect(url: &str, settings: &PoolSettings, ring_timeout: chrono::Duration) -> Result<SqlStore> {
+    pub async fn connect(
+        url: &str,
+        settings: &PoolSettings,
+        ring_timeout: chrono::Duration,
+    ) -> Result<SqlStore> {
         sqlx::any::install_default_drivers();
         let store = if url.starts_with("sqlite:") {
             Self::connect_sqlite(url, settings).await?
@@ -128,19 +148,35 @@ impl SqlStore {
                 "unsupported database URL {url:?}: use sqlite://… or postgres://…"
             )));
         };
-        let store = SqlStore { ring_timeout, ..store };
+        let store = SqlStore {
+            ring_timeout,
+            ..store
+        };
         migrate::run(&store.write, store.dialect).await?;
         Ok(store)
     }
 
     async fn connect_sqlite(url: &str, settings: &PoolSettings) -> Result<SqlStore> {
-        let path = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
+        let path = url
+            .trim_start_matches("sqlite://")
+            .trim_start_matches("sqlite:");
         let path = path.split('?').next().unwrap_or_default();
-        if let Some(dir) = std::path::Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| StoreError::Unavailable(format!("cannot create data directory {}: {e}", dir.display())))?;
+        if let Some(dir) = std::path::Path::new(path)
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+        {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                StoreError::Unavailable(format!(
+                    "cannot create data directory {}: {e}",
+                    dir.display()
+                ))
+            })?;
         }
-        let url = if url.contains('?') { url.to_owned() } else { format!("{url}?mode=rwc") };
+        let url = if url.contains('?') {
+            url.to_owned()
+        } else {
+            format!("{url}?mode=rwc")
+        };
         let options = AnyConnectOptions::from_str(&url).map_err(db_error)?;
         let busy = settings.statement_timeout.as_millis();
         let pool = |max: u32| {
@@ -155,7 +191,8 @@ impl SqlStore {
                         conn.execute("PRAGMA journal_mode = WAL").await?;
                         conn.execute("PRAGMA synchronous = NORMAL").await?;
                         conn.execute("PRAGMA foreign_keys = ON").await?;
-                        conn.execute(sqlx::AssertSqlSafe(format!("PRAGMA busy_timeout = {busy}"))).await?;
+                        conn.execute(sqlx::AssertSqlSafe(format!("PRAGMA busy_timeout = {busy}")))
+                            .await?;
                         Ok(())
                     })
                 })
@@ -164,8 +201,15 @@ impl SqlStore {
         // One writer: SQLite takes one write transaction at a time anyway, and a
         // single connection never meets a busy upgrade between two of ours.
         let write = pool(1).await.map_err(db_error)?;
-        let read = pool(settings.max_connections.clamp(1, 8)).await.map_err(db_error)?;
-        Ok(SqlStore { dialect: Dialect::Sqlite, write, read, ring_timeout: chrono::Duration::zero() })
+        let read = pool(settings.max_connections.clamp(1, 8))
+            .await
+            .map_err(db_error)?;
+        Ok(SqlStore {
+            dialect: Dialect::Sqlite,
+            write,
+            read,
+            ring_timeout: chrono::Duration::zero(),
+        })
     }
 
     async fn connect_postgres(url: &str, settings: &PoolSettings) -> Result<SqlStore> {
@@ -176,14 +220,22 @@ impl SqlStore {
             .acquire_timeout(settings.acquire_timeout)
             .after_connect(move |conn, _| {
                 Box::pin(async move {
-                    conn.execute(sqlx::AssertSqlSafe(format!("SET statement_timeout = {timeout}"))).await?;
+                    conn.execute(sqlx::AssertSqlSafe(format!(
+                        "SET statement_timeout = {timeout}"
+                    )))
+                    .await?;
                     Ok(())
                 })
             })
             .connect_lazy_with(options);
         // Fail at start when the server is not there, rather than at the first request.
         pool.acquire().await.map_err(db_error)?;
-        Ok(SqlStore { dialect: Dialect::Postgres, write: pool.clone(), read: pool, ring_timeout: chrono::Duration::zero() })
+        Ok(SqlStore {
+            dialect: Dialect::Postgres,
+            write: pool.clone(),
+            read: pool,
+            ring_timeout: chrono::Duration::zero(),
+        })
     }
 
     pub fn dialect(&self) -> Dialect {
@@ -197,7 +249,11 @@ impl SqlStore {
 
     async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
         match self.dialect {
-            Dialect::Sqlite => self.write.begin_with("BEGIN IMMEDIATE").await.map_err(db_error),
+            Dialect::Sqlite => self
+                .write
+                .begin_with("BEGIN IMMEDIATE")
+                .await
+                .map_err(db_error),
             Dialect::Postgres => self.write.begin().await.map_err(db_error),
         }
     }
@@ -215,12 +271,21 @@ impl SqlStore {
             .map_err(db_error)
     }
 
-    async fn load_call(&self, conn: &mut AnyConnection, call_id: Uuid, lock: bool) -> Result<Option<Call>> {
+    async fn load_call(
+        &self,
+        conn: &mut AnyConnection,
+        call_id: Uuid,
+        lock: bool,
+    ) -> Result<Option<Call>> {
         let sql = match (lock, self.dialect) {
             (true, Dialect::Postgres) => concat!(call_select!(), " WHERE call_id = $1 FOR UPDATE"),
             _ => concat!(call_select!(), " WHERE call_id = $1"),
         };
-        let Some(row) = sqlx::query(sql).bind(call_id.to_string()).fetch_optional(&mut *conn).await.map_err(db_error)?
+        let Some(row) = sqlx::query(sql)
+            .bind(call_id.to_string())
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(db_error)?
         else {
             return Ok(None);
         };
@@ -231,10 +296,16 @@ impl SqlStore {
 
     /// Writes what changed from `old` (contacts and events past its length, every
     /// contact's ringing, the call's own fields) and the messages it sends.
-    async fn save(&self, conn: &mut AnyConnection, old: Option<&Call>, t: &mut Transition) -> Result<Vec<Message>> {
+    async fn save(
+        &self,
+        conn: &mut AnyConnection,
+        old: Option<&Call>,
+        t: &mut Transition,
+    ) -> Result<Vec<Message>> {
         let call = &mut t.call;
         let deadline = call.next_deadline(self.ring_timeout).map(ms);
-        let teams = serde_json::to_string(&call.teams).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let teams =
+            serde_json::to_string(&call.teams).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         match old {
             None => {
                 call.id = sqlx::query_scalar(
@@ -249,8 +320,8 @@ impl SqlStore {
                 .bind(call.reason.as_str())
                 .bind(call.call_type.as_str())
                 .bind(call.status.as_str())
-                .bind(call.anonymous_join_allowed)
-                .bind(call.inform_others_directly)
+                .bind(i64::from(call.anonymous_join_allowed))
+                .bind(i64::from(call.inform_others_directly))
                 .bind(call.planned_at.map(ms))
                 .bind(ms(call.created_at))
                 .bind(call.started_at.map(ms))
@@ -346,13 +417,14 @@ async fn write_messages(
     let mut next = std::collections::HashMap::new();
     for &u in &users {
         let n = messages.iter().filter(|(m, _)| *m == u).count() as i64;
-        let last: Option<i64> =
-            sqlx::query_scalar("UPDATE users SET last_seq = last_seq + $2 WHERE id = $1 RETURNING last_seq")
-                .bind(u)
-                .bind(n)
-                .fetch_optional(&mut *conn)
-                .await
-                .map_err(db_error)?;
+        let last: Option<i64> = sqlx::query_scalar(
+            "UPDATE users SET last_seq = last_seq + $2 WHERE id = $1 RETURNING last_seq",
+        )
+        .bind(u)
+        .bind(n)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(db_error)?;
         if let Some(last) = last {
             next.insert(u, last - n + 1);
         }
@@ -360,24 +432,32 @@ async fn write_messages(
     let now = Utc::now().timestamp_millis();
     let mut out = Vec::with_capacity(messages.len());
     for (user, note) in messages {
-        let Some(seq) = next.get_mut(&user) else { continue }; // an account deleted since
-        let mut body = serde_json::to_value(&note).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let Some(seq) = next.get_mut(&user) else {
+            continue;
+        }; // an account deleted since
+        let mut body =
+            serde_json::to_value(&note).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         body["seq"] = (*seq).into();
         let body = body.to_string();
-        sqlx::query("INSERT INTO user_messages (user_db_id, seq, body, created_at) VALUES ($1, $2, $3, $4)")
-            .bind(user)
-            .bind(*seq)
-            .bind(&body)
-            .bind(now)
-            .execute(&mut *conn)
-            .await
-            .map_err(db_error)?;
-        out.push(Message { user, seq: *seq, body });
+        sqlx::query(
+            "INSERT INTO user_messages (user_db_id, seq, body, created_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(user)
+        .bind(*seq)
+        .bind(&body)
+        .bind(now)
+        .execute(&mut *conn)
+        .await
+        .map_err(db_error)?;
+        out.push(Message {
+            user,
+            seq: *seq,
+            body,
+        });
         *seq += 1;
     }
     Ok(out)
 }
-
 
 fn call_from_row(r: &AnyRow) -> Result<Call> {
     let g = |e| db_error(e);
@@ -385,14 +465,16 @@ fn call_from_row(r: &AnyRow) -> Result<Call> {
     let teams: String = r.try_get(15).map_err(g)?;
     Ok(Call {
         id: r.try_get(0).map_err(g)?,
-        call_id: call_id.parse().map_err(|_| StoreError::Corrupt(format!("call id {call_id:?}")))?,
+        call_id: call_id
+            .parse()
+            .map_err(|_| StoreError::Corrupt(format!("call id {call_id:?}")))?,
         domain: r.try_get(2).map_err(g)?,
         title: r.try_get(3).map_err(g)?,
         reason: parse(&r.try_get::<String, _>(4).map_err(g)?)?,
         call_type: parse(&r.try_get::<String, _>(5).map_err(g)?)?,
         status: parse(&r.try_get::<String, _>(6).map_err(g)?)?,
-        anonymous_join_allowed: r.try_get(7).map_err(g)?,
-        inform_others_directly: r.try_get(8).map_err(g)?,
+        anonymous_join_allowed: r.try_get::<i64, _>(7).map_err(g)? != 0,
+        inform_others_directly: r.try_get::<i64, _>(8).map_err(g)? != 0,
         planned_at: opt_time(r.try_get(9).map_err(g)?),
         created_at: time(r.try_get(10).map_err(g)?),
         started_at: opt_time(r.try_get(11).map_err(g)?),
@@ -433,11 +515,13 @@ async fn fill_call(conn: &mut AnyConnection, call: &mut Call) -> Result<()> {
             })
         })
         .collect::<Result<_>>()?;
-    let rows = sqlx::query("SELECT id, kind, at, contact_id FROM call_events WHERE call_pk = $1 ORDER BY id")
-        .bind(call.id)
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(db_error)?;
+    let rows = sqlx::query(
+        "SELECT id, kind, at, contact_id FROM call_events WHERE call_pk = $1 ORDER BY id",
+    )
+    .bind(call.id)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db_error)?;
     call.events = rows
         .iter()
         .map(|r| {
@@ -450,8 +534,17 @@ async fn fill_call(conn: &mut AnyConnection, call: &mut Call) -> Result<()> {
             })
         })
         .collect::<Result<_>>()?;
-    if call.contacts.is_empty() || call.contacts.iter().enumerate().any(|(i, c)| c.id != i as i64 + 1) {
-        return Err(StoreError::Corrupt(format!("contacts of call {} are not numbered 1..n", call.call_id)));
+    if call.contacts.is_empty()
+        || call
+            .contacts
+            .iter()
+            .enumerate()
+            .any(|(i, c)| c.id != i as i64 + 1)
+    {
+        return Err(StoreError::Corrupt(format!(
+            "contacts of call {} are not numbered 1..n",
+            call.call_id
+        )));
     }
     Ok(())
 }
@@ -503,7 +596,25 @@ impl Store for SqlStore {
         let sql = sqlx::AssertSqlSafe(format!(
             "SELECT {USER_COLUMNS} FROM users u JOIN domains d ON d.id = u.domain_id WHERE u.id = $1"
         ));
-        let row = sqlx::query(sql).bind(id).fetch_optional(&self.read).await.map_err(db_error)?;
+        let row = sqlx::query(sql)
+            .bind(id)
+            .fetch_optional(&self.read)
+            .await
+            .map_err(db_error)?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+
+    async fn session_user(&self, id: UserDbId, family: &str) -> Result<Option<UserInfo>> {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {USER_COLUMNS} FROM users u JOIN domains d ON d.id = u.domain_id \
+             JOIN token_families f ON f.user_db_id = u.id WHERE u.id = $1 AND f.id = $2 AND f.revoked_at IS NULL"
+        ));
+        let row = sqlx::query(sql)
+            .bind(id)
+            .bind(family)
+            .fetch_optional(&self.read)
+            .await
+            .map_err(db_error)?;
         row.as_ref().map(user_from_row).transpose()
     }
 
@@ -511,31 +622,55 @@ impl Store for SqlStore {
         let sql = sqlx::AssertSqlSafe(format!(
             "SELECT {USER_COLUMNS} FROM users u JOIN domains d ON d.id = u.domain_id WHERE d.name = $1 AND u.user_id = $2"
         ));
-        let row = sqlx::query(sql).bind(domain).bind(user_id).fetch_optional(&self.read).await.map_err(db_error)?;
+        let row = sqlx::query(sql)
+            .bind(domain)
+            .bind(user_id)
+            .fetch_optional(&self.read)
+            .await
+            .map_err(db_error)?;
         row.as_ref().map(user_from_row).transpose()
     }
 
-    async fn login_candidates(&self, user_id: &str, domain: Option<&str>) -> Result<Vec<(UserInfo, String)>> {
+    async fn login_candidates(
+        &self,
+        user_id: &str,
+        domain: Option<&str>,
+    ) -> Result<Vec<(UserInfo, String)>> {
         let sql = sqlx::AssertSqlSafe(format!(
             "SELECT {USER_COLUMNS}, u.password_hash FROM users u JOIN domains d ON d.id = u.domain_id \
              WHERE u.user_id = $1 AND ($2 IS NULL OR d.name = $2) ORDER BY u.id LIMIT 2"
         ));
-        let rows = sqlx::query(sql).bind(user_id).bind(domain).fetch_all(&self.read).await.map_err(db_error)?;
-        rows.iter().map(|r| Ok((user_from_row(r)?, r.try_get(7).map_err(db_error)?))).collect()
+        let rows = sqlx::query(sql)
+            .bind(user_id)
+            .bind(domain)
+            .fetch_all(&self.read)
+            .await
+            .map_err(db_error)?;
+        rows.iter()
+            .map(|r| Ok((user_from_row(r)?, r.try_get(7).map_err(db_error)?)))
+            .collect()
     }
 
-    async fn create_team(&self, domain: &str, name: &str, members: &[String]) -> Result<(Team, Vec<UserInfo>)> {
+    async fn create_team(
+        &self,
+        domain: &str,
+        name: &str,
+        members: &[String],
+    ) -> Result<(Team, Vec<UserInfo>)> {
         let mut tx = self.begin_write().await?;
         let domain_id = Self::domain_id(&mut tx, domain).await?;
-        let id: i64 = sqlx::query_scalar("INSERT INTO teams (domain_id, name) VALUES ($1, $2) RETURNING id")
-            .bind(domain_id)
-            .bind(name)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(|e| match db_error(e) {
-                StoreError::Conflict(_) => StoreError::Conflict(format!("team {name:?} exists in domain {domain:?}")),
-                e => e,
-            })?;
+        let id: i64 =
+            sqlx::query_scalar("INSERT INTO teams (domain_id, name) VALUES ($1, $2) RETURNING id")
+                .bind(domain_id)
+                .bind(name)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(|e| match db_error(e) {
+                    StoreError::Conflict(_) => {
+                        StoreError::Conflict(format!("team {name:?} exists in domain {domain:?}"))
+                    }
+                    e => e,
+                })?;
         let mut unique: Vec<&String> = members.iter().collect();
         unique.sort();
         unique.dedup();
@@ -551,11 +686,15 @@ impl Store for SqlStore {
             .await
             .map_err(db_error)?;
             if done.rows_affected() == 0 {
-                return Err(StoreError::Conflict(format!("no user {member:?} in domain {domain:?}")));
+                return Err(StoreError::Conflict(format!(
+                    "no user {member:?} in domain {domain:?}"
+                )));
             }
         }
         tx.commit().await.map_err(db_error)?;
-        self.team(&TeamRef::Id(id)).await?.ok_or(StoreError::NotFound)
+        self.team(&TeamRef::Id(id))
+            .await?
+            .ok_or(StoreError::NotFound)
     }
 
     async fn team(&self, team: &TeamRef) -> Result<Option<(Team, Vec<UserInfo>)>> {
@@ -586,7 +725,11 @@ impl Store for SqlStore {
             "SELECT {USER_COLUMNS} FROM team_members m JOIN users u ON u.id = m.user_db_id \
              JOIN domains d ON d.id = u.domain_id WHERE m.team_id = $1 ORDER BY u.id"
         ));
-        let rows = sqlx::query(sql).bind(team.id).fetch_all(&self.read).await.map_err(db_error)?;
+        let rows = sqlx::query(sql)
+            .bind(team.id)
+            .fetch_all(&self.read)
+            .await
+            .map_err(db_error)?;
         let members = rows.iter().map(user_from_row).collect::<Result<_>>()?;
         Ok(Some((team, members)))
     }
@@ -606,13 +749,15 @@ impl Store for SqlStore {
             .execute(&mut *tx)
             .await
             .map_err(db_error)?;
-        sqlx::query("INSERT INTO refresh_tokens (token_hash, family_id, expires_at) VALUES ($1, $2, $3)")
-            .bind(token_hash)
-            .bind(family)
-            .bind(ms(expires_at))
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
+        sqlx::query(
+            "INSERT INTO refresh_tokens (token_hash, family_id, expires_at) VALUES ($1, $2, $3)",
+        )
+        .bind(token_hash)
+        .bind(family)
+        .bind(ms(expires_at))
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
         tx.commit().await.map_err(db_error)
     }
 
@@ -634,7 +779,12 @@ impl Store for SqlStore {
                  JOIN token_families f ON f.id = t.family_id WHERE t.token_hash = $1"
             }
         };
-        let Some(row) = sqlx::query(lock).bind(old_hash).fetch_optional(&mut *tx).await.map_err(db_error)? else {
+        let Some(row) = sqlx::query(lock)
+            .bind(old_hash)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_error)?
+        else {
             return Ok(Rotation::Invalid);
         };
         let family: String = row.try_get(0).map_err(db_error)?;
@@ -664,13 +814,15 @@ impl Store for SqlStore {
             .execute(&mut *tx)
             .await
             .map_err(db_error)?;
-        sqlx::query("INSERT INTO refresh_tokens (token_hash, family_id, expires_at) VALUES ($1, $2, $3)")
-            .bind(new_hash)
-            .bind(&family)
-            .bind(ms(expires_at))
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
+        sqlx::query(
+            "INSERT INTO refresh_tokens (token_hash, family_id, expires_at) VALUES ($1, $2, $3)",
+        )
+        .bind(new_hash)
+        .bind(&family)
+        .bind(ms(expires_at))
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
         tx.commit().await.map_err(db_error)?;
         Ok(Rotation::Rotated { user, family })
     }
@@ -690,11 +842,12 @@ impl Store for SqlStore {
     }
 
     async fn token_family_revoked(&self, family: &str) -> Result<bool> {
-        let revoked: Option<Option<i64>> = sqlx::query_scalar("SELECT revoked_at FROM token_families WHERE id = $1")
-            .bind(family)
-            .fetch_optional(&self.read)
-            .await
-            .map_err(db_error)?;
+        let revoked: Option<Option<i64>> =
+            sqlx::query_scalar("SELECT revoked_at FROM token_families WHERE id = $1")
+                .bind(family)
+                .fetch_optional(&self.read)
+                .await
+                .map_err(db_error)?;
         Ok(revoked.is_none_or(|r| r.is_some()))
     }
 
@@ -702,19 +855,31 @@ impl Store for SqlStore {
         let mut tx = self.begin_write().await?;
         let messages = self.save(&mut tx, None, &mut created).await?;
         tx.commit().await.map_err(db_error)?;
-        Ok(Committed { call: created.call, messages })
+        Ok(Committed {
+            call: created.call,
+            messages,
+        })
     }
 
     async fn update_call(&self, call_id: Uuid, update: CallUpdate<'_>) -> Result<Committed> {
         let mut tx = self.begin_write().await?;
-        let old = self.load_call(&mut tx, call_id, true).await?.ok_or(StoreError::NotFound)?;
+        let old = self
+            .load_call(&mut tx, call_id, true)
+            .await?
+            .ok_or(StoreError::NotFound)?;
         let mut t = update(&old)?;
         if t.call == old {
-            return Ok(Committed { call: old, messages: Vec::new() }); // nothing to write
+            return Ok(Committed {
+                call: old,
+                messages: Vec::new(),
+            }); // nothing to write
         }
         let messages = self.save(&mut tx, Some(&old), &mut t).await?;
         tx.commit().await.map_err(db_error)?;
-        Ok(Committed { call: t.call, messages })
+        Ok(Committed {
+            call: t.call,
+            messages,
+        })
     }
 
     async fn call(&self, call_id: Uuid) -> Result<Option<Call>> {
@@ -733,13 +898,18 @@ impl Store for SqlStore {
                             AND ($2 IS NULL OR status = $2)";
         let mut conn = self.read.acquire().await.map_err(db_error)?;
         let status = status.map(|s| s.as_str());
-        let total: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM calls WHERE {MINE}")))
-            .bind(user)
-            .bind(status)
-            .fetch_one(&mut *conn)
-            .await
-            .map_err(db_error)?;
-        let sql = format!("{} WHERE {MINE} ORDER BY id DESC LIMIT $3 OFFSET $4", call_select!());
+        let total: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT COUNT(*) FROM calls WHERE {MINE}"
+        )))
+        .bind(user)
+        .bind(status)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(db_error)?;
+        let sql = format!(
+            "{} WHERE {MINE} ORDER BY id DESC LIMIT $3 OFFSET $4",
+            call_select!()
+        );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(user)
             .bind(status)
@@ -767,7 +937,12 @@ impl Store for SqlStore {
         .fetch_all(&self.read)
         .await
         .map_err(db_error)?;
-        ids.iter().map(|s| s.parse().map_err(|_| StoreError::Corrupt(format!("call id {s:?}")))).collect()
+        ids.iter()
+            .map(|s| {
+                s.parse()
+                    .map_err(|_| StoreError::Corrupt(format!("call id {s:?}")))
+            })
+            .collect()
     }
 
     async fn last_seq(&self, user: UserDbId) -> Result<i64> {
@@ -790,7 +965,13 @@ impl Store for SqlStore {
         .await
         .map_err(db_error)?;
         rows.iter()
-            .map(|r| Ok(Message { user, seq: r.try_get(0).map_err(db_error)?, body: r.try_get(1).map_err(db_error)? }))
+            .map(|r| {
+                Ok(Message {
+                    user,
+                    seq: r.try_get(0).map_err(db_error)?,
+                    body: r.try_get(1).map_err(db_error)?,
+                })
+            })
             .collect()
     }
 

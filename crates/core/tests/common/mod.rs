@@ -17,21 +17,41 @@ pub fn user(id: i64, name: &str, roles: &[Role]) -> UserInfo {
     }
 }
 
-pub fn alice() -> UserInfo { user(1, "alice", &[Role::User]) }
-pub fn bob() -> UserInfo { user(2, "bob", &[Role::User]) }
-pub fn carol() -> UserInfo { user(3, "carol", &[Role::User]) }
-pub fn connector() -> UserInfo { user(10, "connector", &[Role::Broker]) }
-pub fn glasses() -> UserInfo { user(12, "glasses", &[Role::User]) }
-pub fn admin() -> UserInfo { user(20, "admin", &[Role::Admin]) }
+pub fn alice() -> UserInfo {
+    user(1, "alice", &[Role::User])
+}
+pub fn bob() -> UserInfo {
+    user(2, "bob", &[Role::User])
+}
+pub fn carol() -> UserInfo {
+    user(3, "carol", &[Role::User])
+}
+pub fn connector() -> UserInfo {
+    user(10, "connector", &[Role::Broker])
+}
+pub fn glasses() -> UserInfo {
+    user(12, "glasses", &[Role::User])
+}
+pub fn admin() -> UserInfo {
+    user(20, "admin", &[Role::Admin])
+}
 pub fn stranger() -> UserInfo {
     let mut u = user(30, "mallory", &[Role::Admin]);
     u.domain = "elsewhere".into();
     u
 }
 
-pub fn t0() -> DateTime<Utc> { Utc.with_ymd_and_hms(2026, 11, 23, 10, 0, 0).unwrap() }
-pub fn secs(s: i64) -> DateTime<Utc> { t0() + Duration::seconds(s) }
-pub fn rules() -> Rules { Rules { ring_timeout: Duration::seconds(60) } }
+pub fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 23, 10, 0, 0).unwrap()
+}
+pub fn secs(s: i64) -> DateTime<Utc> {
+    t0() + Duration::seconds(s)
+}
+pub fn rules() -> Rules {
+    Rules {
+        ring_timeout: Duration::seconds(60),
+    }
+}
 
 pub fn new_call(requester: UserInfo, call_type: CallType, invited: &[UserInfo]) -> NewCall {
     NewCall {
@@ -62,7 +82,9 @@ pub fn kinds(call: &Call) -> Vec<(EventType, ContactId)> {
     call.events.iter().map(|e| (e.kind, e.contact)).collect()
 }
 
-pub fn act(u: UserInfo) -> Actor { Actor { user: u } }
+pub fn act(u: UserInfo) -> Actor {
+    Actor { user: u }
+}
 
 pub fn run(call: &Call, cmd: Command, at: DateTime<Utc>) -> Transition {
     apply(call, cmd, at, &rules()).expect("command accepted")

@@ -1,0 +1,175 @@
+//! The running node: its state, its router, and its start and stop.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::Response;
+use callhub_core::Rules;
+use callhub_store::{SqlStore, Store};
+use chrono::{DateTime, Utc};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
+use tower_http::trace::TraceLayer;
+
+use crate::auth::{RateLimiter, Tokens, load_or_make_secret};
+use crate::config::Config;
+use crate::error::problem;
+use crate::{routes, worker};
+
+pub struct App {
+    pub store: Arc<dyn Store>,
+    pub tokens: Tokens,
+    pub config: Config,
+    pub rules: Rules,
+    pub login_per_ip: RateLimiter,
+    pub login_failures: RateLimiter,
+    /// Verified against when a login names no account, so both answers take as long.
+    pub dummy_hash: String,
+    pub metrics: Metrics,
+}
+
+/// Counters for `/metrics`.
+#[derive(Default)]
+pub struct Metrics {
+    pub responses: [AtomicU64; 5],
+    pub calls_created: AtomicU64,
+    pub call_commands: AtomicU64,
+    pub logins_failed: AtomicU64,
+    pub deadlines_fired: AtomicU64,
+}
+
+impl Metrics {
+    pub fn inc(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// The current time at the store's precision (milliseconds).
+pub fn now() -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(Utc::now().timestamp_millis()).expect("now is representable")
+}
+
+impl App {
+    pub async fn new(config: Config) -> anyhow::Result<Arc<App>> {
+        let ring_timeout = chrono::Duration::from_std(config.ring_timeout)?;
+        let store = SqlStore::connect(&config.database_url, &config.pool, ring_timeout).await?;
+        let secret = load_or_make_secret(config.jwt_secret.as_deref(), &config.data_dir)?;
+        Ok(Arc::new(App {
+            store: Arc::new(store),
+            tokens: Tokens::new(&secret, config.access_token_ttl, config.refresh_token_ttl),
+            rules: Rules { ring_timeout },
+            login_per_ip: RateLimiter::new(config.login_rate_per_ip, Duration::from_secs(60)),
+            login_failures: RateLimiter::new(
+                config.login_failures_per_account,
+                Duration::from_secs(300),
+            ),
+            dummy_hash: crate::auth::hash_password(crate::auth::random_token()).await?,
+            metrics: Metrics::default(),
+            config,
+        }))
+    }
+}
+
+async fn count_responses(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
+    let res = next.run(req).await;
+    let class = (res.status().as_u16() / 100).clamp(1, 5) as usize - 1;
+    Metrics::inc(&app.metrics.responses[class]);
+    res
+}
+
+pub fn router(app: Arc<App>) -> Router {
+    let (api, _) = routes::api().split_for_parts();
+    let mut router = api
+        .merge(routes::meta::router())
+        .fallback(|| async { problem(StatusCode::NOT_FOUND, "no such route".into()) })
+        .method_not_allowed_fallback(|| async {
+            problem(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "this route does not take that method".into(),
+            )
+        })
+        .layer(DefaultBodyLimit::max(1024 * 1024))
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            count_responses,
+        ))
+        .layer(CatchPanicLayer::custom(|_| {
+            problem(StatusCode::INTERNAL_SERVER_ERROR, "internal error".into())
+        }))
+        .layer(TraceLayer::new_for_http());
+    if !app.config.cors_origins.is_empty() {
+        let origins: Vec<HeaderValue> = app
+            .config
+            .cors_origins
+            .iter()
+            .filter_map(|o| o.parse().ok())
+            .collect();
+        router = router.layer(
+            CorsLayer::new()
+                .allow_origin(AllowOrigin::list(origins))
+                .allow_methods([Method::GET, Method::POST, Method::DELETE, Method::OPTIONS])
+                // Name what the preflight asks for: a `*` would not cover Authorization.
+                .allow_headers(AllowHeaders::mirror_request())
+                .max_age(Duration::from_secs(600)),
+        );
+    }
+    router.with_state(app)
+}
+
+/// A node serving on a listener, with its background workers.
+pub struct Server {
+    pub addr: SocketAddr,
+    pub app: Arc<App>,
+    shutdown: CancellationToken,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Server {
+    pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Server> {
+        let app = App::new(config).await?;
+        let addr = listener.local_addr()?;
+        let shutdown = CancellationToken::new();
+        let router = router(app.clone()).into_make_service_with_connect_info::<SocketAddr>();
+        let stop = shutdown.clone();
+        let serve = tokio::spawn(async move {
+            let result = axum::serve(listener, router)
+                .with_graceful_shutdown(stop.cancelled_owned())
+                .await;
+            if let Err(e) = result {
+                tracing::error!(error = %e, "server stopped");
+            }
+        });
+        let tasks = vec![
+            serve,
+            tokio::spawn(worker::run(app.clone(), shutdown.clone())),
+        ];
+        tracing::info!(%addr, database = %app.config.database_url.split('@').next_back().unwrap_or_default(), "callhub listening");
+        Ok(Server {
+            addr,
+            app,
+            shutdown,
+            tasks,
+        })
+    }
+
+    /// Stops accepting, finishes what is under way, stops the workers.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}

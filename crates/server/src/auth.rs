@@ -1,0 +1,263 @@
+//! Who is calling: argon2id passwords, short-lived JWT access tokens (HS256 only),
+//! opaque refresh tokens rotated on every use, and login rate limits.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use argon2::Argon2;
+use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use callhub_core::UserDbId;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// The claims of an access token.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Claims {
+    /// The user's database id, as a string (JWT's `sub` is one).
+    pub sub: String,
+    /// The refresh-token family the token was issued in (logout revokes it).
+    pub fam: String,
+    pub iat: i64,
+    pub exp: i64,
+}
+
+pub struct Tokens {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+    pub access_ttl: Duration,
+    pub refresh_ttl: Duration,
+}
+
+impl Tokens {
+    pub fn new(secret: &[u8], access_ttl: Duration, refresh_ttl: Duration) -> Tokens {
+        // Only HS256: `alg: none` and every other algorithm are refused.
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.leeway = 5;
+        validation.set_required_spec_claims(&["exp", "sub"]);
+        Tokens {
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+            validation,
+            access_ttl,
+            refresh_ttl,
+        }
+    }
+
+    pub fn issue(&self, user: UserDbId, family: &str) -> anyhow::Result<String> {
+        let now = chrono::Utc::now().timestamp();
+        let claims = Claims {
+            sub: user.to_string(),
+            fam: family.to_owned(),
+            iat: now,
+            exp: now + self.access_ttl.as_secs() as i64,
+        };
+        Ok(jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &self.encoding,
+        )?)
+    }
+
+    /// The user and refresh-token family of a valid token.
+    pub fn verify(&self, token: &str) -> Option<(UserDbId, String)> {
+        let claims = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+            .ok()?
+            .claims;
+        Some((claims.sub.parse().ok()?, claims.fam))
+    }
+}
+
+/// The signing secret: from the configuration, else made once and kept in the data dir.
+pub fn load_or_make_secret(configured: Option<&str>, data_dir: &Path) -> anyhow::Result<Vec<u8>> {
+    if let Some(s) = configured {
+        anyhow::ensure!(
+            s.len() >= 32,
+            "CALLHUB_JWT_SECRET must be at least 32 characters"
+        );
+        return Ok(s.as_bytes().to_vec());
+    }
+    let path = data_dir.join("jwt-secret");
+    if let Ok(s) = std::fs::read_to_string(&path) {
+        return Ok(s.trim().as_bytes().to_vec());
+    }
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("creating {}", data_dir.display()))?;
+    let secret = random_token();
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, &secret).with_context(|| format!("writing {}", tmp.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))?;
+    }
+    // Another process may have raced us; the first secret written wins.
+    if std::fs::hard_link(&tmp, &path).is_err() {
+        let _ = std::fs::remove_file(&tmp);
+        return Ok(std::fs::read_to_string(&path)?.trim().as_bytes().to_vec());
+    }
+    let _ = std::fs::remove_file(&tmp);
+    Ok(secret.into_bytes())
+}
+
+/// 256 random bits, URL-safe.
+pub fn random_token() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// Refresh tokens are stored as their SHA-256: a leaked table grants nothing.
+pub fn token_hash(token: &str) -> String {
+    let digest = Sha256::digest(token.as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// argon2id with the crate's (OWASP) defaults; slow on purpose, so off the async threads.
+pub async fn hash_password(password: String) -> anyhow::Result<String> {
+    tokio::task::spawn_blocking(move || {
+        Argon2::default()
+            .hash_password(password.as_bytes())
+            .map(|h| h.to_string())
+            .map_err(|e| anyhow::anyhow!("hashing password: {e}"))
+    })
+    .await?
+}
+
+pub async fn verify_password(password: String, hash: String) -> bool {
+    tokio::task::spawn_blocking(move || {
+        let Ok(parsed) = argon2::PasswordHash::new(&hash) else {
+            return false;
+        };
+        Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok()
+    })
+    .await
+    .unwrap_or(false)
+}
+
+/// Token buckets keyed by client address or account: `capacity` attempts, refilled
+/// evenly over `per`.
+pub struct RateLimiter {
+    capacity: f64,
+    refill_per_sec: f64,
+    buckets: Mutex<HashMap<String, (f64, Instant)>>,
+}
+
+impl RateLimiter {
+    pub fn new(capacity: u32, per: Duration) -> RateLimiter {
+        let capacity = f64::from(capacity.max(1));
+        RateLimiter {
+            capacity,
+            refill_per_sec: capacity / per.as_secs_f64(),
+            buckets: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn level(&self, buckets: &mut HashMap<String, (f64, Instant)>, key: &str, now: Instant) -> f64 {
+        if buckets.len() > 100_000 {
+            let (cap, rate) = (self.capacity, self.refill_per_sec);
+            buckets.retain(|_, (tokens, at)| {
+                *tokens + now.duration_since(*at).as_secs_f64() * rate < cap
+            });
+        }
+        let (tokens, at) = buckets.get(key).copied().unwrap_or((self.capacity, now));
+        (tokens + now.duration_since(at).as_secs_f64() * self.refill_per_sec).min(self.capacity)
+    }
+
+    /// Seconds to wait before `key` may try again, or `None` if it may now.
+    pub fn check(&self, key: &str) -> Option<u64> {
+        let now = Instant::now();
+        let mut buckets = self.buckets.lock().expect("rate limiter lock");
+        let level = self.level(&mut buckets, key, now);
+        (level < 1.0).then(|| ((1.0 - level) / self.refill_per_sec).ceil() as u64)
+    }
+
+    /// Spends one attempt of `key`.
+    pub fn spend(&self, key: &str) {
+        let now = Instant::now();
+        let mut buckets = self.buckets.lock().expect("rate limiter lock");
+        let level = self.level(&mut buckets, key, now);
+        buckets.insert(key.to_owned(), ((level - 1.0).max(0.0), now));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limiter_refuses_past_capacity_and_says_when_to_retry() {
+        let l = RateLimiter::new(2, Duration::from_secs(60));
+        assert_eq!(l.check("a"), None);
+        l.spend("a");
+        l.spend("a");
+        assert_eq!(l.check("a"), Some(30));
+        assert_eq!(l.check("b"), None, "keys are independent");
+    }
+
+    #[test]
+    fn tokens_of_another_algorithm_or_secret_are_refused() {
+        let t = Tokens::new(
+            b"0123456789abcdef0123456789abcdef",
+            Duration::from_secs(60),
+            Duration::from_secs(60),
+        );
+        let good = t.issue(7, "fam").unwrap();
+        assert_eq!(t.verify(&good).unwrap().0, 7);
+        let other = Tokens::new(
+            b"another-secret-another-secret-xx",
+            Duration::from_secs(60),
+            Duration::from_secs(60),
+        );
+        assert!(t.verify(&other.issue(7, "fam").unwrap()).is_none());
+        // alg: none, with the same claims.
+        let claims = good.split('.').nth(1).unwrap();
+        let none = format!(
+            "{}.{claims}.",
+            URL_SAFE_NO_PAD.encode(r#"{"alg":"none","typ":"JWT"}"#)
+        );
+        assert!(t.verify(&none).is_none());
+        let hs512 = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS512),
+            &Claims {
+                sub: "7".into(),
+                fam: "fam".into(),
+                iat: 0,
+                exp: i64::MAX / 2,
+            },
+            &EncodingKey::from_secret(b"0123456789abcdef0123456789abcdef"),
+        )
+        .unwrap();
+        assert!(t.verify(&hs512).is_none());
+    }
+
+    #[test]
+    fn expired_tokens_are_refused() {
+        let t = Tokens::new(
+            b"0123456789abcdef0123456789abcdef",
+            Duration::from_secs(60),
+            Duration::from_secs(60),
+        );
+        let old = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &Claims {
+                sub: "7".into(),
+                fam: "fam".into(),
+                iat: 0,
+                exp: 1000,
+            },
+            &EncodingKey::from_secret(b"0123456789abcdef0123456789abcdef"),
+        )
+        .unwrap();
+        assert!(t.verify(&old).is_none());
+    }
+}

@@ -1,0 +1,156 @@
+//! Configuration from `CALLHUB_*` environment variables, or the same keys in a
+//! `callhub.toml` (the environment wins). Every key has a default that runs as is.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use callhub_store::PoolSettings;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub public_url: String,
+    pub database_url: String,
+    pub data_dir: PathBuf,
+    /// Unset: made on first start and kept in the data dir.
+    pub jwt_secret: Option<String>,
+    pub ring_timeout: Duration,
+    pub rejoin_grace: Duration,
+    pub access_token_ttl: Duration,
+    pub refresh_token_ttl: Duration,
+    pub turn_urls: Vec<String>,
+    pub turn_secret: Option<String>,
+    pub cors_origins: Vec<String>,
+    pub pool: PoolSettings,
+    /// How often the worker looks for due ring timeouts and planned starts.
+    pub tick_interval: Duration,
+    /// Login attempts a client address may make per minute.
+    pub login_rate_per_ip: u32,
+    /// Failed logins an account may have per 5 minutes.
+    pub login_failures_per_account: u32,
+}
+
+/// Where the settings come from: the environment over `callhub.toml`.
+pub struct Source {
+    file: HashMap<String, String>,
+}
+
+impl Source {
+    pub fn load() -> anyhow::Result<Source> {
+        let path = std::env::var("CALLHUB_CONFIG").unwrap_or_else(|_| "callhub.toml".into());
+        let mut file = HashMap::new();
+        if let Ok(text) = std::fs::read_to_string(&path) {
+            let table: toml::Table = text
+                .parse()
+                .with_context(|| format!("{path} is not valid TOML"))?;
+            for (k, v) in table {
+                let key = k.to_uppercase();
+                let key = if key.starts_with("CALLHUB_") {
+                    key
+                } else {
+                    format!("CALLHUB_{key}")
+                };
+                let value = match v {
+                    toml::Value::String(s) => s,
+                    other => other.to_string(),
+                };
+                file.insert(key, value);
+            }
+        }
+        Ok(Source { file })
+    }
+
+    fn get(&self, key: &str) -> Option<String> {
+        std::env::var(key)
+            .ok()
+            .or_else(|| self.file.get(key).cloned())
+            .filter(|v| !v.is_empty())
+    }
+
+    fn parse<T: std::str::FromStr>(&self, key: &str, default: T) -> anyhow::Result<T>
+    where
+        T::Err: std::fmt::Display,
+    {
+        match self.get(key) {
+            None => Ok(default),
+            Some(v) => v.parse().map_err(|e| anyhow::anyhow!("{key}={v:?}: {e}")),
+        }
+    }
+
+    fn secs(&self, key: &str, default: u64) -> anyhow::Result<Duration> {
+        Ok(Duration::from_secs(self.parse(key, default)?))
+    }
+
+    fn list(&self, key: &str) -> Vec<String> {
+        self.get(key)
+            .map(|v| {
+                v.split(',')
+                    .map(|s| s.trim().to_owned())
+                    .filter(|s| !s.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+impl Config {
+    pub fn from_env() -> anyhow::Result<Config> {
+        Self::from_source(&Source::load()?)
+    }
+
+    pub fn from_source(src: &Source) -> anyhow::Result<Config> {
+        let listen: SocketAddr = src.parse("CALLHUB_LISTEN", "127.0.0.1:8080".parse()?)?;
+        let data_dir = PathBuf::from(src.get("CALLHUB_DATA_DIR").unwrap_or_else(|| "data".into()));
+        let database_url = src
+            .get("CALLHUB_DATABASE_URL")
+            .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("callhub.db").display()));
+        let ring_timeout = src.secs("CALLHUB_RING_TIMEOUT_SECS", 60)?;
+        if ring_timeout.is_zero() {
+            bail!("CALLHUB_RING_TIMEOUT_SECS must be at least 1");
+        }
+        let cfg = Config {
+            listen,
+            public_url: src
+                .get("CALLHUB_PUBLIC_URL")
+                .unwrap_or_else(|| format!("http://{listen}"))
+                .trim_end_matches('/')
+                .to_owned(),
+            database_url,
+            data_dir,
+            jwt_secret: src.get("CALLHUB_JWT_SECRET"),
+            ring_timeout,
+            rejoin_grace: src.secs("CALLHUB_REJOIN_GRACE_SECS", 30)?,
+            access_token_ttl: src.secs("CALLHUB_ACCESS_TOKEN_TTL_SECS", 900)?,
+            refresh_token_ttl: src.secs("CALLHUB_REFRESH_TOKEN_TTL_SECS", 30 * 24 * 3600)?,
+            turn_urls: src.list("CALLHUB_TURN_URLS"),
+            turn_secret: src.get("CALLHUB_TURN_SECRET"),
+            cors_origins: src.list("CALLHUB_CORS_ORIGINS"),
+            pool: PoolSettings {
+                max_connections: src.parse("CALLHUB_DB_MAX_CONNECTIONS", 16)?,
+                acquire_timeout: src.secs("CALLHUB_DB_ACQUIRE_TIMEOUT_SECS", 5)?,
+                statement_timeout: src.secs("CALLHUB_DB_STATEMENT_TIMEOUT_SECS", 10)?,
+            },
+            tick_interval: Duration::from_millis(src.parse("CALLHUB_TICK_MILLIS", 200)?),
+            login_rate_per_ip: src.parse("CALLHUB_LOGIN_RATE_PER_IP", 30)?,
+            login_failures_per_account: src.parse("CALLHUB_LOGIN_FAILURES_PER_ACCOUNT", 5)?,
+        };
+        if cfg.pool.max_connections == 0 {
+            bail!("CALLHUB_DB_MAX_CONNECTIONS must be at least 1");
+        }
+        Ok(cfg)
+    }
+
+    /// A configuration for tests and embedding: defaults, on the given database.
+    pub fn with_database(database_url: &str, data_dir: PathBuf) -> Config {
+        let mut cfg = Self::from_source(&Source {
+            file: HashMap::new(),
+        })
+        .expect("defaults are valid");
+        cfg.database_url = database_url.to_owned();
+        cfg.data_dir = data_dir;
+        cfg
+    }
+}

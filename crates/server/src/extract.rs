@@ -1,0 +1,129 @@
+//! Extractors that turn every bad input into a problem naming it: JSON bodies
+//! (whatever their content type, as the seed's `fetch` sends text/plain), query
+//! strings, and the bearer token.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Query, Request};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use callhub_core::UserInfo;
+use serde::de::DeserializeOwned;
+
+use crate::app::App;
+use crate::error::ApiError;
+
+/// A JSON body, read whatever its `Content-Type`; errors name the field.
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::TooLarge("the body is larger than 1 MiB".into())
+            } else {
+                ApiError::BadRequest(format!("cannot read the body: {}", e.body_text()))
+            }
+        })?;
+        if bytes.is_empty() {
+            return Err(ApiError::BadRequest(
+                "the body is empty; a JSON object is expected".into(),
+            ));
+        }
+        let de = &mut serde_json::Deserializer::from_slice(&bytes);
+        let value = serde_path_to_error::deserialize(de).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            if path == "." || path.is_empty() {
+                ApiError::BadRequest(format!(
+                    "the body is not valid JSON for this request: {inner}"
+                ))
+            } else {
+                ApiError::BadRequest(format!("{path}: {inner}"))
+            }
+        })?;
+        Ok(ApiJson(value))
+    }
+}
+
+/// A query string; errors name the parameter.
+pub struct ApiQuery<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let Query(value) = Query::<T>::from_request_parts(parts, state)
+            .await
+            .map_err(|e| {
+                let text = e.body_text();
+                ApiError::BadRequest(
+                    text.trim_start_matches("Failed to deserialize query string: ")
+                        .to_owned(),
+                )
+            })?;
+        Ok(ApiQuery(value))
+    }
+}
+
+/// The account behind a valid `Authorization: Bearer` access token.
+pub struct Authed(pub UserInfo);
+
+impl Authed {
+    /// Resolves an access token to its live user.
+    pub async fn from_token(app: &App, token: &str) -> Result<UserInfo, ApiError> {
+        let (user, family) = app.tokens.verify(token).ok_or_else(|| {
+            ApiError::Unauthorized("the access token is invalid or expired".into())
+        })?;
+        app.store
+            .session_user(user, &family)
+            .await?
+            .ok_or_else(|| ApiError::Unauthorized("the session has ended; log in again".into()))
+    }
+}
+
+impl FromRequestParts<Arc<App>> for Authed {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, ApiError> {
+        let header = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .ok_or_else(|| {
+                ApiError::Unauthorized("missing Authorization: Bearer <accessToken>".into())
+            })?;
+        let token = header
+            .to_str()
+            .ok()
+            .and_then(|h| {
+                h.strip_prefix("Bearer ")
+                    .or_else(|| h.strip_prefix("bearer "))
+            })
+            .ok_or_else(|| {
+                ApiError::Unauthorized(
+                    "the Authorization header must be Bearer <accessToken>".into(),
+                )
+            })?;
+        Ok(Authed(Authed::from_token(app, token.trim()).await?))
+    }
+}
+
+/// The client's address, for rate limits.
+pub struct ClientIp(pub IpAddr);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        let addr = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip())
+            .unwrap_or(IpAddr::from([0, 0, 0, 0]));
+        Ok(ClientIp(addr))
+    }
+}

@@ -1,0 +1,14 @@
+//! The callhub server: HTTP API, auth, background workers and the operator CLI's
+//! commands, over the call rules of `callhub-core` and the `callhub-store`.
+
+pub mod app;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod extract;
+pub mod routes;
+pub mod worker;
+
+pub use app::{App, Server};
+pub use config::Config;

@@ -1,0 +1,155 @@
+//! `/login`, `/refresh`, `/logout`: access tokens for 15 minutes, refresh tokens
+//! that rotate on every use and give away a thief by their reuse.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use callhub_core::UserInfo;
+use callhub_core::api::{LoginRequest, RefreshRequest, TokenResponse};
+use callhub_store::Rotation;
+
+use crate::app::{App, Metrics, now};
+use crate::auth::{random_token, token_hash, verify_password};
+use crate::error::{ApiError, ApiResult, Problem};
+use crate::extract::{ApiJson, ClientIp};
+
+const BAD_LOGIN: &str = "wrong username or password";
+
+#[utoipa::path(post, path = "/login", tag = "auth", security(()),
+    request_body = LoginRequest,
+    responses(
+        (status = 200, description = "Logged in", body = TokenResponse),
+        (status = 400, description = "Malformed body", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Wrong username or password", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many attempts; see Retry-After", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn login(
+    State(app): State<Arc<App>>,
+    ClientIp(ip): ClientIp,
+    ApiJson(req): ApiJson<LoginRequest>,
+) -> ApiResult<Json<TokenResponse>> {
+    let ip_key = ip.to_string();
+    let account_key = format!(
+        "{}\u{0}{}",
+        req.domain.as_deref().unwrap_or(""),
+        req.username
+    );
+    for (limiter, key) in [
+        (&app.login_per_ip, &ip_key),
+        (&app.login_failures, &account_key),
+    ] {
+        if let Some(retry_after_secs) = limiter.check(key) {
+            return Err(ApiError::TooManyRequests {
+                detail: "too many login attempts; wait and retry".into(),
+                retry_after_secs,
+            });
+        }
+    }
+    app.login_per_ip.spend(&ip_key);
+    let candidates = app
+        .store
+        .login_candidates(&req.username, req.domain.as_deref())
+        .await?;
+    // Verify against a dummy hash when no single account matches: both answers take as long.
+    let (user, hash) = match <[_; 1]>::try_from(candidates) {
+        Ok([(user, hash)]) => (Some(user), hash),
+        Err(_) => (None, app.dummy_hash.clone()),
+    };
+    let ok = verify_password(req.password, hash).await;
+    let Some(user) = user.filter(|_| ok) else {
+        app.login_failures.spend(&account_key);
+        Metrics::inc(&app.metrics.logins_failed);
+        return Err(ApiError::Unauthorized(BAD_LOGIN.into()));
+    };
+    let family = uuid::Uuid::new_v4().to_string();
+    let refresh = random_token();
+    app.store
+        .start_token_family(
+            &family,
+            user.user_db_id,
+            &token_hash(&refresh),
+            expiry(&app),
+        )
+        .await?;
+    Ok(Json(token_response(&app, user, &family, refresh)?))
+}
+
+fn expiry(app: &App) -> chrono::DateTime<chrono::Utc> {
+    now() + chrono::Duration::from_std(app.tokens.refresh_ttl).unwrap_or(chrono::Duration::days(30))
+}
+
+fn token_response(
+    app: &App,
+    user: UserInfo,
+    family: &str,
+    refresh: String,
+) -> ApiResult<TokenResponse> {
+    Ok(TokenResponse {
+        access_token: app.tokens.issue(user.user_db_id, family)?,
+        refresh_token: refresh,
+        token_type: "Bearer".into(),
+        expires_in: app.tokens.access_ttl.as_secs() as i64,
+        refresh_expires_in: app.tokens.refresh_ttl.as_secs() as i64,
+        user,
+    })
+}
+
+#[utoipa::path(post, path = "/refresh", tag = "auth", security(()),
+    request_body = RefreshRequest,
+    responses(
+        (status = 200, description = "A new pair; the presented refresh token is spent", body = TokenResponse),
+        (status = 400, description = "Malformed body", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Unknown, expired, revoked or reused refresh token (reuse revokes its family)", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn refresh(
+    State(app): State<Arc<App>>,
+    ApiJson(req): ApiJson<RefreshRequest>,
+) -> ApiResult<Json<TokenResponse>> {
+    let next = random_token();
+    let rotation = app
+        .store
+        .rotate_refresh_token(
+            &token_hash(&req.refresh_token),
+            &token_hash(&next),
+            now(),
+            expiry(&app),
+        )
+        .await?;
+    match rotation {
+        Rotation::Rotated { user, family } => {
+            let user = app
+                .store
+                .user(user)
+                .await?
+                .ok_or_else(|| ApiError::Unauthorized("the account is gone".into()))?;
+            Ok(Json(token_response(&app, user, &family, next)?))
+        }
+        Rotation::Reused => {
+            tracing::warn!("a spent refresh token was presented again; its family is revoked");
+            Err(ApiError::Unauthorized(
+                "the refresh token was already used; the session is revoked".into(),
+            ))
+        }
+        Rotation::Invalid => Err(ApiError::Unauthorized(
+            "the refresh token is unknown, expired or revoked".into(),
+        )),
+    }
+}
+
+#[utoipa::path(post, path = "/logout", tag = "auth", security(()),
+    request_body = RefreshRequest,
+    responses(
+        (status = 204, description = "The session (refresh-token family) is revoked"),
+        (status = 400, description = "Malformed body", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn logout(
+    State(app): State<Arc<App>>,
+    ApiJson(req): ApiJson<RefreshRequest>,
+) -> ApiResult<StatusCode> {
+    app.store
+        .revoke_token_family(&token_hash(&req.refresh_token), now())
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,54 @@
+//! Background work derived from the store, so it survives a restart: ring timeouts
+//! and planned starts fall due, and old messages are forgotten.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use callhub_core::{Command, apply};
+use tokio_util::sync::CancellationToken;
+
+use crate::app::{App, Metrics, now};
+
+/// Messages are kept two days, twice what a client is promised for resume.
+const MESSAGE_RETENTION: chrono::Duration = chrono::Duration::hours(48);
+
+pub async fn run(app: Arc<App>, shutdown: CancellationToken) {
+    let mut ticks = tokio::time::interval(app.config.tick_interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_prune = std::time::Instant::now() - Duration::from_secs(3600);
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            _ = shutdown.cancelled() => return,
+        }
+        fire_due(&app).await;
+        if last_prune.elapsed() >= Duration::from_secs(3600) {
+            last_prune = std::time::Instant::now();
+            if let Err(e) = app.store.prune_messages(now() - MESSAGE_RETENTION).await {
+                tracing::warn!(error = %e, "pruning messages failed");
+            }
+        }
+    }
+}
+
+/// Applies `Tick` to every call whose deadline has come.
+pub async fn fire_due(app: &App) {
+    let due = match app.store.due_calls(now(), 500).await {
+        Ok(due) => due,
+        Err(e) => {
+            tracing::warn!(error = %e, "looking for due calls failed");
+            return;
+        }
+    };
+    for call_id in due {
+        let rules = app.rules;
+        let result = app
+            .store
+            .update_call(call_id, &|call| apply(call, Command::Tick, now(), &rules))
+            .await;
+        match result {
+            Ok(_) => Metrics::inc(&app.metrics.deadlines_fired),
+            Err(e) => tracing::warn!(%call_id, error = %e, "firing a call's deadline failed"),
+        }
+    }
+}
