@@ -1,1 +1,252 @@
+//! The Rust SDK of callhub: log in, keep the session fresh, and call the seed's
+//! `RtcControllerApi` (`create_call_for_contacts`, `get_call_log_by_id`, …).
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), callhub_client::ClientError> {
+//! use callhub_client::{Client, api::CreateCallRequest};
+//! let client = Client::new("http://127.0.0.1:8080");
+//! client.login("tester", "secret123", Some("ubimax")).await?;
+//! let rtc = client.rtc();
+//! let logs = rtc.get_call_logs(&Default::default()).await?;
+//! # Ok(()) }
+//! ```
 
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub use callhub_core::api;
+use callhub_core::api::*;
+use callhub_core::{CallLog, UserInfo};
+use reqwest::{Method, RequestBuilder, StatusCode};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// An RFC 9457 problem the server answered with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Problem {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("HTTP: {0}")]
+    Http(#[from] reqwest::Error),
+    #[error("{} {}: {}", .0.status, .0.title, .0.detail)]
+    Problem(Problem),
+    #[error("unexpected answer {status}: {body}")]
+    Unexpected { status: u16, body: String },
+    #[error("not logged in")]
+    NotLoggedIn,
+}
+
+impl ClientError {
+    /// The HTTP status of a problem answer.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            ClientError::Problem(p) => Some(p.status),
+            ClientError::Unexpected { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+}
+
+pub type Result<T, E = ClientError> = std::result::Result<T, E>;
+
+#[derive(Debug, Clone)]
+struct Session {
+    access_token: String,
+    refresh_token: String,
+    /// When the access token stops working, less a margin.
+    refresh_at: Instant,
+    user: UserInfo,
+}
+
+/// A connection to one callhub server with (after `login`) one session, refreshed
+/// before its access token expires. Cheap to clone; clones share the session.
+#[derive(Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+    session: Arc<Mutex<Option<Session>>>,
+    refreshing: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl Client {
+    pub fn new(base_url: &str) -> Client {
+        Client {
+            http: reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("an HTTP client"),
+            base: base_url.trim_end_matches('/').to_owned(),
+            session: Arc::new(Mutex::new(None)),
+            refreshing: Arc::new(tokio::sync::Mutex::new(())),
+        }
+    }
+
+    pub fn base_url(&self) -> &str {
+        &self.base
+    }
+
+    /// The logged-in user.
+    pub fn user(&self) -> Option<UserInfo> {
+        self.session.lock().expect("session lock").as_ref().map(|s| s.user.clone())
+    }
+
+    /// The current access token, as the WebSocket and other tools need it.
+    pub async fn access_token(&self) -> Result<String> {
+        self.fresh_token().await
+    }
+
+    pub fn refresh_token(&self) -> Option<String> {
+        self.session.lock().expect("session lock").as_ref().map(|s| s.refresh_token.clone())
+    }
+
+    fn keep(&self, t: TokenResponse) -> UserInfo {
+        // Refresh at 80% of the lifetime, so a slow request never carries a dead token.
+        let life = Duration::from_secs(t.expires_in.max(0) as u64);
+        let session = Session {
+            access_token: t.access_token,
+            refresh_token: t.refresh_token,
+            refresh_at: Instant::now() + life.mul_f64(0.8),
+            user: t.user.clone(),
+        };
+        *self.session.lock().expect("session lock") = Some(session);
+        t.user
+    }
+
+    pub async fn login(&self, username: &str, password: &str, domain: Option<&str>) -> Result<UserInfo> {
+        let body = LoginRequest { username: username.into(), password: password.into(), domain: domain.map(Into::into) };
+        let t: TokenResponse = answer(self.http.post(format!("{}/login", self.base)).json(&body)).await?;
+        Ok(self.keep(t))
+    }
+
+    /// Trades the refresh token for a new pair now.
+    pub async fn refresh(&self) -> Result<()> {
+        let token = self.refresh_token().ok_or(ClientError::NotLoggedIn)?;
+        let body = RefreshRequest { refresh_token: token };
+        let t: TokenResponse = answer(self.http.post(format!("{}/refresh", self.base)).json(&body)).await?;
+        self.keep(t);
+        Ok(())
+    }
+
+    /// Ends the session on the server and here.
+    pub async fn logout(&self) -> Result<()> {
+        let Some(token) = self.refresh_token() else { return Ok(()) };
+        let res = self
+            .http
+            .post(format!("{}/logout", self.base))
+            .json(&RefreshRequest { refresh_token: token })
+            .send()
+            .await?;
+        *self.session.lock().expect("session lock") = None;
+        check(res).await.map(drop)
+    }
+
+    async fn fresh_token(&self) -> Result<String> {
+        let due = {
+            let s = self.session.lock().expect("session lock");
+            let s = s.as_ref().ok_or(ClientError::NotLoggedIn)?;
+            if Instant::now() < s.refresh_at {
+                return Ok(s.access_token.clone());
+            }
+            s.refresh_token.clone()
+        };
+        // One refresh at a time: a second would present a spent token and revoke the session.
+        let _guard = self.refreshing.lock().await;
+        let current = self.refresh_token();
+        if current.as_deref() == Some(due.as_str()) {
+            self.refresh().await?;
+        }
+        let s = self.session.lock().expect("session lock");
+        Ok(s.as_ref().ok_or(ClientError::NotLoggedIn)?.access_token.clone())
+    }
+
+    /// A request with the session's bearer token.
+    pub async fn request(&self, method: Method, path: &str) -> Result<RequestBuilder> {
+        let token = self.fresh_token().await?;
+        Ok(self.http.request(method, format!("{}{path}", self.base)).bearer_auth(token))
+    }
+
+    /// The seed's `RtcControllerApi` on this session.
+    pub fn rtc(&self) -> RtcControllerApi {
+        RtcControllerApi { client: self.clone() }
+    }
+}
+
+async fn check(res: reqwest::Response) -> Result<reqwest::Response> {
+    if res.status().is_success() {
+        return Ok(res);
+    }
+    let status = res.status().as_u16();
+    let body = res.text().await.unwrap_or_default();
+    match serde_json::from_str::<Problem>(&body) {
+        Ok(p) => Err(ClientError::Problem(p)),
+        Err(_) => Err(ClientError::Unexpected { status, body }),
+    }
+}
+
+async fn answer<T: DeserializeOwned>(req: RequestBuilder) -> Result<T> {
+    let res = check(req.send().await?).await?;
+    let status = res.status();
+    let body = res.bytes().await?;
+    serde_json::from_slice(&body).map_err(|e| ClientError::Unexpected {
+        status: if status == StatusCode::OK { 200 } else { status.as_u16() },
+        body: format!("{e}: {}", String::from_utf8_lossy(&body)),
+    })
+}
+
+/// The call API, named as the seed's SDK names it.
+#[derive(Clone)]
+pub struct RtcControllerApi {
+    client: Client,
+}
+
+impl RtcControllerApi {
+    async fn call_command<T: DeserializeOwned>(&self, path: &str, call_id: Uuid) -> Result<T> {
+        let req = self.client.request(Method::POST, path).await?.query(&[("callId", call_id)]);
+        answer(req).await
+    }
+
+    /// `POST /rtc/createCall`.
+    pub async fn create_call_for_contacts(&self, body: &CreateCallRequest) -> Result<CallLog> {
+        answer(self.client.request(Method::POST, "/rtc/createCall").await?.json(body)).await
+    }
+
+    /// `GET /rtc/getCallLogById`.
+    pub async fn get_call_log_by_id(&self, call_id: Uuid) -> Result<CallLog> {
+        answer(self.client.request(Method::GET, "/rtc/getCallLogById").await?.query(&[("callId", call_id)])).await
+    }
+
+    /// `GET /rtc/getCallLogs`.
+    pub async fn get_call_logs(&self, query: &CallLogsQuery) -> Result<CallLogPage> {
+        answer(self.client.request(Method::GET, "/rtc/getCallLogs").await?.query(query)).await
+    }
+
+    pub async fn join_call(&self, call_id: Uuid) -> Result<JoinResponse> {
+        self.call_command("/rtc/joinCall", call_id).await
+    }
+
+    pub async fn decline_call(&self, call_id: Uuid) -> Result<CallLog> {
+        self.call_command("/rtc/declineCall", call_id).await
+    }
+
+    pub async fn leave_call(&self, call_id: Uuid) -> Result<CallLog> {
+        self.call_command("/rtc/leaveCall", call_id).await
+    }
+
+    pub async fn end_call(&self, call_id: Uuid) -> Result<CallLog> {
+        self.call_command("/rtc/endCall", call_id).await
+    }
+
+    pub async fn invite_contacts(&self, call_id: Uuid, body: &InviteRequest) -> Result<CallLog> {
+        let req = self.client.request(Method::POST, "/rtc/inviteContacts").await?.query(&[("callId", call_id)]);
+        answer(req.json(body)).await
+    }
+
+    pub async fn ice_servers(&self) -> Result<IceServers> {
+        answer(self.client.request(Method::GET, "/rtc/iceServers").await?).await
+    }
+}

@@ -1,0 +1,12 @@
+//! The integration suite: every test drives a real server over HTTP, on SQLite and
+//! (with CALLHUB_TEST_DATABASE_URL) on PostgreSQL.
+
+mod helpers;
+
+mod auth;
+mod bad_input;
+mod broker;
+mod calls;
+mod durability;
+mod openapi;
+mod timers;

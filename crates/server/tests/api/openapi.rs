@@ -1,0 +1,59 @@
+//! The served OpenAPI document describes every route of the wire contract, and
+//! every route it describes is served.
+
+use crate::helpers::*;
+
+/// The routes of API.md's Authentication, Calls and Operating sections.
+const CONTRACT: &[(&str, &str)] = &[
+    ("post", "/login"),
+    ("post", "/refresh"),
+    ("post", "/logout"),
+    ("post", "/rtc/createCall"),
+    ("get", "/rtc/getCallLogById"),
+    ("get", "/rtc/getCallLogs"),
+    ("post", "/rtc/joinCall"),
+    ("post", "/rtc/declineCall"),
+    ("post", "/rtc/leaveCall"),
+    ("post", "/rtc/endCall"),
+    ("post", "/rtc/inviteContacts"),
+    ("get", "/rtc/iceServers"),
+    ("get", "/health"),
+    ("get", "/metrics"),
+];
+
+backend_tests! {
+    async fn every_contract_route_is_documented_and_every_documented_route_is_served(backend: Backend) {
+        let app = TestApp::spawn(backend).await;
+        let doc = app.raw("GET", "/openapi.json", None, None).await;
+        assert_eq!(doc.status, 200);
+        assert!(doc.json["openapi"].as_str().unwrap().starts_with("3.1"));
+        let paths = doc.json["paths"].as_object().unwrap();
+        for (method, path) in CONTRACT {
+            assert!(paths.get(*path).and_then(|p| p.get(*method)).is_some(), "{method} {path} is missing from /openapi.json");
+        }
+        for (path, ops) in paths {
+            for method in ops.as_object().unwrap().keys() {
+                let a = app.raw(&method.to_uppercase(), path, None, None).await;
+                assert!(a.status != 404 || a.json["detail"] != "no such route", "{method} {path} is documented but not served");
+                assert_ne!(a.status, 405, "{method} {path} is documented but not served with that method");
+            }
+        }
+        let schemas = doc.json["components"]["schemas"].as_object().unwrap();
+        for s in ["CallLog", "CallLogContact", "CallEvent", "Team", "CreateCallRequest", "Problem", "UserInfo", "TokenResponse"] {
+            assert!(schemas.contains_key(s), "schema {s} is documented");
+        }
+        assert_eq!(paths["/rtc/createCall"]["post"]["operationId"], "createCallForContacts");
+    }
+
+    async fn docs_page_and_health_and_metrics_answer(backend: Backend) {
+        let app = TestApp::spawn(backend).await;
+        let docs = app.raw("GET", "/docs", None, None).await;
+        assert_eq!(docs.status, 200);
+        assert!(docs.text.contains("/rtc/createCall") && docs.text.contains("anonymousJoinAllow"));
+        let health = app.raw("GET", "/health", None, None).await;
+        assert_eq!((health.status, &health.json["status"]), (200, &serde_json::json!("ok")));
+        app.raw("GET", "/nope", None, None).await;
+        let metrics = app.raw("GET", "/metrics", None, None).await;
+        assert!(metrics.text.contains("callhub_http_responses_total{class=\"4xx\"} 1"), "{}", metrics.text);
+    }
+}
