@@ -79,7 +79,10 @@ pub struct Client {
 impl Client {
     pub fn new(base_url: &str) -> Client {
         Client {
-            http: reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("an HTTP client"),
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .expect("an HTTP client"),
             base: base_url.trim_end_matches('/').to_owned(),
             session: Arc::new(Mutex::new(None)),
             refreshing: Arc::new(tokio::sync::Mutex::new(())),
@@ -92,7 +95,11 @@ impl Client {
 
     /// The logged-in user.
     pub fn user(&self) -> Option<UserInfo> {
-        self.session.lock().expect("session lock").as_ref().map(|s| s.user.clone())
+        self.session
+            .lock()
+            .expect("session lock")
+            .as_ref()
+            .map(|s| s.user.clone())
     }
 
     /// The current access token, as the WebSocket and other tools need it.
@@ -101,7 +108,11 @@ impl Client {
     }
 
     pub fn refresh_token(&self) -> Option<String> {
-        self.session.lock().expect("session lock").as_ref().map(|s| s.refresh_token.clone())
+        self.session
+            .lock()
+            .expect("session lock")
+            .as_ref()
+            .map(|s| s.refresh_token.clone())
     }
 
     fn keep(&self, t: TokenResponse) -> UserInfo {
@@ -117,28 +128,45 @@ impl Client {
         t.user
     }
 
-    pub async fn login(&self, username: &str, password: &str, domain: Option<&str>) -> Result<UserInfo> {
-        let body = LoginRequest { username: username.into(), password: password.into(), domain: domain.map(Into::into) };
-        let t: TokenResponse = answer(self.http.post(format!("{}/login", self.base)).json(&body)).await?;
+    pub async fn login(
+        &self,
+        username: &str,
+        password: &str,
+        domain: Option<&str>,
+    ) -> Result<UserInfo> {
+        let body = LoginRequest {
+            username: username.into(),
+            password: password.into(),
+            domain: domain.map(Into::into),
+        };
+        let t: TokenResponse =
+            answer(self.http.post(format!("{}/login", self.base)).json(&body)).await?;
         Ok(self.keep(t))
     }
 
     /// Trades the refresh token for a new pair now.
     pub async fn refresh(&self) -> Result<()> {
         let token = self.refresh_token().ok_or(ClientError::NotLoggedIn)?;
-        let body = RefreshRequest { refresh_token: token };
-        let t: TokenResponse = answer(self.http.post(format!("{}/refresh", self.base)).json(&body)).await?;
+        let body = RefreshRequest {
+            refresh_token: token,
+        };
+        let t: TokenResponse =
+            answer(self.http.post(format!("{}/refresh", self.base)).json(&body)).await?;
         self.keep(t);
         Ok(())
     }
 
     /// Ends the session on the server and here.
     pub async fn logout(&self) -> Result<()> {
-        let Some(token) = self.refresh_token() else { return Ok(()) };
+        let Some(token) = self.refresh_token() else {
+            return Ok(());
+        };
         let res = self
             .http
             .post(format!("{}/logout", self.base))
-            .json(&RefreshRequest { refresh_token: token })
+            .json(&RefreshRequest {
+                refresh_token: token,
+            })
             .send()
             .await?;
         *self.session.lock().expect("session lock") = None;
@@ -161,18 +189,26 @@ impl Client {
             self.refresh().await?;
         }
         let s = self.session.lock().expect("session lock");
-        Ok(s.as_ref().ok_or(ClientError::NotLoggedIn)?.access_token.clone())
+        Ok(s.as_ref()
+            .ok_or(ClientError::NotLoggedIn)?
+            .access_token
+            .clone())
     }
 
     /// A request with the session's bearer token.
     pub async fn request(&self, method: Method, path: &str) -> Result<RequestBuilder> {
         let token = self.fresh_token().await?;
-        Ok(self.http.request(method, format!("{}{path}", self.base)).bearer_auth(token))
+        Ok(self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(token))
     }
 
     /// The seed's `RtcControllerApi` on this session.
     pub fn rtc(&self) -> RtcControllerApi {
-        RtcControllerApi { client: self.clone() }
+        RtcControllerApi {
+            client: self.clone(),
+        }
     }
 }
 
@@ -193,7 +229,11 @@ async fn answer<T: DeserializeOwned>(req: RequestBuilder) -> Result<T> {
     let status = res.status();
     let body = res.bytes().await?;
     serde_json::from_slice(&body).map_err(|e| ClientError::Unexpected {
-        status: if status == StatusCode::OK { 200 } else { status.as_u16() },
+        status: if status == StatusCode::OK {
+            200
+        } else {
+            status.as_u16()
+        },
         body: format!("{e}: {}", String::from_utf8_lossy(&body)),
     })
 }
@@ -206,23 +246,45 @@ pub struct RtcControllerApi {
 
 impl RtcControllerApi {
     async fn call_command<T: DeserializeOwned>(&self, path: &str, call_id: Uuid) -> Result<T> {
-        let req = self.client.request(Method::POST, path).await?.query(&[("callId", call_id)]);
+        let req = self
+            .client
+            .request(Method::POST, path)
+            .await?
+            .query(&[("callId", call_id)]);
         answer(req).await
     }
 
     /// `POST /rtc/createCall`.
     pub async fn create_call_for_contacts(&self, body: &CreateCallRequest) -> Result<CallLog> {
-        answer(self.client.request(Method::POST, "/rtc/createCall").await?.json(body)).await
+        answer(
+            self.client
+                .request(Method::POST, "/rtc/createCall")
+                .await?
+                .json(body),
+        )
+        .await
     }
 
     /// `GET /rtc/getCallLogById`.
     pub async fn get_call_log_by_id(&self, call_id: Uuid) -> Result<CallLog> {
-        answer(self.client.request(Method::GET, "/rtc/getCallLogById").await?.query(&[("callId", call_id)])).await
+        answer(
+            self.client
+                .request(Method::GET, "/rtc/getCallLogById")
+                .await?
+                .query(&[("callId", call_id)]),
+        )
+        .await
     }
 
     /// `GET /rtc/getCallLogs`.
     pub async fn get_call_logs(&self, query: &CallLogsQuery) -> Result<CallLogPage> {
-        answer(self.client.request(Method::GET, "/rtc/getCallLogs").await?.query(query)).await
+        answer(
+            self.client
+                .request(Method::GET, "/rtc/getCallLogs")
+                .await?
+                .query(query),
+        )
+        .await
     }
 
     pub async fn join_call(&self, call_id: Uuid) -> Result<JoinResponse> {
@@ -242,7 +304,11 @@ impl RtcControllerApi {
     }
 
     pub async fn invite_contacts(&self, call_id: Uuid, body: &InviteRequest) -> Result<CallLog> {
-        let req = self.client.request(Method::POST, "/rtc/inviteContacts").await?.query(&[("callId", call_id)]);
+        let req = self
+            .client
+            .request(Method::POST, "/rtc/inviteContacts")
+            .await?
+            .query(&[("callId", call_id)]);
         answer(req.json(body)).await
     }
 

@@ -557,7 +557,7 @@ impl Transition {
                 && invitees
                     .iter()
                     .all(|c| !call.ever_joined(c.id) && refused(c))
-                && !(call.ring_pending_at.is_some())
+                && call.ring_pending_at.is_none()
         };
         if nobody_answered {
             self.end(CREATOR, now);

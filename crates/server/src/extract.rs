@@ -36,7 +36,9 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
         }
         // Every body of this API is an object; serde would read a struct from an array too.
         if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
-            return Err(ApiError::BadRequest("the body is not valid JSON for this request: a JSON object is expected".into()));
+            return Err(ApiError::BadRequest(
+                "the body is not valid JSON for this request: a JSON object is expected".into(),
+            ));
         }
         let de = &mut serde_json::Deserializer::from_slice(&bytes);
         let value = serde_path_to_error::deserialize(de).map_err(|e| {

@@ -4,6 +4,16 @@ use callhub_core::{CallType, Role};
 
 use crate::helpers::*;
 
+/// name, path, token, body, expected status, what the detail names.
+type Case<'a> = (
+    &'a str,
+    String,
+    Option<&'a str>,
+    Option<String>,
+    u16,
+    &'a str,
+);
+
 backend_tests! {
     async fn bad_inputs_get_problems_naming_them_and_write_nothing(backend: Backend) {
         let app = TestApp::spawn(backend).await;
@@ -20,7 +30,7 @@ backend_tests! {
         let valid = |extra: &str| format!(r#"{{"callTitle":"T","callType":"SFU","callReason":"STANDARD"{extra}}}"#);
         let big = format!(r#"{{"callTitle":"{}","callType":"SFU"}}"#, "x".repeat(1024 * 1024 + 10));
         let long_title = format!(r#"{{"callTitle":"{}","callType":"SFU"}}"#, "x".repeat(201));
-        let cases: Vec<(&str, String, Option<&str>, Option<String>, u16, &str)> = vec![
+        let cases: Vec<Case> = vec![
             ("malformed JSON", "/rtc/createCall".into(), Some(&t), Some(r#"{"callTitle": "#.into()), 400, "JSON"),
             ("JSON array for object", "/rtc/createCall".into(), Some(&t), Some("[1,2]".into()), 400, "JSON"),
             ("empty body", "/rtc/createCall".into(), Some(&t), Some(String::new()), 400, "empty"),

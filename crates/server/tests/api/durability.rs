@@ -23,12 +23,26 @@ fn callhub(db: &TestDb, port: u16) -> Command {
 
 async fn add_user(db: &TestDb, user_id: &str) -> serde_json::Value {
     let mut cmd = callhub(db, 0);
-    cmd.args(["user", "add", "--domain", "ubimax", "--user-id", user_id, "--password-stdin"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped());
+    cmd.args([
+        "user",
+        "add",
+        "--domain",
+        "ubimax",
+        "--user-id",
+        user_id,
+        "--password-stdin",
+    ])
+    .stdin(std::process::Stdio::piped())
+    .stdout(std::process::Stdio::piped());
     let mut child = cmd.spawn().unwrap();
     use tokio::io::AsyncWriteExt;
-    child.stdin.take().unwrap().write_all(format!("{PASSWORD}\n").as_bytes()).await.unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{PASSWORD}\n").as_bytes())
+        .await
+        .unwrap();
     let out = child.wait_with_output().await.unwrap();
     assert!(out.status.success(), "user add failed");
     let line = String::from_utf8(out.stdout).unwrap();

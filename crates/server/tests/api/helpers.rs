@@ -57,28 +57,47 @@ impl TestDb {
         let dir = std::env::temp_dir().join(format!("callhub-test-{}", Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir).unwrap();
         match backend {
-            Backend::Sqlite => TestDb { url: format!("sqlite://{}", dir.join("callhub.db").display()), dir, pg_name: None },
+            Backend::Sqlite => TestDb {
+                url: format!("sqlite://{}", dir.join("callhub.db").display()),
+                dir,
+                pg_name: None,
+            },
             Backend::Postgres => {
                 let admin = admin_url();
                 let name = format!("callhub_test_{}", Uuid::new_v4().simple());
-                let mut conn = sqlx::PgConnection::connect(&admin).await.expect("PostgreSQL at CALLHUB_TEST_DATABASE_URL");
-                sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut conn).await.unwrap();
+                let mut conn = sqlx::PgConnection::connect(&admin)
+                    .await
+                    .expect("PostgreSQL at CALLHUB_TEST_DATABASE_URL");
+                sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                    .execute(&mut conn)
+                    .await
+                    .unwrap();
                 let url = with_database(&admin, &name);
-                TestDb { url, dir, pg_name: Some(name) }
+                TestDb {
+                    url,
+                    dir,
+                    pg_name: Some(name),
+                }
             }
         }
     }
 }
 
 fn admin_url() -> String {
-    std::env::var("CALLHUB_TEST_DATABASE_URL").expect("CALLHUB_TEST_DATABASE_URL for the PostgreSQL tests")
+    std::env::var("CALLHUB_TEST_DATABASE_URL")
+        .expect("CALLHUB_TEST_DATABASE_URL for the PostgreSQL tests")
 }
 
 /// The same server URL with another database name.
 fn with_database(url: &str, name: &str) -> String {
-    let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
+    let (base, query) = url
+        .split_once('?')
+        .map_or((url, None), |(b, q)| (b, Some(q)));
     let authority_end = base.find("://").map(|i| i + 3).unwrap_or(0);
-    let path_start = base[authority_end..].find('/').map(|i| i + authority_end).unwrap_or(base.len());
+    let path_start = base[authority_end..]
+        .find('/')
+        .map(|i| i + authority_end)
+        .unwrap_or(base.len());
     let mut out = format!("{}/{name}", &base[..path_start]);
     if let Some(q) = query {
         out.push('?');
@@ -93,11 +112,16 @@ impl Drop for TestDb {
         if let Some(name) = self.pg_name.take() {
             // Drop runs outside async: a thread of its own with a small runtime.
             let _ = std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
                 rt.block_on(async {
                     if let Ok(mut conn) = sqlx::PgConnection::connect(&admin_url()).await {
                         let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
-                        let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut conn).await;
+                        let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                            .execute(&mut conn)
+                            .await;
                     }
                 });
             })
@@ -140,7 +164,12 @@ impl TestApp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         cfg.public_url = format!("http://{}", listener.local_addr().unwrap());
         let server = Server::start(cfg, listener).await.expect("server starts");
-        TestApp { url: server.url(), server, backend, db }
+        TestApp {
+            url: server.url(),
+            server,
+            backend,
+            db,
+        }
     }
 
     /// Makes an account and logs it in through the SDK.
@@ -170,13 +199,22 @@ impl TestApp {
     }
 
     /// A raw request, for the cases the SDK would never send.
-    pub async fn raw(&self, method: &str, path: &str, token: Option<&str>, body: Option<&str>) -> Answer {
-        let mut req = reqwest::Client::new().request(method.parse().unwrap(), format!("{}{path}", self.url));
+    pub async fn raw(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&str>,
+    ) -> Answer {
+        let mut req =
+            reqwest::Client::new().request(method.parse().unwrap(), format!("{}{path}", self.url));
         if let Some(t) = token {
             req = req.bearer_auth(t);
         }
         if let Some(b) = body {
-            req = req.header("content-type", "application/json").body(b.to_owned());
+            req = req
+                .header("content-type", "application/json")
+                .body(b.to_owned());
         }
         Answer::of(req.send().await.unwrap()).await
     }
@@ -196,18 +234,38 @@ impl Answer {
         let status = res.status().as_u16();
         let headers = res.headers().clone();
         let text = res.text().await.unwrap();
-        Answer { status, headers, json: serde_json::from_str(&text).unwrap_or(Value::Null), text }
+        Answer {
+            status,
+            headers,
+            json: serde_json::from_str(&text).unwrap_or(Value::Null),
+            text,
+        }
     }
 
     /// Asserts a problem+json answer with this status whose detail mentions `needle`.
     pub fn assert_problem(&self, status: u16, needle: &str) {
         assert_eq!(self.status, status, "status of {}", self.text);
-        let ct = self.headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("");
-        assert_eq!(ct, "application/problem+json", "content type of {}", self.text);
-        assert_eq!(self.json["status"], status, "problem status in {}", self.text);
+        let ct = self
+            .headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        assert_eq!(
+            ct, "application/problem+json",
+            "content type of {}",
+            self.text
+        );
+        assert_eq!(
+            self.json["status"], status,
+            "problem status in {}",
+            self.text
+        );
         assert_eq!(self.json["type"], "about:blank");
         let detail = self.json["detail"].as_str().unwrap_or_default();
-        assert!(detail.contains(needle), "detail {detail:?} should mention {needle:?}");
+        assert!(
+            detail.contains(needle),
+            "detail {detail:?} should mention {needle:?}"
+        );
     }
 }
 
@@ -258,7 +316,10 @@ pub fn call_request(call_type: CallType, invited: &[&TestUser]) -> CreateCallReq
 
 /// `(type, userId)` of each event, the way a reader of the log sees it.
 pub fn events(log: &CallLog) -> Vec<(EventType, String)> {
-    log.call_events.iter().map(|e| (e.kind, e.contact.user_id.clone().unwrap_or_default())).collect()
+    log.call_events
+        .iter()
+        .map(|e| (e.kind, e.contact.user_id.clone().unwrap_or_default()))
+        .collect()
 }
 
 pub fn ev(kind: EventType, user: &str) -> (EventType, String) {
@@ -285,5 +346,9 @@ where
 pub fn free_port() -> u16 {
     static NEXT: AtomicU32 = AtomicU32::new(0);
     NEXT.fetch_add(1, Ordering::Relaxed);
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
