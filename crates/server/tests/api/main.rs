@@ -7,6 +7,8 @@ mod auth;
 mod bad_input;
 mod broker;
 mod calls;
+mod concurrency;
 mod durability;
 mod openapi;
+mod outage;
 mod timers;
