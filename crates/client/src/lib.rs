@@ -11,12 +11,15 @@
 //! # Ok(()) }
 //! ```
 
+mod notifications;
+
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub use callhub_core::api;
 use callhub_core::api::*;
 use callhub_core::{CallLog, UserInfo};
+pub use notifications::{Frame, Notifications};
 use reqwest::{Method, RequestBuilder, StatusCode};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};

@@ -35,6 +35,7 @@ pub struct App {
     /// Verified against when a login names no account, so both answers take as long.
     pub dummy_hash: String,
     pub metrics: Metrics,
+    pub hub: crate::hub::Hub,
 }
 
 /// Counters for `/metrics`.
@@ -74,8 +75,16 @@ impl App {
             ),
             dummy_hash: crate::auth::hash_password(crate::auth::random_token()).await?,
             metrics: Metrics::default(),
+            hub: crate::hub::Hub::default(),
             config,
         }))
+    }
+}
+
+impl App {
+    /// Hands committed messages to the sockets of their users.
+    pub fn publish(&self, messages: &[callhub_store::Message]) {
+        self.hub.deliver(messages);
     }
 }
 

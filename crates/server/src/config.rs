@@ -19,6 +19,8 @@ pub struct Config {
     pub jwt_secret: Option<String>,
     pub ring_timeout: Duration,
     pub rejoin_grace: Duration,
+    /// How often sockets are pinged; one silent for twice this is closed.
+    pub ws_ping_interval: Duration,
     pub access_token_ttl: Duration,
     pub refresh_token_ttl: Duration,
     pub turn_urls: Vec<String>,
@@ -123,6 +125,7 @@ impl Config {
             jwt_secret: src.get("CALLHUB_JWT_SECRET"),
             ring_timeout,
             rejoin_grace: src.secs("CALLHUB_REJOIN_GRACE_SECS", 30)?,
+            ws_ping_interval: src.secs("CALLHUB_WS_PING_SECS", 15)?,
             access_token_ttl: src.secs("CALLHUB_ACCESS_TOKEN_TTL_SECS", 900)?,
             refresh_token_ttl: src.secs("CALLHUB_REFRESH_TOKEN_TTL_SECS", 30 * 24 * 3600)?,
             turn_urls: src.list("CALLHUB_TURN_URLS"),

@@ -82,15 +82,17 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
 pub struct Authed(pub UserInfo);
 
 impl Authed {
-    /// Resolves an access token to its live user.
-    pub async fn from_token(app: &App, token: &str) -> Result<UserInfo, ApiError> {
+    /// Resolves an access token to its live user and refresh-token family.
+    pub async fn session(app: &App, token: &str) -> Result<(UserInfo, String), ApiError> {
         let (user, family) = app.tokens.verify(token).ok_or_else(|| {
             ApiError::Unauthorized("the access token is invalid or expired".into())
         })?;
-        app.store
+        let user = app
+            .store
             .session_user(user, &family)
             .await?
-            .ok_or_else(|| ApiError::Unauthorized("the session has ended; log in again".into()))
+            .ok_or_else(|| ApiError::Unauthorized("the session has ended; log in again".into()))?;
+        Ok((user, family))
     }
 }
 
@@ -116,7 +118,7 @@ impl FromRequestParts<Arc<App>> for Authed {
                     "the Authorization header must be Bearer <accessToken>".into(),
                 )
             })?;
-        Ok(Authed(Authed::from_token(app, token.trim()).await?))
+        Ok(Authed(Authed::session(app, token.trim()).await?.0))
     }
 }
 

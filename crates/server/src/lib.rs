@@ -7,8 +7,11 @@ pub mod cli;
 pub mod config;
 pub mod error;
 pub mod extract;
+pub mod hub;
+pub mod presence;
 pub mod routes;
 pub mod worker;
+pub mod ws;
 
 pub use app::{App, Server};
 pub use config::Config;

@@ -47,7 +47,10 @@ pub async fn fire_due(app: &App) {
             .update_call(call_id, &|call| apply(call, Command::Tick, now(), &rules))
             .await;
         match result {
-            Ok(_) => Metrics::inc(&app.metrics.deadlines_fired),
+            Ok(committed) => {
+                app.publish(&committed.messages);
+                Metrics::inc(&app.metrics.deadlines_fired);
+            }
             Err(e) => tracing::warn!(%call_id, error = %e, "firing a call's deadline failed"),
         }
     }

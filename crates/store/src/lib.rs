@@ -57,7 +57,7 @@ pub enum Rotation {
     /// The token was live; it is now spent and the new one belongs to the same family.
     Rotated { user: UserDbId, family: String },
     /// The token had been spent already: theft is assumed and the family is revoked.
-    Reused,
+    Reused { family: String },
     /// Unknown, expired, or of a revoked family.
     Invalid,
 }
@@ -122,8 +122,12 @@ pub trait Store: Send + Sync + 'static {
         now: DateTime<Utc>,
         expires_at: DateTime<Utc>,
     ) -> Result<Rotation>;
-    /// Revokes the family of a token (logout). Unknown tokens are ignored.
-    async fn revoke_token_family(&self, token_hash: &str, now: DateTime<Utc>) -> Result<()>;
+    /// Revokes the family of a token (logout) and names it. Unknown tokens are ignored.
+    async fn revoke_token_family(
+        &self,
+        token_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<String>>;
     async fn token_family_revoked(&self, family: &str) -> Result<bool>;
 
     /// Stores a new call with its events and messages in one transaction.

@@ -803,7 +803,7 @@ impl Store for SqlStore {
                 .await
                 .map_err(db_error)?;
             tx.commit().await.map_err(db_error)?;
-            return Ok(Rotation::Reused);
+            return Ok(Rotation::Reused { family });
         }
         if expires <= ms(now) {
             return Ok(Rotation::Invalid);
@@ -827,18 +827,30 @@ impl Store for SqlStore {
         Ok(Rotation::Rotated { user, family })
     }
 
-    async fn revoke_token_family(&self, token_hash: &str, now: DateTime<Utc>) -> Result<()> {
+    async fn revoke_token_family(
+        &self,
+        token_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<String>> {
         let mut tx = self.begin_write().await?;
-        sqlx::query(
-            "UPDATE token_families SET revoked_at = $2 WHERE revoked_at IS NULL AND id = \
-             (SELECT family_id FROM refresh_tokens WHERE token_hash = $1)",
-        )
-        .bind(token_hash)
-        .bind(ms(now))
-        .execute(&mut *tx)
-        .await
-        .map_err(db_error)?;
-        tx.commit().await.map_err(db_error)
+        let family: Option<String> =
+            sqlx::query_scalar("SELECT family_id FROM refresh_tokens WHERE token_hash = $1")
+                .bind(token_hash)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db_error)?;
+        if let Some(family) = &family {
+            sqlx::query(
+                "UPDATE token_families SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL",
+            )
+            .bind(family)
+            .bind(ms(now))
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        }
+        tx.commit().await.map_err(db_error)?;
+        Ok(family)
     }
 
     async fn token_family_revoked(&self, family: &str) -> Result<bool> {

@@ -245,6 +245,7 @@ pub async fn create_call(
     };
     let created = create(new, now())?;
     let committed = app.store.insert_call(created).await?;
+    app.publish(&committed.messages);
     Metrics::inc(&app.metrics.calls_created);
     Ok(Json(call_log(&committed.call)))
 }
@@ -329,7 +330,10 @@ async fn command(
         .await;
     Metrics::inc(&app.metrics.call_commands);
     match result {
-        Ok(committed) => Ok(committed.call),
+        Ok(committed) => {
+            app.publish(&committed.messages);
+            Ok(committed.call)
+        }
         Err(StoreError::NotFound | StoreError::Rules(CallError::NotVisible)) => {
             Err(not_visible(call_id))
         }

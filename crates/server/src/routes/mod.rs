@@ -23,6 +23,7 @@ use crate::app::App;
     tags(
         (name = "auth", description = "Login, refresh and logout"),
         (name = "rtc", description = "The seed's RtcControllerApi: calls and their logs"),
+        (name = "notifications", description = "The WebSocket: pop-ups, ringing, call events, signaling"),
         (name = "operations", description = "Health, metrics and this document"),
     )
 )]
@@ -59,6 +60,7 @@ pub fn api() -> OpenApiRouter<Arc<App>> {
         .routes(routes!(calls::end_call))
         .routes(routes!(calls::invite_contacts))
         .routes(routes!(calls::ice_servers))
+        .routes(routes!(crate::ws::ws))
         .routes(routes!(meta::health))
         .routes(routes!(meta::metrics))
 }

@@ -126,8 +126,9 @@ pub async fn refresh(
                 .ok_or_else(|| ApiError::Unauthorized("the account is gone".into()))?;
             Ok(Json(token_response(&app, user, &family, next)?))
         }
-        Rotation::Reused => {
+        Rotation::Reused { family } => {
             tracing::warn!("a spent refresh token was presented again; its family is revoked");
+            app.hub.revoke_family(&family);
             Err(ApiError::Unauthorized(
                 "the refresh token was already used; the session is revoked".into(),
             ))
@@ -148,8 +149,12 @@ pub async fn logout(
     State(app): State<Arc<App>>,
     ApiJson(req): ApiJson<RefreshRequest>,
 ) -> ApiResult<StatusCode> {
-    app.store
+    if let Some(family) = app
+        .store
         .revoke_token_family(&token_hash(&req.refresh_token), now())
-        .await?;
+        .await?
+    {
+        app.hub.revoke_family(&family);
+    }
     Ok(StatusCode::NO_CONTENT)
 }

@@ -119,6 +119,60 @@ backend_tests! {
         server.start_kill().unwrap();
     }
 
+    async fn the_pop_up_of_a_call_answered_right_before_kill_9_reaches_the_invitee(backend: Backend) {
+        let db = TestDb::new(backend).await;
+        add_user(&db, "alice").await;
+        let bob = add_user(&db, "bob").await;
+        let port = free_port();
+        let mut server = serve(&db, port).await;
+        let url = format!("http://127.0.0.1:{port}");
+        let (alice_c, bob_c) = (Client::new(&url), Client::new(&url));
+        alice_c.login("alice", PASSWORD, Some("ubimax")).await.unwrap();
+        bob_c.login("bob", PASSWORD, Some("ubimax")).await.unwrap();
+        // One device of Bob stays connected through the crash; another is offline.
+        let mut online = bob_c.notifications();
+        let seen = match online.recv().await {
+            Some(callhub_client::Frame::Hello { seq, .. }) => seq,
+            other => panic!("{other:?}"),
+        };
+        let req = callhub_client::api::CreateCallRequest {
+            call_title: "urgent".into(),
+            call_reason: callhub_core::CallReason::ServiceRequest,
+            call_type: CallType::Mesh,
+            invited_contacts: vec![callhub_client::api::ContactInput { user_db_id: bob["userDbId"].as_i64(), ..Default::default() }],
+            invited_teams: vec![],
+            join_anonymous_allowed: false,
+            inform_others_directly: Some(true),
+            creator_user: None,
+            planned_date_time: None,
+        };
+        let call = alice_c.rtc().create_call_for_contacts(&req).await.unwrap();
+        server.start_kill().unwrap();
+        server.wait().await.unwrap();
+        let mut server = serve(&db, port).await;
+        let is_pop_up = |f: &callhub_client::Frame| {
+            matches!(f, callhub_client::Frame::Notification { notification: callhub_core::Notification::IncomingCall { call: c }, .. } if c.call_id == call.call_id)
+        };
+        // The offline device resumes from what it had seen.
+        let mut offline = bob_c.notifications_since(Some(seen));
+        let mut got = None;
+        while let Ok(Some(f)) = tokio::time::timeout(Duration::from_secs(10), offline.recv()).await {
+            if is_pop_up(&f) {
+                got = Some(f);
+                break;
+            }
+        }
+        let Some(callhub_client::Frame::Notification { seq, .. }) = got else { panic!("the resumed device got no pop-up") };
+        assert_eq!(seq, seen + 1, "the pop-up is the first message after what was seen");
+        // The connected device reconnected by itself and has it exactly once.
+        let mut pop_ups = 0;
+        while let Ok(Some(f)) = tokio::time::timeout(Duration::from_secs(3), online.recv()).await {
+            pop_ups += usize::from(is_pop_up(&f));
+        }
+        assert_eq!(pop_ups, 1, "exactly once across the crash");
+        server.start_kill().unwrap();
+    }
+
     async fn ring_timeouts_fire_after_a_restart(backend: Backend) {
         let app = TestApp::spawn_with(backend, |c| c.ring_timeout = Duration::from_secs(2)).await;
         let a = app.user("alice", &[Role::User]).await;

@@ -11,4 +11,5 @@ mod concurrency;
 mod durability;
 mod openapi;
 mod outage;
+mod sockets;
 mod timers;

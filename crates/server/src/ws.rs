@@ -1,0 +1,376 @@
+//! `GET /ws`: a user's notifications (sequenced, durable, resumable) and the
+//! WebRTC signaling relay between participants of one call.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::ws::{
+    CloseFrame, Message as WsMessage, WebSocket, WebSocketUpgrade, close_code,
+};
+use axum::extract::{Query, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use callhub_core::{Command, UserInfo, apply};
+use futures::{SinkExt, StreamExt};
+use serde::Deserialize;
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::app::{App, now};
+use crate::error::{ApiError, Problem};
+use crate::extract::Authed;
+use crate::hub::Push;
+
+/// Frames over this size get an `error` frame; the socket stays.
+pub const MAX_FRAME: usize = 64 * 1024;
+/// Bad frames a socket may send within `BAD_WINDOW` before it is closed with 1008.
+const BAD_FRAMES: u32 = 10;
+const BAD_WINDOW: Duration = Duration::from_secs(10);
+/// How often a socket checks that its session was not revoked on another node.
+const REVOCATION_CHECK: Duration = Duration::from_secs(30);
+const REPLAY_PAGE: u32 = 500;
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+pub struct WsParams {
+    /// The access token, for browsers that cannot set `Authorization`.
+    #[serde(rename = "access_token")]
+    #[param(rename = "access_token")]
+    access_token: Option<String>,
+    /// Resume at connect: replay every message after this `seq` first.
+    since: Option<i64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "camelCase")]
+enum ClientFrame {
+    Resume {
+        since: i64,
+    },
+    #[serde(rename_all = "camelCase")]
+    Signal {
+        call_id: Uuid,
+        to: i64,
+        payload: serde_json::Value,
+    },
+    Ping,
+}
+
+#[utoipa::path(get, path = "/ws", tag = "notifications",
+    params(WsParams),
+    responses(
+        (status = 101, description = "Switching to the WebSocket: the server sends `hello`, then `incomingCall`, `ringingStopped`, `callEvent` (each with a per-user `seq`, see the Notification schema) and `signal`; the client may send `resume`, `signal` and `ping`"),
+        (status = 400, description = "Not a WebSocket upgrade", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No, bad, expired or revoked access token", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn ws(
+    State(app): State<Arc<App>>,
+    Query(params): Query<WsParams>,
+    headers: HeaderMap,
+    upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
+) -> Result<Response, ApiError> {
+    let bearer = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| {
+            h.strip_prefix("Bearer ")
+                .or_else(|| h.strip_prefix("bearer "))
+        })
+        .map(str::to_owned);
+    let token = bearer.or(params.access_token).ok_or_else(|| {
+        ApiError::Unauthorized(
+            "missing Authorization: Bearer <accessToken> or ?access_token=".into(),
+        )
+    })?;
+    let (user, family) = Authed::session(&app, token.trim()).await?;
+    let upgrade = upgrade
+        .map_err(|e| ApiError::BadRequest(format!("not a WebSocket upgrade: {}", e.body_text())))?;
+    let since = params.since;
+    Ok(upgrade
+        .max_message_size(1024 * 1024)
+        .read_buffer_size(4096)
+        .write_buffer_size(0)
+        .on_upgrade(move |socket| async move {
+            let user_id = user.user_db_id;
+            Session {
+                app: app.clone(),
+                user,
+                family,
+                last_sent: 0,
+            }
+            .run(socket, since)
+            .await;
+            crate::presence::socket_closed(app, user_id);
+        }))
+}
+
+struct Session {
+    app: Arc<App>,
+    user: UserInfo,
+    family: String,
+    /// The last sequenced message this socket has sent.
+    last_sent: i64,
+}
+
+type Sink = futures::stream::SplitSink<WebSocket, WsMessage>;
+
+enum Flow {
+    Go,
+    Close(u16, &'static str),
+}
+
+impl Session {
+    async fn run(mut self, socket: WebSocket, since: Option<i64>) {
+        let app = self.app.clone();
+        let mut reg = app.hub.register(self.user.user_db_id, &self.family);
+        let (mut sink, mut stream) = socket.split();
+        // Registered before reading the counter: nothing committed after it is missed.
+        let Ok(current) = app.store.last_seq(self.user.user_db_id).await else {
+            return;
+        };
+        self.last_sent = current;
+        let hello = json!({"type": "hello", "seq": current, "sessionId": Uuid::new_v4()});
+        if sink
+            .send(WsMessage::Text(hello.to_string().into()))
+            .await
+            .is_err()
+        {
+            return;
+        }
+        if let Some(since) = since
+            && self.replay(&mut sink, since, i64::MAX).await.is_err()
+        {
+            return;
+        }
+        let ping_every = app.config.ws_ping_interval;
+        let mut ping = tokio::time::interval(ping_every);
+        ping.tick().await;
+        let mut check = tokio::time::interval(REVOCATION_CHECK);
+        check.tick().await;
+        let mut last_heard = Instant::now();
+        let mut bad: (u32, Instant) = (0, Instant::now());
+        let flow = loop {
+            let step: Result<Flow, ()> = tokio::select! {
+                push = reg.rx.recv() => match push {
+                    Some(Push::Sequenced { seq, body }) => self.forward(&mut sink, seq, &body).await.map(|_| Flow::Go),
+                    Some(Push::Transient(frame)) => send(&mut sink, &frame).await.map(|_| Flow::Go),
+                    None => Ok(Flow::Close(close_code::AWAY, "node shutting down")),
+                },
+                _ = reg.lagged.notified() => self.replay(&mut sink, self.last_sent, i64::MAX).await.map(|_| Flow::Go),
+                _ = reg.revoked.notified() => Ok(Flow::Close(close_code::POLICY, "session revoked")),
+                frame = stream.next() => match frame {
+                    None | Some(Err(_)) | Some(Ok(WsMessage::Close(_))) => Err(()),
+                    Some(Ok(m)) => {
+                        last_heard = Instant::now();
+                        match self.receive(&mut sink, m).await {
+                            Ok(true) => Ok(Flow::Go),
+                            Ok(false) => {
+                                if bad.1.elapsed() > BAD_WINDOW { bad = (0, Instant::now()); }
+                                bad.0 += 1;
+                                Ok(if bad.0 > BAD_FRAMES { Flow::Close(close_code::POLICY, "too many bad frames") } else { Flow::Go })
+                            }
+                            Err(()) => Err(()),
+                        }
+                    }
+                },
+                _ = ping.tick() => {
+                    if last_heard.elapsed() > ping_every * 2 {
+                        Ok(Flow::Close(close_code::AWAY, "no answer to pings"))
+                    } else {
+                        sink.send(WsMessage::Ping(Default::default())).await.map(|_| Flow::Go).map_err(drop)
+                    }
+                },
+                _ = check.tick() => match app.store.token_family_revoked(&self.family).await {
+                    Ok(true) => Ok(Flow::Close(close_code::POLICY, "session revoked")),
+                    _ => Ok(Flow::Go),
+                },
+            };
+            match step {
+                Ok(Flow::Go) => continue,
+                Ok(close) => break close,
+                Err(()) => return,
+            }
+        };
+        if let Flow::Close(code, reason) = flow {
+            let _ = sink
+                .send(WsMessage::Close(Some(CloseFrame {
+                    code,
+                    reason: reason.into(),
+                })))
+                .await;
+        }
+    }
+
+    /// Sends a live message in order: older ones are dropped as already sent, and a
+    /// gap (a message published late by a concurrent commit) is filled from the store.
+    async fn forward(&mut self, sink: &mut Sink, seq: i64, body: &str) -> Result<(), ()> {
+        if seq <= self.last_sent {
+            return Ok(());
+        }
+        if seq > self.last_sent + 1 {
+            self.replay(sink, self.last_sent, seq - 1).await?;
+        }
+        send(sink, body).await?;
+        self.last_sent = seq;
+        Ok(())
+    }
+
+    /// Sends stored messages after `after` up to `upto`.
+    async fn replay(&mut self, sink: &mut Sink, after: i64, upto: i64) -> Result<(), ()> {
+        let mut cursor = after;
+        loop {
+            let page = match self
+                .app
+                .store
+                .messages_since(self.user.user_db_id, cursor, REPLAY_PAGE)
+                .await
+            {
+                Ok(page) => page,
+                Err(e) => {
+                    tracing::warn!(error = %e, "replaying messages failed");
+                    return send(
+                        sink,
+                        &error_frame("messages could not be read; resume again shortly"),
+                    )
+                    .await;
+                }
+            };
+            let full = page.len() == REPLAY_PAGE as usize;
+            for m in page.into_iter().take_while(|m| m.seq <= upto) {
+                send(sink, &m.body).await?;
+                cursor = m.seq;
+                self.last_sent = self.last_sent.max(m.seq);
+            }
+            if !full || cursor >= upto {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Handles a client frame. `Ok(false)`: it was bad (an error frame went back).
+    async fn receive(&mut self, sink: &mut Sink, m: WsMessage) -> Result<bool, ()> {
+        let text = match m {
+            WsMessage::Text(t) => t,
+            WsMessage::Binary(_) => {
+                send(
+                    sink,
+                    &error_frame("binary frames are not accepted; send JSON text"),
+                )
+                .await?;
+                return Ok(false);
+            }
+            _ => return Ok(true), // pings and pongs: the peer is alive
+        };
+        if text.len() > MAX_FRAME {
+            send(
+                sink,
+                &error_frame(&format!(
+                    "frame of {} bytes is over the 64 KiB limit",
+                    text.len()
+                )),
+            )
+            .await?;
+            return Ok(false);
+        }
+        let frame: ClientFrame = match serde_json::from_str(text.as_str()) {
+            Ok(f) => f,
+            Err(e) => {
+                send(sink, &error_frame(&format!("bad frame: {e}"))).await?;
+                return Ok(false);
+            }
+        };
+        match frame {
+            ClientFrame::Ping => send(sink, r#"{"type":"pong"}"#).await?,
+            ClientFrame::Resume { since } => self.replay(sink, since.max(0), i64::MAX).await?,
+            ClientFrame::Signal {
+                call_id,
+                to,
+                payload,
+            } => {
+                if let Err(why) = self.relay(call_id, to, payload).await {
+                    send(sink, &error_frame(&format!("signal refused: {why}"))).await?;
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    /// Relays signaling to another participant who has joined the same call.
+    async fn relay(
+        &self,
+        call_id: Uuid,
+        to: i64,
+        payload: serde_json::Value,
+    ) -> Result<(), String> {
+        let call = self
+            .app
+            .store
+            .call(call_id)
+            .await
+            .map_err(|e| e.to_string())?;
+        let call = call
+            .filter(|c| c.visible_to(&self.user))
+            .ok_or("no such call visible to you")?;
+        let from = call
+            .contact_of_user(self.user.user_db_id)
+            .map(|c| c.id)
+            .filter(|&id| call.is_joined(id));
+        let from = from.ok_or("you have not joined this call")?;
+        let recipient = (1..=call.contacts.len() as i64)
+            .contains(&to)
+            .then(|| call.contact(to))
+            .filter(|c| call.is_joined(c.id) && c.id != from)
+            .ok_or_else(|| format!("contact {to} is not in this call"))?;
+        let user = recipient
+            .user_db_id()
+            .ok_or("that participant has no socket")?;
+        let frame = json!({"type": "signal", "callId": call_id, "from": from, "payload": payload});
+        self.app.hub.send_transient(user, &frame.to_string());
+        Ok(())
+    }
+}
+
+async fn send(sink: &mut Sink, text: &str) -> Result<(), ()> {
+    sink.send(WsMessage::Text(text.into())).await.map_err(drop)
+}
+
+fn error_frame(detail: &str) -> String {
+    json!({"type": "error", "detail": detail}).to_string()
+}
+
+/// Applies `Drop` for a participant whose sockets all closed (see `presence`).
+pub(crate) async fn drop_participant(app: &App, user: i64) {
+    let Ok(Some(info)) = app.store.user(user).await else {
+        return;
+    };
+    let Ok((calls, _)) = app
+        .store
+        .calls_of_user(user, Some(callhub_core::CallStatus::Started), 0, 100)
+        .await
+    else {
+        return;
+    };
+    for call in calls {
+        let Some(contact) = call
+            .contact_of_user(info.user_db_id)
+            .map(|c| c.id)
+            .filter(|&c| call.is_joined(c))
+        else {
+            continue;
+        };
+        let rules = app.rules;
+        match app
+            .store
+            .update_call(call.call_id, &|c| {
+                apply(c, Command::Drop(contact), now(), &rules)
+            })
+            .await
+        {
+            Ok(committed) => app.publish(&committed.messages),
+            Err(e) => {
+                tracing::warn!(call_id = %call.call_id, error = %e, "dropping a participant failed")
+            }
+        }
+    }
+}

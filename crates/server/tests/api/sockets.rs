@@ -1,0 +1,382 @@
+//! The WebSocket with real sockets: pop-ups on every device, ringing stopped for
+//! each reason, the broker flow, planned calls, resume, signaling, bad frames.
+
+use std::time::Duration;
+
+use callhub_client::{Client, Frame, Notifications};
+use callhub_core::rules::StopReason;
+use callhub_core::{CallStatus, CallType, EventType, Notification, Role};
+use futures::{SinkExt, StreamExt};
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use uuid::Uuid;
+
+use crate::helpers::*;
+
+/// A connected stream of a new device (its own login) of `user`.
+async fn device(app: &TestApp, user: &TestUser) -> Notifications {
+    let c = Client::new(&app.url);
+    c.login(&user.info.user_id, PASSWORD, Some(&user.info.domain))
+        .await
+        .unwrap();
+    let mut n = c.notifications();
+    match tokio::time::timeout(Duration::from_secs(5), n.recv()).await {
+        Ok(Some(Frame::Hello { .. })) => n,
+        other => panic!("expected hello, got {other:?}"),
+    }
+}
+
+/// Waits for the first notification that `pick` accepts.
+async fn expect<T>(
+    n: &mut Notifications,
+    secs: u64,
+    mut pick: impl FnMut(&Notification) -> Option<T>,
+) -> T {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        match tokio::time::timeout_at(deadline, n.next_notification()).await {
+            Ok(Some((_, note))) => {
+                if let Some(t) = pick(&note) {
+                    return t;
+                }
+            }
+            _ => panic!("no such notification within {secs}s"),
+        }
+    }
+}
+
+fn incoming(call_id: Uuid) -> impl FnMut(&Notification) -> Option<()> {
+    move |n| {
+        matches!(n, Notification::IncomingCall { call } if call.call_id == call_id).then_some(())
+    }
+}
+
+fn stopped(call_id: Uuid) -> impl FnMut(&Notification) -> Option<StopReason> {
+    move |n| match n {
+        Notification::RingingStopped { call_id: c, reason } if *c == call_id => Some(*reason),
+        _ => None,
+    }
+}
+
+fn event(call_id: Uuid, kind: EventType) -> impl FnMut(&Notification) -> Option<CallStatus> {
+    move |n| match n {
+        Notification::CallEvent {
+            call_id: c,
+            event,
+            call_status,
+        } if *c == call_id && event.kind == kind => Some(*call_status),
+        _ => None,
+    }
+}
+
+/// Asserts that no notification `pick` accepts arrives for `ms`.
+async fn never<T>(
+    n: &mut Notifications,
+    ms: u64,
+    mut pick: impl FnMut(&Notification) -> Option<T>,
+) {
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(ms);
+    while let Ok(Some((_, note))) = tokio::time::timeout_at(deadline, n.next_notification()).await {
+        assert!(pick(&note).is_none(), "unexpected {note:?}");
+    }
+}
+
+async fn raw_socket(
+    app: &TestApp,
+    token: &str,
+) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
+    let url = format!(
+        "{}/ws?access_token={token}",
+        app.url.replacen("http", "ws", 1)
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    let hello = ws.next().await.unwrap().unwrap();
+    assert!(hello.to_text().unwrap().contains("\"hello\""));
+    ws
+}
+
+async fn next_text(
+    ws: &mut tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+) -> serde_json::Value {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(5), ws.next())
+            .await
+            .expect("a frame in time")
+        {
+            Some(Ok(WsMessage::Text(t))) => return serde_json::from_str(t.as_str()).unwrap(),
+            Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_))) => continue,
+            other => panic!("expected a text frame, got {other:?}"),
+        }
+    }
+}
+
+backend_tests! {
+    async fn pop_up_reaches_every_device_and_answering_on_one_stops_the_others(backend: Backend) {
+        let app = TestApp::spawn(backend).await;
+        let alice = app.user("alice", &[Role::User]).await;
+        let bob = app.user("bob", &[Role::User]).await;
+        let mut phone = device(&app, &bob).await;
+        let mut glasses = device(&app, &bob).await;
+        let mut caller = device(&app, &alice).await;
+        let call = alice.rtc().create_call_for_contacts(&call_request(CallType::Sfu, &[&bob])).await.unwrap();
+        expect(&mut phone, 5, incoming(call.call_id)).await;
+        expect(&mut glasses, 5, incoming(call.call_id)).await;
+        bob.rtc().join_call(call.call_id).await.unwrap();
+        assert_eq!(expect(&mut phone, 5, stopped(call.call_id)).await, StopReason::AnsweredElsewhere);
+        assert_eq!(expect(&mut glasses, 5, stopped(call.call_id)).await, StopReason::AnsweredElsewhere);
+        // The caller follows every event of the call.
+        assert_eq!(expect(&mut caller, 5, event(call.call_id, EventType::Created)).await, CallStatus::Started);
+        expect(&mut caller, 5, event(call.call_id, EventType::Join)).await;
+    }
+
+    async fn declining_on_one_device_stops_the_others(backend: Backend) {
+        let app = TestApp::spawn(backend).await;
+        let alice = app.user("alice", &[Role::User]).await;
+        let bob = app.user("bob", &[Role::User]).await;
+        let carol = app.user("carol", &[Role::User]).await;
+        let (mut d1, mut d2) = (device(&app, &bob).await, device(&app, &bob).await);
+        let call = alice.rtc().create_call_for_contacts(&call_request(CallType::Sfu, &[&bob, &carol])).await.unwrap();
+        expect(&mut d1, 5, incoming(call.call_id)).await;
+        bob.rtc().decline_call(call.call_id).await.unwrap();
+        assert_eq!(expect(&mut d1, 5, stopped(call.call_id)).await, StopReason::DeclinedElsewhere);
+        assert_eq!(expect(&mut d2, 5, stopped(call.call_id)).await, StopReason::DeclinedElsewhere);
+    }
+
+    async fn caller_leaving_before_an_answer_cancels_the_ringing(backend: Backend) {
+        let app = TestApp::spawn(backend).await;
+        let alice = app.user("alice", &[Role::User]).await;
+        let bob = app.user("bob", &[Role::User]).await;
+        let (mut d1, mut d2) = (device(&app, &bob).await, device(&app, &bob).await);
+        let call = alice.rtc().create_call_for_contacts(&call_request(CallType::Mesh, &[&bob])).await.unwrap();
+        expect(&mut d1, 5, incoming(call.call_id)).await;
+        alice.rtc().leave_call(call.call_id).await.unwrap();
+        assert_eq!(expect(&mut d1, 5, stopped(call.call_id)).await, StopReason::Cancelled);
+        assert_eq!(expect(&mut d2, 5, stopped(call.call_id)).await, StopReason::Cancelled);
+    }
+
+    async fn ring_timeout_stops_the_ringing_as_missed(backend: Backend) {
+        let app = TestApp::spawn_with(backend, |c| c.ring_timeout = Duration::from_secs(1)).await;
+        let alice = app.user("alice", &[Role::User]).await;
+        let bob = app.user("bob", &[Role::User]).await;
+        let (mut d1, mut d2) = (device(&app, &bob).await, device(&app, &bob).await);
+        let call = alice.rtc().create_call_for_contacts(&call_request(CallType::Mesh, &[&bob])).await.unwrap();
+        assert_eq!(expect(&mut d1, 5, stopped(call.call_id)).await, StopReason::Missed);
+        assert_eq!(expect(&mut d2, 5, stopped(call.call_id)).await, StopReason::Missed);
+        assert_eq!(expect(&mut d1, 5, event(call.call_id, EventType::Ended)).await, CallStatus::Ended);
+    }
+
+    async fn ending_an_answered_call_stops_the_others_ringing_as_ended(backend: Backend) {
+        let app = TestApp::spawn(backend).await;
+        let alice = app.user("alice", &[Role::User]).await;
+        let bob = app.user("bob", &[Role::User]).await;
+        let carol = app.user("carol", &[Role::User]).await;
+        let mut c1 = device(&app, &carol).await;
+        let mut c2 = device(&app, &carol).await;
+        let call = alice.rtc().create_call_for_contacts(&call_request(CallType::Sfu, &[&bob, &carol])).await.unwrap();
+        bob.rtc().join_call(call.call_id).await.unwrap();
+        alice.rtc().end_call(call.call_id).await.unwrap();
+        assert_eq!(expect(&mut c1, 5, stopped(call.call_id)).await, StopReason::Ended);
+        assert_eq!(expect(&mut c2, 5, stopped(call.call_id)).await, StopReason::Ended);
+    }
+
+    async fn glasses_ring_only_after_the_expert_answers_and_never_after_a_decline(backend: Backend) {
+        let app = TestApp::spawn(backend).await;
+        let connector = app.user("connector", &[Role::Broker]).await;
+        let glasses = app.user("glasses", &[Role::User]).await;
+        let expert = app.user("expert", &[Role::User]).await;
+        let mut g = device(&app, &glasses).await;
+        let mut e = device(&app, &expert).await;
+        let mut req = call_request(CallType::Sfu, &[&expert, &connector]);
+        req.creator_user = Some(glasses.id());
+        // Declined: the glasses hear the call end, and never ring.
+        let declined = connector.rtc().create_call_for_contacts(&req).await.unwrap();
+        expect(&mut e, 5, incoming(declined.call_id)).await;
+        expert.rtc().decline_call(declined.call_id).await.unwrap();
+        let mut rang = false;
+        expect(&mut g, 5, |n| {
+            rang |= matches!(n, Notification::IncomingCall { .. });
+            event(declined.call_id, EventType::Ended)(n)
+        })
+        .await;
+        assert!(!rang, "the glasses rang for a declined call");
+        // Answered: the glasses ring after, not before.
+        let answered = connector.rtc().create_call_for_contacts(&req).await.unwrap();
+        expect(&mut e, 5, incoming(answered.call_id)).await;
+        never(&mut g, 300, incoming(answered.call_id)).await;
+        expert.rtc().join_call(answered.call_id).await.unwrap();
+        expect(&mut g, 5, incoming(answered.call_id)).await;
+    }
+
+    async fn planned_call_rings_at_its_time_and_not_before(backend: Backend) {
+        let app = TestApp::spawn(backend).await;
+        let alice = app.user("alice", &[Role::User]).await;
+        let bob = app.user("bob", &[Role::User]).await;
+        let mut d = device(&app, &bob).await;
+        let at = chrono::Utc::now() + chrono::Duration::seconds(2);
+        let mut req = call_request(CallType::Sfu, &[&bob]);
+        req.planned_date_time = Some(at.to_rfc3339());
+        let call = alice.rtc().create_call_for_contacts(&req).await.unwrap();
+        never(&mut d, 1200, incoming(call.call_id)).await;
+        expect(&mut d, 5, incoming(call.call_id)).await;
+        assert!(chrono::Utc::now() >= at, "rang before its time");
+    }
+
+    async fn resume_after_200_missed_messages_replays_them_all_in_order(backend: Backend) {
+        let app = TestApp::spawn(backend).await;
+        let alice = app.user("alice", &[Role::User]).await;
+        let bob = app.user("bob", &[Role::User]).await;
+        let seen = {
+            let c = Client::new(&app.url);
+            c.login("bob", PASSWORD, Some("ubimax")).await.unwrap();
+            let mut n = c.notifications();
+            match n.recv().await { Some(Frame::Hello { seq, .. }) => seq, other => panic!("{other:?}") }
+        }; // the device goes offline
+        for _ in 0..70 {
+            alice.rtc().create_call_for_contacts(&call_request(CallType::Sfu, &[&bob])).await.unwrap();
+        }
+        // Each call: the pop-up, Created and the caller's Join: 210 messages missed.
+        let raw_token = bob.token().await;
+        let mut ws = raw_socket(&app, &raw_token).await;
+        ws.send(WsMessage::Text(format!(r#"{{"type":"resume","since":{seen}}}"#).into())).await.unwrap();
+        for i in 1..=210 {
+            let f = next_text(&mut ws).await;
+            assert_eq!(f["seq"], seen + i, "message {i} in order");
+        }
+        // And then live, without a gap or a repeat at the seam.
+        alice.rtc().create_call_for_contacts(&call_request(CallType::Sfu, &[&bob])).await.unwrap();
+        let f = next_text(&mut ws).await;
+        assert_eq!(f["seq"], seen + 211);
+        assert_eq!(f["type"], "incomingCall");
+    }
+
+    async fn signaling_is_relayed_between_joined_participants_only(backend: Backend) {
+        let app = TestApp::spawn(backend).await;
+        let alice = app.user("alice", &[Role::User]).await;
+        let bob = app.user("bob", &[Role::User]).await;
+        let carol = app.user("carol", &[Role::User]).await;
+        let call = alice.rtc().create_call_for_contacts(&call_request(CallType::Mesh, &[&bob])).await.unwrap();
+        let mut a = raw_socket(&app, &alice.token().await).await;
+        let mut b = raw_socket(&app, &bob.token().await).await;
+        let mut c = raw_socket(&app, &carol.token().await).await;
+        let offer = |to: i64| format!(r#"{{"type":"signal","callId":"{}","to":{to},"payload":{{"sdp":"v=0"}}}}"#, call.call_id);
+        // Bob has not joined yet: nobody may signal him, and he may signal nobody.
+        a.send(WsMessage::Text(offer(2).into())).await.unwrap();
+        assert!(next_text(&mut a).await["detail"].as_str().unwrap().contains("not in this call"));
+        b.send(WsMessage::Text(offer(1).into())).await.unwrap();
+        let refused = loop {
+            let f = next_text(&mut b).await;
+            if f["type"] == "error" { break f; }
+        };
+        assert!(refused["detail"].as_str().unwrap().contains("not joined"));
+        bob.rtc().join_call(call.call_id).await.unwrap();
+        a.send(WsMessage::Text(offer(2).into())).await.unwrap();
+        let got = loop {
+            let f = next_text(&mut b).await;
+            if f["type"] == "signal" { break f; }
+        };
+        assert_eq!(got["from"], 1);
+        assert_eq!(got["payload"]["sdp"], "v=0");
+        assert_eq!(got["callId"], call.call_id.to_string());
+        assert!(got.get("seq").is_none(), "signaling is not sequenced");
+        // Carol is no participant.
+        c.send(WsMessage::Text(offer(1).into())).await.unwrap();
+        assert!(next_text(&mut c).await["detail"].as_str().unwrap().contains("no such call"));
+    }
+
+    async fn bad_frames_get_errors_and_a_flood_is_closed_with_1008(backend: Backend) {
+        let app = TestApp::spawn(backend).await;
+        let alice = app.user("alice", &[Role::User]).await;
+        let mut ws = raw_socket(&app, &alice.token().await).await;
+        for (frame, needle) in [
+            (WsMessage::Text("{not json".into()), "bad frame"),
+            (WsMessage::Text(r#"{"type":"dance"}"#.into()), "unknown variant"),
+            (WsMessage::Text(r#"{"type":"resume","since":"x"}"#.into()), "bad frame"),
+            (WsMessage::Text(format!(r#"{{"type":"ping","pad":"{}"}}"#, "x".repeat(70 * 1024)).into()), "64 KiB"),
+            (WsMessage::Binary(vec![1, 2, 3].into()), "binary"),
+        ] {
+            ws.send(frame).await.unwrap();
+            let f = next_text(&mut ws).await;
+            assert_eq!(f["type"], "error");
+            assert!(f["detail"].as_str().unwrap().contains(needle), "{f}");
+        }
+        ws.send(WsMessage::Text(r#"{"type":"ping"}"#.into())).await.unwrap();
+        assert_eq!(next_text(&mut ws).await["type"], "pong", "the socket stays open");
+        for _ in 0..20 {
+            if ws.send(WsMessage::Text("garbage".into())).await.is_err() { break; }
+        }
+        let closed = loop {
+            match tokio::time::timeout(Duration::from_secs(5), ws.next()).await.unwrap() {
+                Some(Ok(WsMessage::Close(Some(frame)))) => break u16::from(frame.code),
+                Some(Ok(_)) => continue,
+                other => panic!("expected a close frame, got {other:?}"),
+            }
+        };
+        assert_eq!(closed, 1008);
+    }
+
+    async fn sockets_need_a_live_session_and_close_when_it_is_revoked(backend: Backend) {
+        let app = TestApp::spawn(backend).await;
+        let alice = app.user("alice", &[Role::User]).await;
+        let ws_url = app.url.replacen("http", "ws", 1);
+        for url in [format!("{ws_url}/ws"), format!("{ws_url}/ws?access_token=forged")] {
+            let err = tokio_tungstenite::connect_async(url).await.unwrap_err();
+            assert!(err.to_string().contains("401"), "{err}");
+        }
+        let token = alice.token().await;
+        // Authorization: Bearer works as well as the query parameter.
+        let mut req = format!("{ws_url}/ws").into_client_request().unwrap();
+        req.headers_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
+        let (mut by_header, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+        assert!(by_header.next().await.unwrap().unwrap().to_text().unwrap().contains("hello"));
+        let mut ws = raw_socket(&app, &token).await;
+        alice.client.logout().await.unwrap();
+        let code = loop {
+            match tokio::time::timeout(Duration::from_secs(5), ws.next()).await.unwrap() {
+                Some(Ok(WsMessage::Close(Some(frame)))) => break u16::from(frame.code),
+                Some(Ok(_)) => continue,
+                other => panic!("expected a close frame, got {other:?}"),
+            }
+        };
+        assert_eq!(code, 1008);
+        let err = tokio_tungstenite::connect_async(format!("{ws_url}/ws?access_token={token}")).await.unwrap_err();
+        assert!(err.to_string().contains("401"), "a revoked session cannot open a socket: {err}");
+    }
+
+    async fn a_dropped_participant_leaves_after_the_grace_period_unless_back(backend: Backend) {
+        let app = TestApp::spawn_with(backend, |c| c.rejoin_grace = Duration::from_secs(1)).await;
+        let alice = app.user("alice", &[Role::User]).await;
+        let bob = app.user("bob", &[Role::User]).await;
+        let call = alice.rtc().create_call_for_contacts(&call_request(CallType::Sfu, &[&bob])).await.unwrap();
+        bob.rtc().join_call(call.call_id).await.unwrap();
+        // Bob's socket drops and comes back within the grace: nothing happens.
+        let flaky = raw_socket(&app, &bob.token().await).await;
+        drop(flaky);
+        let back = raw_socket(&app, &bob.token().await).await;
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert_eq!(alice.rtc().get_call_log_by_id(call.call_id).await.unwrap().call_events.len(), 3);
+        // Now it drops for good: Bob leaves.
+        drop(back);
+        eventually(10, || async {
+            let log = alice.rtc().get_call_log_by_id(call.call_id).await.unwrap();
+            events(&log).last() == Some(&ev(EventType::Leave, "bob"))
+        })
+        .await;
+    }
+
+    async fn a_silent_peer_is_closed_by_the_keepalive(backend: Backend) {
+        let app = TestApp::spawn_with(backend, |c| c.ws_ping_interval = Duration::from_millis(300)).await;
+        let alice = app.user("alice", &[Role::User]).await;
+        let mut ws = raw_socket(&app, &alice.token().await).await;
+        // Not reading means not answering pings.
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+        let closed = loop {
+            match tokio::time::timeout(Duration::from_secs(5), ws.next()).await.unwrap() {
+                Some(Ok(WsMessage::Close(_))) | None | Some(Err(_)) => break true,
+                Some(Ok(_)) => continue,
+            }
+        };
+        assert!(closed);
+    }
+}
