@@ -60,6 +60,18 @@ impl ClientError {
 
 pub type Result<T, E = ClientError> = std::result::Result<T, E>;
 
+/// A session as a tool keeps it between runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SavedSession {
+    pub server: String,
+    pub access_token: String,
+    pub refresh_token: String,
+    /// When to refresh the access token, in Unix seconds.
+    pub refresh_at: i64,
+    pub user: UserInfo,
+}
+
 #[derive(Debug, Clone)]
 struct Session {
     access_token: String,
@@ -90,6 +102,36 @@ impl Client {
             session: Arc::new(Mutex::new(None)),
             refreshing: Arc::new(tokio::sync::Mutex::new(())),
         }
+    }
+
+    /// A client on a session saved by `saved_session`.
+    pub fn from_saved(saved: SavedSession) -> Client {
+        let client = Client::new(&saved.server);
+        let left = (saved.refresh_at - unix_now()).max(0) as u64;
+        *client.session.lock().expect("session lock") = Some(Session {
+            access_token: saved.access_token,
+            refresh_token: saved.refresh_token,
+            refresh_at: Instant::now() + Duration::from_secs(left),
+            user: saved.user,
+        });
+        client
+    }
+
+    /// The session, to keep between runs of a tool.
+    pub fn saved_session(&self) -> Option<SavedSession> {
+        let s = self.session.lock().expect("session lock");
+        let s = s.as_ref()?;
+        let left = s
+            .refresh_at
+            .saturating_duration_since(Instant::now())
+            .as_secs() as i64;
+        Some(SavedSession {
+            server: self.base.clone(),
+            access_token: s.access_token.clone(),
+            refresh_token: s.refresh_token.clone(),
+            refresh_at: unix_now() + left,
+            user: s.user.clone(),
+        })
     }
 
     pub fn base_url(&self) -> &str {
@@ -213,6 +255,12 @@ impl Client {
             client: self.clone(),
         }
     }
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
 }
 
 async fn check(res: reqwest::Response) -> Result<reqwest::Response> {
