@@ -172,3 +172,113 @@ pub struct JoinResponse {
     pub call_log: CallLog,
     pub media: Media,
 }
+
+/// `POST /rtc/joinAnonymous`: a guest link's call and token, and the guest's name.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GuestJoinRequest {
+    pub call_id: Uuid,
+    /// The `t` of the guest link.
+    pub token: String,
+    /// The name the others see; 1–100 characters.
+    pub display_name: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GuestJoinResponse {
+    /// A JWT for this guest in this call only: it works for `leaveCall` of this
+    /// call and is refused everywhere else.
+    pub access_token: String,
+    /// The guest's contact id within the call log.
+    pub contact_id: i64,
+    pub call_log: CallLog,
+    pub media: Media,
+}
+
+/// The guest link's query.
+#[derive(Debug, Clone, Serialize, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct GuestPageQuery {
+    /// The guest token.
+    pub t: String,
+}
+
+/// `POST /admin/webhooks`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookRequest {
+    /// `http://` or `https://` URL that receives the domain's call events.
+    pub url: String,
+}
+
+/// A registered webhook. `secret` is shown once, in the answer to its creation.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookInfo {
+    pub id: i64,
+    pub url: String,
+    pub domain: String,
+    pub created_at: String,
+    /// The HMAC-SHA256 key of `X-Callhub-Signature`; only in the creation's answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookList {
+    pub webhooks: Vec<WebhookInfo>,
+}
+
+/// One try at sending a delivery.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DeliveryAttemptView {
+    pub attempt: i64,
+    pub started_at: String,
+    pub finished_at: String,
+    /// `sent`, `logged`, `cancelled` or `error`.
+    pub outcome: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+/// A mail, SMS or webhook delivery of a call and where it stands.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DeliveryView {
+    pub id: i64,
+    pub channel: crate::outbox::Channel,
+    /// The email address, phone number or webhook URL.
+    pub recipient: String,
+    /// `pending`, `sent`, `logged` (no provider configured), `failed` (gave up after
+    /// the retry window) or `cancelled` (its webhook was deleted).
+    pub status: String,
+    /// The invited contact's id within the call log (mail and SMS).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contact_id: Option<i64>,
+    /// The call event's id (webhooks).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_id: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook_id: Option<i64>,
+    /// Attempts made (claims by a worker, an interrupted one included).
+    pub attempts: i64,
+    pub created_at: String,
+    /// When the next attempt is due, while pending.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_attempt_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub done_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    pub attempt_log: Vec<DeliveryAttemptView>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DeliveryList {
+    pub call_id: Uuid,
+    pub deliveries: Vec<DeliveryView>,
+}

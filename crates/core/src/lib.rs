@@ -4,10 +4,12 @@
 pub mod api;
 pub mod model;
 pub mod notify;
+pub mod outbox;
 pub mod rules;
 
 pub use model::*;
 pub use notify::{Notification, notifications};
+pub use outbox::{Channel, Delivery, deliveries};
 pub use rules::{
     Actor, CallError, Command, NewCall, Outcome, Rules, StopReason, Transition, apply, create,
 };

@@ -62,9 +62,9 @@ macro_rules! str_enum {
             }
         }
         impl std::str::FromStr for $ty {
-            type Err = UnknownName;
-            fn from_str(s: &str) -> Result<Self, UnknownName> {
-                match s { $($text => Ok(Self::$variant),)* _ => Err(UnknownName(s.to_owned())) }
+            type Err = $crate::model::UnknownName;
+            fn from_str(s: &str) -> Result<Self, $crate::model::UnknownName> {
+                match s { $($text => Ok(Self::$variant),)* _ => Err($crate::model::UnknownName(s.to_owned())) }
             }
         }
         impl std::fmt::Display for $ty {
@@ -72,6 +72,7 @@ macro_rules! str_enum {
         }
     };
 }
+pub(crate) use str_enum;
 
 /// A stored name that no variant carries (a database written by a newer version).
 #[derive(Debug, thiserror::Error)]
@@ -199,6 +200,8 @@ pub struct Call {
     pub broker: Option<UserDbId>,
     /// When the planned call's invitees are to ring; cleared once they have.
     pub ring_pending_at: Option<DateTime<Utc>>,
+    /// SHA-256 (hex) of the guest link's token, where anonymous join is allowed.
+    pub guest_token_hash: Option<String>,
     pub contacts: Vec<Contact>,
     pub teams: Vec<Team>,
     pub events: Vec<Event>,

@@ -80,6 +80,8 @@ pub struct NewCall {
     pub on_behalf_of: Option<UserInfo>,
     pub invited: Vec<ContactSpec>,
     pub teams: Vec<Team>,
+    /// SHA-256 (hex) of the guest link's token; kept only where anonymous join is allowed.
+    pub guest_token_hash: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -109,6 +111,13 @@ pub enum Command {
     Invite(Actor, Vec<ContactSpec>, Vec<Team>),
     /// A participant's connections dropped and did not come back in time.
     Drop(ContactId),
+    /// A guest with a valid link joins under a name of their choosing: a new
+    /// anonymous contact, and its `Join`.
+    JoinGuest {
+        display_name: String,
+    },
+    /// A guest leaves (the contact its access token names).
+    LeaveGuest(ContactId),
     /// Time has passed: ring timeouts and planned starts fall due.
     Tick,
 }
@@ -149,6 +158,7 @@ pub fn create(new: NewCall, now: DateTime<Utc>) -> Result<Transition, CallError>
         ended_at: None,
         broker,
         ring_pending_at: planned,
+        guest_token_hash: new.guest_token_hash.filter(|_| new.anonymous_join_allowed),
         contacts: vec![Contact {
             id: CREATOR,
             origin: ContactOrigin::Creator,
@@ -201,6 +211,16 @@ pub fn apply(
         Command::Decline(actor) => t.decline(&actor, now)?,
         Command::Leave(actor) => {
             let id = t.participant(&actor)?;
+            t.leave(id, now)?
+        }
+        Command::JoinGuest { display_name } => t.join_guest(display_name, now)?,
+        Command::LeaveGuest(id) => {
+            t.open()?;
+            let guest = (1..=t.call.contacts.len() as ContactId).contains(&id)
+                && t.call.contact(id).origin == ContactOrigin::Guest;
+            if !guest {
+                return Err(CallError::Conflict("no such guest in this call"));
+            }
             t.leave(id, now)?
         }
         Command::Drop(id) => {
@@ -403,6 +423,31 @@ impl Transition {
             self.push(EventType::Ringing, CREATOR, now);
             self.ring(CREATOR, now);
         }
+        Ok(())
+    }
+
+    fn join_guest(&mut self, display_name: String, now: DateTime<Utc>) -> Result<(), CallError> {
+        if !self.call.anonymous_join_allowed {
+            return Err(CallError::Forbidden(
+                "this call does not allow anonymous join",
+            ));
+        }
+        self.open()?;
+        if self.call.call_type == CallType::Mesh && self.call.joined().len() >= 2 {
+            return Err(CallError::Conflict(
+                "a MESH call is 1:1 and already has two participants",
+            ));
+        }
+        let spec = ContactSpec {
+            display_name: Some(display_name),
+            ..ContactSpec::default()
+        };
+        let id = add_contact(&mut self.call, ContactOrigin::Guest, spec);
+        if self.call.status == CallStatus::Planned {
+            self.call.status = CallStatus::Started;
+            self.call.started_at = Some(now);
+        }
+        self.push(EventType::Join, id, now);
         Ok(())
     }
 

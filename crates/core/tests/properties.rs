@@ -16,6 +16,8 @@ enum Step {
     Invite(usize, usize),
     Drop(i64),
     Wait(i64),
+    GuestJoin,
+    GuestLeave(i64),
 }
 
 fn people() -> Vec<UserInfo> {
@@ -31,6 +33,8 @@ fn step() -> impl Strategy<Value = Step> {
         (0..6usize, 0..6usize).prop_map(|(a, b)| Step::Invite(a, b)),
         (1..6i64).prop_map(Step::Drop),
         (0..90i64).prop_map(Step::Wait),
+        Just(Step::GuestJoin),
+        (1..8i64).prop_map(Step::GuestLeave),
     ]
 }
 
@@ -39,10 +43,11 @@ fn new_call_strategy() -> impl Strategy<Value = NewCall> {
         any::<bool>(),
         any::<bool>(),
         any::<bool>(),
+        any::<bool>(),
         prop::option::of(0..200i64),
         proptest::sample::subsequence(vec![1usize, 2, 3, 5], 0..4),
     )
-        .prop_map(|(mesh, broker, inform, planned, invited)| {
+        .prop_map(|(mesh, broker, inform, guests, planned, invited)| {
             let p = people();
             let (requester, invited): (UserInfo, Vec<UserInfo>) = if broker {
                 (
@@ -65,6 +70,7 @@ fn new_call_strategy() -> impl Strategy<Value = NewCall> {
                 new.on_behalf_of = Some(glasses());
             }
             new.inform_others_directly = inform;
+            new.anonymous_join_allowed = guests;
             new.planned_at = planned.map(secs);
             new
         })
@@ -114,6 +120,7 @@ fn check(call: &Call, rules: &Rules) {
         if c.ringing_since.is_some() {
             assert!(!joined.contains(&c.id), "a participant does not ring");
             assert!(c.user_db_id().is_some(), "only accounts ring");
+            assert_ne!(c.origin, ContactOrigin::Guest, "guests never ring");
             if call.broker.is_some() && c.id != CREATOR {
                 assert_ne!(call.broker, c.user_db_id(), "the broker never rings");
             }
@@ -160,6 +167,8 @@ proptest! {
                 Step::Invite(u, v) => Command::Invite(act(p[u].clone()), vec![p[v].as_contact()], vec![]),
                 Step::Drop(c) if c <= call.contacts.len() as i64 => Command::Drop(c),
                 Step::Drop(_) => continue,
+                Step::GuestJoin => Command::JoinGuest { display_name: "Visitor".into() },
+                Step::GuestLeave(c) => Command::LeaveGuest(c),
                 Step::Wait(s) => { now += Duration::seconds(s); Command::Tick }
             };
             let was_ended = call.status == CallStatus::Ended;

@@ -462,3 +462,172 @@ fn call_log_json_matches_the_seed() {
     assert_eq!(v["callEvents"][0]["type"], "Created");
     assert!(v.get("joinUrl").is_none());
 }
+
+fn open_to_guests(call_type: CallType, invited: &[UserInfo]) -> NewCall {
+    let mut new = new_call(alice(), call_type, invited);
+    new.anonymous_join_allowed = true;
+    new.guest_token_hash = Some("ab".repeat(32));
+    new
+}
+
+fn guest(name: &str) -> Command {
+    Command::JoinGuest {
+        display_name: name.into(),
+    }
+}
+
+#[test]
+fn guest_joins_as_an_anonymous_contact_and_leaves() {
+    let t = create(open_to_guests(CallType::Sfu, &[bob()]), t0()).unwrap();
+    let t = run(&t.call, guest("Visitor"), secs(1));
+    let id = t.call.contacts.len() as ContactId;
+    let c = t.call.contact(id);
+    assert_eq!(c.origin, ContactOrigin::Guest);
+    assert_eq!(c.user_db_id(), None);
+    assert_eq!(c.spec.display_name.as_deref(), Some("Visitor"));
+    assert_eq!(kinds(&t.call)[2..], [(Join, id)]);
+    assert!(t.outcome.rang.is_empty(), "guests never ring anyone");
+    let log = t.call.to_call_log(None);
+    let view = &log.call_events[2].contact;
+    assert!(view.anonymous && view.user_db_id.is_none());
+    assert!(
+        log.invited_contacts.iter().all(|c| !c.anonymous),
+        "a guest is not an invitee"
+    );
+    let t = run(&t.call, Command::LeaveGuest(id), secs(2));
+    assert_eq!(kinds(&t.call).last(), Some(&(Leave, id)));
+    assert_eq!(
+        t.call.status,
+        CallStatus::Started,
+        "the creator is still in"
+    );
+}
+
+#[test]
+fn guest_join_is_forbidden_where_the_call_does_not_allow_it() {
+    let t = create(new_call(alice(), CallType::Sfu, &[bob()]), t0()).unwrap();
+    let err = apply(&t.call, guest("Visitor"), secs(1), &rules()).unwrap_err();
+    assert!(matches!(err, CallError::Forbidden(_)));
+    assert_eq!(
+        t.call.guest_token_hash, None,
+        "no guest token is kept for such a call"
+    );
+}
+
+#[test]
+fn guest_cannot_join_an_ended_call_or_a_full_mesh_call() {
+    let t = create(open_to_guests(CallType::Mesh, &[bob()]), t0()).unwrap();
+    let full = run(&t.call, Command::Join(act(bob())), secs(1));
+    let err = apply(&full.call, guest("Visitor"), secs(2), &rules()).unwrap_err();
+    assert!(matches!(err, CallError::Conflict(_)));
+    let ended = run(&full.call, Command::Leave(act(bob())), secs(3));
+    let err = apply(&ended.call, guest("Visitor"), secs(4), &rules()).unwrap_err();
+    assert_eq!(err, CallError::Ended);
+}
+
+#[test]
+fn the_last_guest_leaving_ends_an_sfu_call() {
+    let t = create(open_to_guests(CallType::Sfu, &[bob()]), t0()).unwrap();
+    let t = run(&t.call, guest("Visitor"), secs(1));
+    let t = run(&t.call, Command::Leave(act(alice())), secs(2));
+    assert_eq!(t.call.status, CallStatus::Started);
+    let id = t.call.contacts.len() as ContactId;
+    let t = run(&t.call, Command::LeaveGuest(id), secs(3));
+    assert_eq!(t.call.status, CallStatus::Ended);
+    assert_eq!(kinds(&t.call).last(), Some(&(Ended, id)));
+}
+
+#[test]
+fn leave_guest_names_only_guests_who_are_in() {
+    let t = create(open_to_guests(CallType::Sfu, &[bob()]), t0()).unwrap();
+    for not_a_guest in [1, 2, 9] {
+        let err = apply(&t.call, Command::LeaveGuest(not_a_guest), secs(1), &rules()).unwrap_err();
+        assert!(matches!(err, CallError::Conflict(_)), "{not_a_guest}");
+    }
+    let t = run(&t.call, guest("Visitor"), secs(1));
+    let t = run(&t.call, Command::LeaveGuest(3), secs(2));
+    let err = apply(&t.call, Command::LeaveGuest(3), secs(3), &rules()).unwrap_err();
+    assert!(matches!(err, CallError::Conflict(_)), "leaving twice");
+}
+
+#[test]
+fn a_guest_joining_starts_a_planned_call() {
+    let mut new = open_to_guests(CallType::Sfu, &[bob()]);
+    new.planned_at = Some(secs(3600));
+    let t = create(new, t0()).unwrap();
+    let t = run(&t.call, guest("Visitor"), secs(10));
+    assert_eq!(t.call.status, CallStatus::Started);
+    assert_eq!(t.call.started_at, Some(secs(10)));
+}
+
+#[test]
+fn a_new_call_invites_by_mail_and_sms_and_sends_its_events_to_webhooks() {
+    let mut new = new_call(alice(), CallType::Sfu, &[bob()]);
+    new.invited.push(ContactSpec {
+        display_name: Some("Visitor".into()),
+        email: Some("visitor@example.com".into()),
+        phone_number: Some("+4917612345678".into()),
+        ..ContactSpec::default()
+    });
+    new.inform_others_directly = false; // mail and SMS go out all the same
+    let t = create(new, t0()).unwrap();
+    let mail = |contact, to: &str| Delivery::Invitation {
+        contact,
+        channel: Channel::Mail,
+        to: to.into(),
+    };
+    assert_eq!(
+        deliveries(&t, 0),
+        vec![
+            mail(2, "bob@example.org"),
+            mail(3, "visitor@example.com"),
+            Delivery::Invitation {
+                contact: 3,
+                channel: Channel::Sms,
+                to: "+4917612345678".into()
+            },
+            Delivery::Event { index: 0 },
+            Delivery::Event { index: 1 },
+        ]
+    );
+}
+
+#[test]
+fn only_contacts_invited_by_the_transition_get_an_invitation() {
+    let t = create(new_call(alice(), CallType::Sfu, &[bob()]), t0()).unwrap();
+    let n = t.call.events.len();
+    let t = run(&t.call, Command::Join(act(bob())), secs(1));
+    assert_eq!(deliveries(&t, n), vec![Delivery::Event { index: n }]);
+    let n = t.call.events.len();
+    let t = run(
+        &t.call,
+        Command::Invite(act(alice()), vec![carol().as_contact()], vec![]),
+        secs(2),
+    );
+    assert_eq!(
+        deliveries(&t, n),
+        vec![
+            Delivery::Invitation {
+                contact: 3,
+                channel: Channel::Mail,
+                to: "carol@example.org".into()
+            },
+            Delivery::Event { index: n },
+        ]
+    );
+}
+
+#[test]
+fn the_broker_gets_no_invitation_of_its_own_call() {
+    let mut new = new_call(connector(), CallType::Sfu, &[bob(), connector()]);
+    new.on_behalf_of = Some(glasses());
+    let t = create(new, t0()).unwrap();
+    let invited: Vec<ContactId> = deliveries(&t, 0)
+        .into_iter()
+        .filter_map(|d| match d {
+            Delivery::Invitation { contact, .. } => Some(contact),
+            Delivery::Event { .. } => None,
+        })
+        .collect();
+    assert_eq!(invited, vec![2], "bob only; not the connector");
+}
