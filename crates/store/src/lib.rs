@@ -6,7 +6,9 @@ mod migrate;
 mod sql;
 
 use async_trait::async_trait;
-use callhub_core::{Call, CallError, CallStatus, Team, Transition, UserDbId, UserInfo};
+use callhub_core::{
+    Call, CallError, CallStatus, Channel, ContactId, Team, Transition, UserDbId, UserInfo,
+};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -75,6 +77,99 @@ pub struct Message {
 pub struct Committed {
     pub call: Call,
     pub messages: Vec<Message>,
+    /// How many outbox deliveries (mail, SMS, webhooks) were written with it.
+    pub deliveries: usize,
+}
+
+/// A URL an admin registered to receive the call events of a domain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Webhook {
+    pub id: i64,
+    pub domain: String,
+    pub url: String,
+    /// The HMAC-SHA256 key the bodies are signed with.
+    pub secret: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Where a delivery stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DeliveryStatus {
+    /// Waiting for its next attempt (or being sent, under a worker's lease).
+    Pending,
+    Sent,
+    /// No provider is configured: the message was written to the log instead.
+    Logged,
+    /// Retried for the whole retry window without success.
+    Failed,
+    /// Its webhook was deleted before it could be sent.
+    Cancelled,
+}
+
+impl DeliveryStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryStatus::Pending => "pending",
+            DeliveryStatus::Sent => "sent",
+            DeliveryStatus::Logged => "logged",
+            DeliveryStatus::Failed => "failed",
+            DeliveryStatus::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<DeliveryStatus> {
+        [
+            DeliveryStatus::Pending,
+            DeliveryStatus::Sent,
+            DeliveryStatus::Logged,
+            DeliveryStatus::Failed,
+            DeliveryStatus::Cancelled,
+        ]
+        .into_iter()
+        .find(|d| d.as_str() == s)
+    }
+}
+
+/// One row of the outbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxEntry {
+    pub id: i64,
+    pub call_id: Uuid,
+    pub channel: Channel,
+    /// The invited contact (mail and SMS).
+    pub contact: Option<ContactId>,
+    /// The call event's id (webhooks).
+    pub event_id: Option<i64>,
+    pub webhook_id: Option<i64>,
+    /// The address, number or URL.
+    pub recipient: String,
+    pub status: DeliveryStatus,
+    /// Claims so far, the current one included.
+    pub attempts: i64,
+    pub created_at: DateTime<Utc>,
+    pub next_attempt_at: DateTime<Utc>,
+    pub done_at: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+}
+
+/// One try at sending a delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attempt {
+    pub attempt: i64,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: DateTime<Utc>,
+    /// `sent`, `logged` or `error`.
+    pub outcome: String,
+    pub detail: Option<String>,
+}
+
+/// What a worker decided after an attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AttemptResult {
+    /// Done: `Sent` or `Logged`, or `Failed` when the retry window is over.
+    Done(DeliveryStatus),
+    /// Try again at this time.
+    Retry(DateTime<Utc>),
 }
 
 /// The rules to run on a call inside the transaction that holds it.
@@ -146,6 +241,28 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<(Vec<Call>, i64)>;
     /// Calls whose next deadline (a ring timeout, a planned start) is due.
     async fn due_calls(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<Uuid>>;
+
+    async fn create_webhook(&self, domain: &str, url: &str, secret: &str) -> Result<Webhook>;
+    async fn webhooks(&self, domain: &str) -> Result<Vec<Webhook>>;
+    async fn webhook(&self, id: i64) -> Result<Option<Webhook>>;
+    /// Deletes a webhook of `domain` and cancels its pending deliveries; false if unknown.
+    async fn delete_webhook(&self, domain: &str, id: i64) -> Result<bool>;
+
+    /// Takes up to `limit` due deliveries for one worker: each is leased until
+    /// `lease_until`, so no other worker takes it meanwhile and, should this one
+    /// die mid-send, it is taken again after the lease. A webhook's deliveries of
+    /// one call are taken one at a time, in order.
+    async fn claim_deliveries(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<OutboxEntry>>;
+    /// Records an attempt and what follows from it, and releases the lease.
+    async fn finish_delivery(&self, id: i64, attempt: Attempt, result: AttemptResult)
+    -> Result<()>;
+    /// Every delivery of a call, oldest first, with its attempts.
+    async fn deliveries_of_call(&self, call_id: Uuid) -> Result<Vec<(OutboxEntry, Vec<Attempt>)>>;
 
     async fn last_seq(&self, user: UserDbId) -> Result<i64>;
     async fn messages_since(&self, user: UserDbId, seq: i64, limit: u32) -> Result<Vec<Message>>;

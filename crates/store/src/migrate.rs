@@ -6,8 +6,14 @@ use sqlx::{AnyPool, Executor};
 use crate::sql::Dialect;
 use crate::{Result, sql::db_error};
 
-const SQLITE: &[(i64, &str)] = &[(1, include_str!("../migrations/sqlite/0001_init.sql"))];
-const POSTGRES: &[(i64, &str)] = &[(1, include_str!("../migrations/postgres/0001_init.sql"))];
+const SQLITE: &[(i64, &str)] = &[
+    (1, include_str!("../migrations/sqlite/0001_init.sql")),
+    (2, include_str!("../migrations/sqlite/0002_outbox.sql")),
+];
+const POSTGRES: &[(i64, &str)] = &[
+    (1, include_str!("../migrations/postgres/0001_init.sql")),
+    (2, include_str!("../migrations/postgres/0002_outbox.sql")),
+];
 
 /// Brings the schema up to date. On PostgreSQL an advisory lock keeps nodes that
 /// start together from migrating twice.

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use callhub_core::{
-    Call, CallStatus, Contact, ContactOrigin, ContactSpec, Event, Team, Transition, UserDbId,
-    UserInfo, notifications,
+    Call, CallStatus, Channel, Contact, ContactOrigin, ContactSpec, Delivery, Event, Team,
+    Transition, UserDbId, UserInfo, deliveries, notifications,
 };
 use chrono::{DateTime, Utc};
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
@@ -19,7 +19,7 @@ use crate::*;
 macro_rules! call_select {
     () => {
         "SELECT id, call_id, domain, title, reason, call_type, status, anonymous_join_allowed, inform_others_directly, \
-         planned_at, created_at, started_at, ended_at, broker_user_id, ring_pending_at, teams FROM calls"
+         planned_at, created_at, started_at, ended_at, broker_user_id, ring_pending_at, teams, guest_token_hash FROM calls"
     };
 }
 
@@ -295,13 +295,14 @@ impl SqlStore {
     }
 
     /// Writes what changed from `old` (contacts and events past its length, every
-    /// contact's ringing, the call's own fields) and the messages it sends.
+    /// contact's ringing, the call's own fields), the messages it sends, and its
+    /// outbox deliveries; answers the messages and how many deliveries.
     async fn save(
         &self,
         conn: &mut AnyConnection,
         old: Option<&Call>,
         t: &mut Transition,
-    ) -> Result<Vec<Message>> {
+    ) -> Result<(Vec<Message>, usize)> {
         let call = &mut t.call;
         let deadline = call.next_deadline(self.ring_timeout).map(ms);
         let teams =
@@ -311,8 +312,8 @@ impl SqlStore {
                 call.id = sqlx::query_scalar(
                     "INSERT INTO calls (call_id, domain, title, reason, call_type, status, anonymous_join_allowed, \
                      inform_others_directly, planned_at, created_at, started_at, ended_at, broker_user_id, \
-                     ring_pending_at, next_deadline, teams) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) RETURNING id",
+                     ring_pending_at, next_deadline, teams, guest_token_hash) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) RETURNING id",
                 )
                 .bind(call.call_id.to_string())
                 .bind(&call.domain)
@@ -330,6 +331,7 @@ impl SqlStore {
                 .bind(call.ring_pending_at.map(ms))
                 .bind(deadline)
                 .bind(&teams)
+                .bind(&call.guest_token_hash)
                 .fetch_one(&mut *conn)
                 .await
                 .map_err(db_error)?;
@@ -401,8 +403,124 @@ impl SqlStore {
             .await
             .map_err(db_error)?;
         }
-        write_messages(conn, notifications(t, old_events)).await
+        let messages = write_messages(conn, notifications(t, old_events)).await?;
+        let deliveries = write_deliveries(conn, t, old_events).await?;
+        Ok((messages, deliveries))
     }
+}
+
+/// Writes the outbox rows of a transition: an invitation per contact and channel,
+/// and each new event once per live webhook of the call's domain.
+async fn write_deliveries(
+    conn: &mut AnyConnection,
+    t: &Transition,
+    old_events: usize,
+) -> Result<usize> {
+    let planned = deliveries(t, old_events);
+    if planned.is_empty() {
+        return Ok(0);
+    }
+    let call = &t.call;
+    let now = Utc::now().timestamp_millis();
+    let insert = "INSERT INTO deliveries (call_pk, channel, contact_id, event_id, webhook_id, recipient, status, \
+                  created_at, next_attempt_at) VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $7)";
+    let mut hooks: Option<Vec<(i64, String)>> = None;
+    let mut written = 0;
+    for d in planned {
+        match d {
+            Delivery::Invitation {
+                contact,
+                channel,
+                to,
+            } => {
+                sqlx::query(insert)
+                    .bind(call.id)
+                    .bind(channel.as_str())
+                    .bind(Some(contact))
+                    .bind(None::<i64>)
+                    .bind(None::<i64>)
+                    .bind(&to)
+                    .bind(now)
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(db_error)?;
+                written += 1;
+            }
+            Delivery::Event { index } => {
+                if hooks.is_none() {
+                    let rows = sqlx::query(
+                        "SELECT id, url FROM webhooks WHERE domain = $1 AND deleted_at IS NULL ORDER BY id",
+                    )
+                    .bind(&call.domain)
+                    .fetch_all(&mut *conn)
+                    .await
+                    .map_err(db_error)?;
+                    hooks = Some(
+                        rows.iter()
+                            .map(|r| {
+                                Ok((
+                                    r.try_get(0).map_err(db_error)?,
+                                    r.try_get(1).map_err(db_error)?,
+                                ))
+                            })
+                            .collect::<Result<_>>()?,
+                    );
+                }
+                for (hook, url) in hooks.iter().flatten() {
+                    sqlx::query(insert)
+                        .bind(call.id)
+                        .bind(Channel::Webhook.as_str())
+                        .bind(None::<i64>)
+                        .bind(Some(call.events[index].id))
+                        .bind(Some(*hook))
+                        .bind(url)
+                        .bind(now)
+                        .execute(&mut *conn)
+                        .await
+                        .map_err(db_error)?;
+                    written += 1;
+                }
+            }
+        }
+    }
+    Ok(written)
+}
+
+const ENTRY_COLUMNS: &str = "d.id, c.call_id, d.channel, d.contact_id, d.event_id, d.webhook_id, d.recipient, d.status, \
+     d.attempts, d.created_at, d.next_attempt_at, d.done_at, d.last_error";
+
+fn entry_from_row(r: &AnyRow) -> Result<OutboxEntry> {
+    let g = |e| db_error(e);
+    let call_id: String = r.try_get(1).map_err(g)?;
+    let status: String = r.try_get(7).map_err(g)?;
+    Ok(OutboxEntry {
+        id: r.try_get(0).map_err(g)?,
+        call_id: call_id
+            .parse()
+            .map_err(|_| StoreError::Corrupt(format!("call id {call_id:?}")))?,
+        channel: parse(&r.try_get::<String, _>(2).map_err(g)?)?,
+        contact: r.try_get(3).map_err(g)?,
+        event_id: r.try_get(4).map_err(g)?,
+        webhook_id: r.try_get(5).map_err(g)?,
+        recipient: r.try_get(6).map_err(g)?,
+        status: DeliveryStatus::parse(&status)
+            .ok_or_else(|| StoreError::Corrupt(format!("delivery status {status:?}")))?,
+        attempts: r.try_get(8).map_err(g)?,
+        created_at: time(r.try_get(9).map_err(g)?),
+        next_attempt_at: time(r.try_get(10).map_err(g)?),
+        done_at: opt_time(r.try_get(11).map_err(g)?),
+        last_error: r.try_get(12).map_err(g)?,
+    })
+}
+
+fn webhook_from_row(r: &AnyRow) -> Result<Webhook> {
+    Ok(Webhook {
+        id: r.try_get(0).map_err(db_error)?,
+        domain: r.try_get(1).map_err(db_error)?,
+        url: r.try_get(2).map_err(db_error)?,
+        secret: r.try_get(3).map_err(db_error)?,
+        created_at: time(r.try_get(4).map_err(db_error)?),
+    })
 }
 
 /// Gives each message the next `seq` of its user and stores it. Users are taken in
@@ -481,6 +599,7 @@ fn call_from_row(r: &AnyRow) -> Result<Call> {
         ended_at: opt_time(r.try_get(12).map_err(g)?),
         broker: r.try_get(13).map_err(g)?,
         ring_pending_at: opt_time(r.try_get(14).map_err(g)?),
+        guest_token_hash: r.try_get(16).map_err(g)?,
         contacts: Vec::new(),
         teams: serde_json::from_str(&teams).map_err(|e| StoreError::Corrupt(e.to_string()))?,
         events: Vec::new(),
@@ -865,11 +984,12 @@ impl Store for SqlStore {
 
     async fn insert_call(&self, mut created: Transition) -> Result<Committed> {
         let mut tx = self.begin_write().await?;
-        let messages = self.save(&mut tx, None, &mut created).await?;
+        let (messages, deliveries) = self.save(&mut tx, None, &mut created).await?;
         tx.commit().await.map_err(db_error)?;
         Ok(Committed {
             call: created.call,
             messages,
+            deliveries,
         })
     }
 
@@ -884,13 +1004,15 @@ impl Store for SqlStore {
             return Ok(Committed {
                 call: old,
                 messages: Vec::new(),
+                deliveries: 0,
             }); // nothing to write
         }
-        let messages = self.save(&mut tx, Some(&old), &mut t).await?;
+        let (messages, deliveries) = self.save(&mut tx, Some(&old), &mut t).await?;
         tx.commit().await.map_err(db_error)?;
         Ok(Committed {
             call: t.call,
             messages,
+            deliveries,
         })
     }
 
@@ -955,6 +1077,207 @@ impl Store for SqlStore {
                     .map_err(|_| StoreError::Corrupt(format!("call id {s:?}")))
             })
             .collect()
+    }
+
+    async fn create_webhook(&self, domain: &str, url: &str, secret: &str) -> Result<Webhook> {
+        let mut tx = self.begin_write().await?;
+        let now = Utc::now().timestamp_millis();
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO webhooks (domain, url, secret, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
+        )
+        .bind(domain)
+        .bind(url)
+        .bind(secret)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(Webhook {
+            id,
+            domain: domain.to_owned(),
+            url: url.to_owned(),
+            secret: secret.to_owned(),
+            created_at: time(now),
+        })
+    }
+
+    async fn webhooks(&self, domain: &str) -> Result<Vec<Webhook>> {
+        let rows = sqlx::query(
+            "SELECT id, domain, url, secret, created_at FROM webhooks WHERE domain = $1 AND deleted_at IS NULL ORDER BY id",
+        )
+        .bind(domain)
+        .fetch_all(&self.read)
+        .await
+        .map_err(db_error)?;
+        rows.iter().map(webhook_from_row).collect()
+    }
+
+    async fn webhook(&self, id: i64) -> Result<Option<Webhook>> {
+        let row = sqlx::query(
+            "SELECT id, domain, url, secret, created_at FROM webhooks WHERE id = $1 AND deleted_at IS NULL",
+        )
+        .bind(id)
+        .fetch_optional(&self.read)
+        .await
+        .map_err(db_error)?;
+        row.as_ref().map(webhook_from_row).transpose()
+    }
+
+    async fn delete_webhook(&self, domain: &str, id: i64) -> Result<bool> {
+        let mut tx = self.begin_write().await?;
+        let now = Utc::now().timestamp_millis();
+        let done = sqlx::query(
+            "UPDATE webhooks SET deleted_at = $3 WHERE id = $1 AND domain = $2 AND deleted_at IS NULL",
+        )
+        .bind(id)
+        .bind(domain)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        if done.rows_affected() == 0 {
+            return Ok(false);
+        }
+        sqlx::query(
+            "UPDATE deliveries SET status = 'cancelled', done_at = $2, locked_until = NULL \
+             WHERE webhook_id = $1 AND status = 'pending'",
+        )
+        .bind(id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(true)
+    }
+
+    async fn claim_deliveries(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<OutboxEntry>> {
+        // Due, not leased, and (for a webhook) no earlier delivery of the same call to
+        // the same webhook still pending: events reach a receiver in their order.
+        // PostgreSQL: SKIP LOCKED lets workers on several nodes claim side by side;
+        // SQLite has one writer, so the claim is atomic already.
+        let sql = match self.dialect {
+            Dialect::Postgres => {
+                "UPDATE deliveries SET locked_until = $2, attempts = attempts + 1 WHERE id IN (\
+                 SELECT d.id FROM deliveries d WHERE d.status = 'pending' AND d.next_attempt_at <= $1 \
+                 AND (d.locked_until IS NULL OR d.locked_until <= $1) \
+                 AND NOT EXISTS (SELECT 1 FROM deliveries p WHERE p.call_pk = d.call_pk AND p.webhook_id = d.webhook_id \
+                 AND p.id < d.id AND p.status = 'pending') \
+                 ORDER BY d.id LIMIT $3 FOR UPDATE SKIP LOCKED) RETURNING id"
+            }
+            Dialect::Sqlite => {
+                "UPDATE deliveries SET locked_until = $2, attempts = attempts + 1 WHERE id IN (\
+                 SELECT d.id FROM deliveries d WHERE d.status = 'pending' AND d.next_attempt_at <= $1 \
+                 AND (d.locked_until IS NULL OR d.locked_until <= $1) \
+                 AND NOT EXISTS (SELECT 1 FROM deliveries p WHERE p.call_pk = d.call_pk AND p.webhook_id = d.webhook_id \
+                 AND p.id < d.id AND p.status = 'pending') \
+                 ORDER BY d.id LIMIT $3) RETURNING id"
+            }
+        };
+        let mut tx = self.begin_write().await?;
+        let ids: Vec<i64> = sqlx::query_scalar(sql)
+            .bind(ms(now))
+            .bind(ms(lease_until))
+            .bind(i64::from(limit))
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT {ENTRY_COLUMNS} FROM deliveries d JOIN calls c ON c.id = d.call_pk WHERE d.id = $1"
+            )))
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db_error)?;
+            out.push(entry_from_row(&row)?);
+        }
+        tx.commit().await.map_err(db_error)?;
+        out.sort_by_key(|e| e.id);
+        Ok(out)
+    }
+
+    async fn finish_delivery(
+        &self,
+        id: i64,
+        attempt: Attempt,
+        result: AttemptResult,
+    ) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query(
+            "INSERT INTO delivery_attempts (delivery_id, attempt, started_at, finished_at, outcome, detail) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(id)
+        .bind(attempt.attempt)
+        .bind(ms(attempt.started_at))
+        .bind(ms(attempt.finished_at))
+        .bind(&attempt.outcome)
+        .bind(&attempt.detail)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        let error = (attempt.outcome == "error").then_some(attempt.detail);
+        let (status, next, done) = match result {
+            AttemptResult::Done(status) => (status, None, Some(ms(attempt.finished_at))),
+            AttemptResult::Retry(at) => (DeliveryStatus::Pending, Some(ms(at)), None),
+        };
+        sqlx::query(
+            "UPDATE deliveries SET status = $2, next_attempt_at = COALESCE($3, next_attempt_at), done_at = $4, \
+             locked_until = NULL, last_error = COALESCE($5, last_error) WHERE id = $1 AND status = 'pending'",
+        )
+        .bind(id)
+        .bind(status.as_str())
+        .bind(next)
+        .bind(done)
+        .bind(error.flatten())
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        tx.commit().await.map_err(db_error)
+    }
+
+    async fn deliveries_of_call(&self, call_id: Uuid) -> Result<Vec<(OutboxEntry, Vec<Attempt>)>> {
+        let mut conn = self.read.acquire().await.map_err(db_error)?;
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {ENTRY_COLUMNS} FROM deliveries d JOIN calls c ON c.id = d.call_pk WHERE c.call_id = $1 ORDER BY d.id"
+        )))
+        .bind(call_id.to_string())
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(db_error)?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let entry = entry_from_row(row)?;
+            let attempts = sqlx::query(
+                "SELECT attempt, started_at, finished_at, outcome, detail FROM delivery_attempts \
+                 WHERE delivery_id = $1 ORDER BY id",
+            )
+            .bind(entry.id)
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(db_error)?
+            .iter()
+            .map(|r| {
+                Ok(Attempt {
+                    attempt: r.try_get(0).map_err(db_error)?,
+                    started_at: time(r.try_get(1).map_err(db_error)?),
+                    finished_at: time(r.try_get(2).map_err(db_error)?),
+                    outcome: r.try_get(3).map_err(db_error)?,
+                    detail: r.try_get(4).map_err(db_error)?,
+                })
+            })
+            .collect::<Result<_>>()?;
+            out.push((entry, attempts));
+        }
+        Ok(out)
     }
 
     async fn last_seq(&self, user: UserDbId) -> Result<i64> {
