@@ -91,8 +91,15 @@ pub struct Client {
     refreshing: Arc<tokio::sync::Mutex<()>>,
 }
 
+/// Makes ring rustls's process-wide crypto provider, so HTTPS works (reqwest is
+/// built without a provider of its own). Harmless when one is installed already.
+pub fn install_tls_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 impl Client {
     pub fn new(base_url: &str) -> Client {
+        install_tls_provider();
         Client {
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(30))

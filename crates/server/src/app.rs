@@ -36,6 +36,9 @@ pub struct App {
     pub dummy_hash: String,
     pub metrics: Metrics,
     pub hub: crate::hub::Hub,
+    /// Wrong guest-link tokens per client address.
+    pub guest_failures: RateLimiter,
+    pub senders: crate::outbox::Senders,
 }
 
 /// Counters for `/metrics`.
@@ -46,6 +49,9 @@ pub struct Metrics {
     pub call_commands: AtomicU64,
     pub logins_failed: AtomicU64,
     pub deadlines_fired: AtomicU64,
+    pub deliveries_sent: AtomicU64,
+    pub deliveries_failed: AtomicU64,
+    pub delivery_retries: AtomicU64,
 }
 
 impl Metrics {
@@ -61,6 +67,8 @@ pub fn now() -> DateTime<Utc> {
 
 impl App {
     pub async fn new(config: Config) -> anyhow::Result<Arc<App>> {
+        // reqwest is built without a crypto provider of its own: SMS and webhooks over HTTPS use ring.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let ring_timeout = chrono::Duration::from_std(config.ring_timeout)?;
         let store = SqlStore::connect(&config.database_url, &config.pool, ring_timeout).await?;
         let secret = load_or_make_secret(config.jwt_secret.as_deref(), &config.data_dir)?;
@@ -76,6 +84,8 @@ impl App {
             dummy_hash: crate::auth::hash_password(crate::auth::random_token()).await?,
             metrics: Metrics::default(),
             hub: crate::hub::Hub::default(),
+            guest_failures: RateLimiter::new(config.guest_failures_per_ip, Duration::from_secs(60)),
+            senders: crate::outbox::Senders::new(&config.delivery)?,
             config,
         }))
     }
@@ -85,6 +95,15 @@ impl App {
     /// Hands committed messages to the sockets of their users.
     pub fn publish(&self, messages: &[callhub_store::Message]) {
         self.hub.deliver(messages);
+    }
+
+    /// What follows a commit: its messages to the sockets, and a nudge to the
+    /// outbox worker when it wrote deliveries (they wait for it, not the request).
+    pub fn after_commit(&self, committed: &callhub_store::Committed) {
+        self.publish(&committed.messages);
+        if committed.deliveries > 0 {
+            self.senders.wake.notify_one();
+        }
     }
 }
 
@@ -160,6 +179,7 @@ impl Server {
         let tasks = vec![
             serve,
             tokio::spawn(worker::run(app.clone(), shutdown.clone())),
+            tokio::spawn(crate::outbox::run(app.clone(), shutdown.clone())),
         ];
         tracing::info!(%addr, database = %app.config.database_url.split('@').next_back().unwrap_or_default(), "callhub listening");
         Ok(Server {

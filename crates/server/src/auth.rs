@@ -12,10 +12,12 @@ use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use callhub_core::UserDbId;
+use hmac::{Hmac, Mac};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use uuid::Uuid;
 
 /// The claims of an access token.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -26,12 +28,29 @@ pub struct Claims {
     pub fam: String,
     pub iat: i64,
     pub exp: i64,
+    /// Set only in guest tokens; a user token never has it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub call: Option<String>,
+}
+
+/// The claims of a guest's access token: one contact of one call, nothing else.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GuestClaims {
+    /// `guest:<callId>:<contact id>`.
+    pub sub: String,
+    pub call: Uuid,
+    /// The guest's contact id within the call.
+    pub cid: i64,
+    pub iat: i64,
+    pub exp: i64,
 }
 
 pub struct Tokens {
     encoding: EncodingKey,
     decoding: DecodingKey,
     validation: Validation,
+    /// Derives guest-link tokens; itself derived from the signing secret.
+    guest_key: Vec<u8>,
     pub access_ttl: Duration,
     pub refresh_ttl: Duration,
 }
@@ -42,10 +61,13 @@ impl Tokens {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = 5;
         validation.set_required_spec_claims(&["exp", "sub"]);
+        let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes any key");
+        mac.update(b"callhub guest links v1");
         Tokens {
             encoding: EncodingKey::from_secret(secret),
             decoding: DecodingKey::from_secret(secret),
             validation,
+            guest_key: mac.finalize().into_bytes().to_vec(),
             access_ttl,
             refresh_ttl,
         }
@@ -58,6 +80,7 @@ impl Tokens {
             fam: family.to_owned(),
             iat: now,
             exp: now + self.access_ttl.as_secs() as i64,
+            call: None,
         };
         Ok(jsonwebtoken::encode(
             &Header::new(Algorithm::HS256),
@@ -66,12 +89,49 @@ impl Tokens {
         )?)
     }
 
-    /// The user and refresh-token family of a valid token.
+    /// The user and refresh-token family of a valid token. Guest tokens are refused.
     pub fn verify(&self, token: &str) -> Option<(UserDbId, String)> {
         let claims = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
             .ok()?
             .claims;
+        if claims.call.is_some() {
+            return None;
+        }
         Some((claims.sub.parse().ok()?, claims.fam))
+    }
+
+    /// An access token for guest `contact` of one call.
+    pub fn issue_guest(&self, call: Uuid, contact: i64) -> anyhow::Result<String> {
+        let now = chrono::Utc::now().timestamp();
+        let claims = GuestClaims {
+            sub: format!("guest:{call}:{contact}"),
+            call,
+            cid: contact,
+            iat: now,
+            exp: now + self.access_ttl.as_secs() as i64,
+        };
+        Ok(jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &self.encoding,
+        )?)
+    }
+
+    /// The call and contact of a valid guest token. User tokens are refused.
+    pub fn verify_guest(&self, token: &str) -> Option<GuestClaims> {
+        let claims = jsonwebtoken::decode::<GuestClaims>(token, &self.decoding, &self.validation)
+            .ok()?
+            .claims;
+        claims.sub.starts_with("guest:").then_some(claims)
+    }
+
+    /// The guest-link token of a call: HMAC-SHA256 of its id under a key derived
+    /// from the signing secret (256 bits), so mails and `joinUrl` can rebuild it
+    /// while the store keeps only its hash.
+    pub fn guest_link_token(&self, call: Uuid) -> String {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.guest_key).expect("HMAC takes any key");
+        mac.update(call.as_bytes());
+        URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
     }
 }
 
@@ -233,11 +293,47 @@ mod tests {
                 fam: "fam".into(),
                 iat: 0,
                 exp: i64::MAX / 2,
+                call: None,
             },
             &EncodingKey::from_secret(b"0123456789abcdef0123456789abcdef"),
         )
         .unwrap();
         assert!(t.verify(&hs512).is_none());
+    }
+
+    #[test]
+    fn guest_and_user_tokens_are_not_interchangeable() {
+        let t = Tokens::new(
+            b"0123456789abcdef0123456789abcdef",
+            Duration::from_secs(60),
+            Duration::from_secs(60),
+        );
+        let call = Uuid::new_v4();
+        let guest = t.issue_guest(call, 3).unwrap();
+        assert!(t.verify(&guest).is_none(), "a guest token is no user token");
+        let claims = t.verify_guest(&guest).unwrap();
+        assert_eq!((claims.call, claims.cid), (call, 3));
+        assert!(t.verify_guest(&t.issue(7, "fam").unwrap()).is_none());
+    }
+
+    #[test]
+    fn guest_link_tokens_are_256_bits_per_call_and_secret() {
+        let t = Tokens::new(
+            b"0123456789abcdef0123456789abcdef",
+            Duration::from_secs(60),
+            Duration::from_secs(60),
+        );
+        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+        let token = t.guest_link_token(a);
+        assert_eq!(URL_SAFE_NO_PAD.decode(&token).unwrap().len(), 32);
+        assert_eq!(token, t.guest_link_token(a), "rebuilt, not stored");
+        assert_ne!(token, t.guest_link_token(b));
+        let other = Tokens::new(
+            b"another-secret-another-secret-xx",
+            Duration::from_secs(60),
+            Duration::from_secs(60),
+        );
+        assert_ne!(token, other.guest_link_token(a));
     }
 
     #[test]
@@ -254,6 +350,7 @@ mod tests {
                 fam: "fam".into(),
                 iat: 0,
                 exp: 1000,
+                call: None,
             },
             &EncodingKey::from_secret(b"0123456789abcdef0123456789abcdef"),
         )

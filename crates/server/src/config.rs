@@ -33,6 +33,41 @@ pub struct Config {
     pub login_rate_per_ip: u32,
     /// Failed logins an account may have per 5 minutes.
     pub login_failures_per_account: u32,
+    /// Wrong guest-link tokens a client address may present per minute.
+    pub guest_failures_per_ip: u32,
+    pub delivery: DeliveryConfig,
+}
+
+/// Mail, SMS and the outbox worker that sends them (`CALLHUB_SMTP_URL`, …).
+#[derive(Debug, Clone)]
+pub struct DeliveryConfig {
+    /// `smtp://host:port`, `smtp://host?tls=required` (STARTTLS), `smtps://user:pass@host`;
+    /// unset: mails are logged, not sent.
+    pub smtp_url: Option<String>,
+    /// The sender of invitations.
+    pub mail_from: String,
+    /// Generic SMS provider: POST `{"to", "body"}` here.
+    pub sms_webhook_url: Option<String>,
+    pub twilio: Option<TwilioConfig>,
+    /// The first retry's delay; each further one doubles it, up to `max_backoff`.
+    pub backoff: Duration,
+    pub max_backoff: Duration,
+    /// How long a delivery is retried before it is marked failed.
+    pub retry_for: Duration,
+    /// How long a claimed delivery is a worker's before another may take it.
+    pub lease: Duration,
+    /// Deliveries sent at once by this node.
+    pub concurrency: u32,
+    /// How often the outbox is polled when nothing wakes the worker.
+    pub poll_interval: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct TwilioConfig {
+    pub account_sid: String,
+    pub auth_token: String,
+    pub from: String,
+    pub base_url: String,
 }
 
 /// Where the settings come from: the environment over `callhub.toml`.
@@ -98,6 +133,22 @@ impl Source {
     }
 }
 
+/// The host of a URL, for the default sender address.
+fn public_host(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or(rest);
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(v6),
+        None => host.split(':').next().unwrap_or(host),
+    };
+    if host.is_empty() {
+        "localhost".into()
+    } else {
+        host.to_owned()
+    }
+}
+
 impl Config {
     pub fn from_env() -> anyhow::Result<Config> {
         Self::from_source(&Source::load()?)
@@ -113,13 +164,55 @@ impl Config {
         if ring_timeout.is_zero() {
             bail!("CALLHUB_RING_TIMEOUT_SECS must be at least 1");
         }
+        let public_url = src
+            .get("CALLHUB_PUBLIC_URL")
+            .unwrap_or_else(|| format!("http://{listen}"))
+            .trim_end_matches('/')
+            .to_owned();
+        let twilio = match src.get("CALLHUB_TWILIO_ACCOUNT_SID") {
+            None => None,
+            Some(account_sid) => {
+                let need = |key: &str| {
+                    src.get(key)
+                        .with_context(|| format!("{key} is needed with CALLHUB_TWILIO_ACCOUNT_SID"))
+                };
+                Some(TwilioConfig {
+                    account_sid,
+                    auth_token: need("CALLHUB_TWILIO_AUTH_TOKEN")?,
+                    from: need("CALLHUB_TWILIO_FROM")?,
+                    base_url: src
+                        .get("CALLHUB_TWILIO_BASE_URL")
+                        .unwrap_or_else(|| "https://api.twilio.com".into())
+                        .trim_end_matches('/')
+                        .to_owned(),
+                })
+            }
+        };
+        let delivery = DeliveryConfig {
+            smtp_url: src.get("CALLHUB_SMTP_URL"),
+            mail_from: src
+                .get("CALLHUB_MAIL_FROM")
+                .unwrap_or_else(|| format!("callhub@{}", public_host(&public_url))),
+            sms_webhook_url: src.get("CALLHUB_SMS_WEBHOOK_URL"),
+            twilio,
+            backoff: Duration::from_millis(src.parse("CALLHUB_DELIVERY_BACKOFF_MILLIS", 10_000)?),
+            max_backoff: src.secs("CALLHUB_DELIVERY_MAX_BACKOFF_SECS", 3600)?,
+            retry_for: src.secs("CALLHUB_DELIVERY_RETRY_SECS", 24 * 3600)?,
+            lease: src.secs("CALLHUB_DELIVERY_LEASE_SECS", 120)?,
+            concurrency: src.parse("CALLHUB_DELIVERY_CONCURRENCY", 8)?,
+            poll_interval: Duration::from_millis(src.parse("CALLHUB_DELIVERY_POLL_MILLIS", 1000)?),
+        };
+        if delivery.backoff.is_zero() || delivery.concurrency == 0 {
+            bail!(
+                "CALLHUB_DELIVERY_BACKOFF_MILLIS and CALLHUB_DELIVERY_CONCURRENCY must be at least 1"
+            );
+        }
+        if delivery.lease < Duration::from_secs(30) {
+            bail!("CALLHUB_DELIVERY_LEASE_SECS must be at least 30 (longer than a send may take)");
+        }
         let cfg = Config {
             listen,
-            public_url: src
-                .get("CALLHUB_PUBLIC_URL")
-                .unwrap_or_else(|| format!("http://{listen}"))
-                .trim_end_matches('/')
-                .to_owned(),
+            public_url,
             database_url,
             data_dir,
             jwt_secret: src.get("CALLHUB_JWT_SECRET"),
@@ -139,6 +232,8 @@ impl Config {
             tick_interval: Duration::from_millis(src.parse("CALLHUB_TICK_MILLIS", 200)?),
             login_rate_per_ip: src.parse("CALLHUB_LOGIN_RATE_PER_IP", 30)?,
             login_failures_per_account: src.parse("CALLHUB_LOGIN_FAILURES_PER_ACCOUNT", 5)?,
+            guest_failures_per_ip: src.parse("CALLHUB_GUEST_FAILURES_PER_IP", 10)?,
+            delivery,
         };
         if cfg.pool.max_connections == 0 {
             bail!("CALLHUB_DB_MAX_CONNECTIONS must be at least 1");
@@ -155,5 +250,20 @@ impl Config {
         cfg.database_url = database_url.to_owned();
         cfg.data_dir = data_dir;
         cfg
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_sender_is_at_the_public_host() {
+        assert_eq!(
+            public_host("https://calls.example.org/base"),
+            "calls.example.org"
+        );
+        assert_eq!(public_host("http://127.0.0.1:8080"), "127.0.0.1");
+        assert_eq!(public_host("http://u:p@[::1]:80/"), "::1");
     }
 }

@@ -13,6 +13,7 @@ use callhub_core::UserInfo;
 use serde::de::DeserializeOwned;
 
 use crate::app::App;
+use crate::auth::GuestClaims;
 use crate::error::ApiError;
 
 /// A JSON body, read whatever its `Content-Type`; errors name the field.
@@ -96,29 +97,56 @@ impl Authed {
     }
 }
 
+/// The bearer token of a request.
+fn bearer(parts: &Parts) -> Result<&str, ApiError> {
+    let header = parts
+        .headers
+        .get(axum::http::header::AUTHORIZATION)
+        .ok_or_else(|| {
+            ApiError::Unauthorized("missing Authorization: Bearer <accessToken>".into())
+        })?;
+    let token = header
+        .to_str()
+        .ok()
+        .and_then(|h| {
+            h.strip_prefix("Bearer ")
+                .or_else(|| h.strip_prefix("bearer "))
+        })
+        .ok_or_else(|| {
+            ApiError::Unauthorized("the Authorization header must be Bearer <accessToken>".into())
+        })?;
+    Ok(token.trim())
+}
+
 impl FromRequestParts<Arc<App>> for Authed {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, ApiError> {
-        let header = parts
-            .headers
-            .get(axum::http::header::AUTHORIZATION)
-            .ok_or_else(|| {
-                ApiError::Unauthorized("missing Authorization: Bearer <accessToken>".into())
-            })?;
-        let token = header
-            .to_str()
-            .ok()
-            .and_then(|h| {
-                h.strip_prefix("Bearer ")
-                    .or_else(|| h.strip_prefix("bearer "))
-            })
-            .ok_or_else(|| {
-                ApiError::Unauthorized(
-                    "the Authorization header must be Bearer <accessToken>".into(),
-                )
-            })?;
-        Ok(Authed(Authed::session(app, token.trim()).await?.0))
+        let token = bearer(parts)?;
+        if app.tokens.verify_guest(token).is_some() {
+            return Err(ApiError::Unauthorized(
+                "a guest's access token works only for leaving its own call".into(),
+            ));
+        }
+        Ok(Authed(Authed::session(app, token).await?.0))
+    }
+}
+
+/// An account, or a guest of one call (on the routes a guest may use).
+pub enum Caller {
+    User(UserInfo),
+    Guest(GuestClaims),
+}
+
+impl FromRequestParts<Arc<App>> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, ApiError> {
+        let token = bearer(parts)?;
+        if let Some(guest) = app.tokens.verify_guest(token) {
+            return Ok(Caller::Guest(guest));
+        }
+        Ok(Caller::User(Authed::session(app, token).await?.0))
     }
 }
 

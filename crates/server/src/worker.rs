@@ -48,7 +48,7 @@ pub async fn fire_due(app: &App) {
             .await;
         match result {
             Ok(committed) => {
-                app.publish(&committed.messages);
+                app.after_commit(&committed);
                 Metrics::inc(&app.metrics.deadlines_fired);
             }
             Err(e) => tracing::warn!(%call_id, error = %e, "firing a call's deadline failed"),

@@ -367,7 +367,7 @@ pub(crate) async fn drop_participant(app: &App, user: i64) {
             })
             .await
         {
-            Ok(committed) => app.publish(&committed.messages),
+            Ok(committed) => app.after_commit(&committed),
             Err(e) => {
                 tracing::warn!(call_id = %call.call_id, error = %e, "dropping a participant failed")
             }

@@ -19,7 +19,7 @@ use uuid::Uuid;
 
 use crate::app::{App, Metrics, now};
 use crate::error::{ApiError, ApiResult, Problem};
-use crate::extract::{ApiJson, ApiQuery, Authed};
+use crate::extract::{ApiJson, ApiQuery, Authed, Caller};
 
 const MAX_TITLE: usize = 200;
 const MAX_CONTACTS: usize = 500;
@@ -230,8 +230,12 @@ pub async fn create_call(
     };
     let (invited, teams) =
         resolve(&app, &me.domain, &req.invited_contacts, &req.invited_teams).await?;
+    let call_id = Uuid::new_v4();
     let new = NewCall {
-        call_id: Uuid::new_v4(),
+        guest_token_hash: req
+            .join_anonymous_allowed
+            .then(|| crate::guest::token_hash_for(&app, call_id)),
+        call_id,
         title,
         reason: req.call_reason,
         call_type: req.call_type,
@@ -245,13 +249,15 @@ pub async fn create_call(
     };
     let created = create(new, now())?;
     let committed = app.store.insert_call(created).await?;
-    app.publish(&committed.messages);
+    app.after_commit(&committed);
     Metrics::inc(&app.metrics.calls_created);
-    Ok(Json(call_log(&committed.call)))
+    Ok(Json(call_log(&app, &committed.call)))
 }
 
-fn call_log(call: &Call) -> CallLog {
-    call.to_call_log(None)
+/// The `CallLog` for an account that sees the call (its creator, broker, invitees
+/// or an admin): those may share the guest link, so it carries `joinUrl`.
+fn call_log(app: &App, call: &Call) -> CallLog {
+    call.to_call_log(crate::guest::join_url(app, call))
 }
 
 #[utoipa::path(get, path = "/rtc/getCallLogById", tag = "rtc", operation_id = "getCallLogById",
@@ -273,7 +279,7 @@ pub async fn get_call_log_by_id(
         .await?
         .filter(|c| c.visible_to(&me))
         .ok_or_else(|| not_visible(q.call_id))?;
-    Ok(Json(call_log(&call)))
+    Ok(Json(call_log(&app, &call)))
 }
 
 #[utoipa::path(get, path = "/rtc/getCallLogs", tag = "rtc", operation_id = "getCallLogs",
@@ -303,7 +309,7 @@ pub async fn get_call_logs(
         .calls_of_user(me.user_db_id, q.status, page, size)
         .await?;
     Ok(Json(CallLogPage {
-        content: calls.iter().map(call_log).collect(),
+        content: calls.iter().map(|c| call_log(&app, c)).collect(),
         page,
         size,
         total_elements: total,
@@ -331,7 +337,7 @@ async fn command(
     Metrics::inc(&app.metrics.call_commands);
     match result {
         Ok(committed) => {
-            app.publish(&committed.messages);
+            app.after_commit(&committed);
             Ok(committed.call)
         }
         Err(StoreError::NotFound | StoreError::Rules(CallError::NotVisible)) => {
@@ -360,8 +366,8 @@ pub async fn join_call(
     let user = me.user_db_id;
     let call = command(&app, me, q.call_id, Command::Join).await?;
     Ok(Json(JoinResponse {
-        media: media(&app, &call, user),
-        call_log: call_log(&call),
+        media: media(&app, &call, Some(user)),
+        call_log: call_log(&app, &call),
     }))
 }
 
@@ -379,6 +385,7 @@ pub async fn decline_call(
     ApiQuery(q): ApiQuery<CallIdQuery>,
 ) -> ApiResult<Json<CallLog>> {
     Ok(Json(call_log(
+        &app,
         &command(&app, me, q.call_id, Command::Decline).await?,
     )))
 }
@@ -386,19 +393,38 @@ pub async fn decline_call(
 #[utoipa::path(post, path = "/rtc/leaveCall", tag = "rtc", operation_id = "leaveCall",
     params(CallIdQuery),
     responses(
-        (status = 200, description = "Left (writes Leave; the call may end by its rules)", body = CallLog),
+        (status = 200, description = "Left (writes Leave; the call may end by its rules). A guest leaves with the access token of joinAnonymous", body = CallLog),
         (status = 401, description = "No or bad access token", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = NOT_FOUND, body = Problem, content_type = "application/problem+json"),
         (status = 409, description = CONFLICT, body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn leave_call(
     State(app): State<Arc<App>>,
-    Authed(me): Authed,
+    caller: Caller,
     ApiQuery(q): ApiQuery<CallIdQuery>,
 ) -> ApiResult<Json<CallLog>> {
-    Ok(Json(call_log(
-        &command(&app, me, q.call_id, Command::Leave).await?,
-    )))
+    match caller {
+        Caller::User(me) => Ok(Json(call_log(
+            &app,
+            &command(&app, me, q.call_id, Command::Leave).await?,
+        ))),
+        Caller::Guest(guest) => {
+            // A guest token is for its own call only; any other is not there for it.
+            if guest.call != q.call_id {
+                return Err(not_visible(q.call_id));
+            }
+            let rules = app.rules;
+            let committed = app
+                .store
+                .update_call(q.call_id, &|call| {
+                    apply(call, Command::LeaveGuest(guest.cid), now(), &rules)
+                })
+                .await?;
+            Metrics::inc(&app.metrics.call_commands);
+            app.after_commit(&committed);
+            Ok(Json(committed.call.to_call_log(None)))
+        }
+    }
 }
 
 #[utoipa::path(post, path = "/rtc/endCall", tag = "rtc", operation_id = "endCall",
@@ -416,6 +442,7 @@ pub async fn end_call(
     ApiQuery(q): ApiQuery<CallIdQuery>,
 ) -> ApiResult<Json<CallLog>> {
     Ok(Json(call_log(
+        &app,
         &command(&app, me, q.call_id, Command::End).await?,
     )))
 }
@@ -459,7 +486,7 @@ pub async fn invite_contacts(
         Command::Invite(a, specs.clone(), teams.clone())
     })
     .await?;
-    Ok(Json(call_log(&call)))
+    Ok(Json(call_log(&app, &call)))
 }
 
 #[utoipa::path(get, path = "/rtc/iceServers", tag = "rtc", operation_id = "getIceServers",
@@ -469,15 +496,16 @@ pub async fn invite_contacts(
     ))]
 pub async fn ice_servers(State(app): State<Arc<App>>, Authed(me): Authed) -> Json<IceServers> {
     Json(IceServers {
-        ice_servers: turn_credentials(&app, me.user_db_id),
+        ice_servers: turn_credentials(&app, Some(me.user_db_id)),
         ttl: TURN_TTL,
     })
 }
 
 const TURN_TTL: i64 = 86_400;
 
-/// TURN REST credentials: `username = <expiry>:<user>`, `credential = base64(HMAC-SHA1(secret, username))`.
-fn turn_credentials(app: &App, user: i64) -> Vec<IceServer> {
+/// TURN REST credentials: `username = <expiry>:<user>` (`guest` for guests),
+/// `credential = base64(HMAC-SHA1(secret, username))`.
+fn turn_credentials(app: &App, user: Option<i64>) -> Vec<IceServer> {
     let cfg = &app.config;
     let Some(secret) = cfg
         .turn_secret
@@ -486,7 +514,8 @@ fn turn_credentials(app: &App, user: i64) -> Vec<IceServer> {
     else {
         return Vec::new();
     };
-    let username = format!("{}:{user}", Utc::now().timestamp() + TURN_TTL);
+    let who = user.map_or_else(|| "guest".to_owned(), |u| u.to_string());
+    let username = format!("{}:{who}", Utc::now().timestamp() + TURN_TTL);
     let mut mac =
         Hmac::<sha1::Sha1>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key");
     mac.update(username.as_bytes());
@@ -498,7 +527,7 @@ fn turn_credentials(app: &App, user: i64) -> Vec<IceServer> {
     }]
 }
 
-fn media(app: &App, call: &Call, user: i64) -> Media {
+pub(crate) fn media(app: &App, call: &Call, user: Option<i64>) -> Media {
     let ws = app.config.public_url.replacen("http", "ws", 1);
     Media {
         call_type: call.call_type,

@@ -54,6 +54,9 @@ pub async fn metrics(State(app): State<Arc<App>>) -> Response {
         ("callhub_call_commands_total", &m.call_commands),
         ("callhub_logins_failed_total", &m.logins_failed),
         ("callhub_deadlines_fired_total", &m.deadlines_fired),
+        ("callhub_deliveries_sent_total", &m.deliveries_sent),
+        ("callhub_deliveries_failed_total", &m.deliveries_failed),
+        ("callhub_delivery_retries_total", &m.delivery_retries),
     ] {
         let _ = writeln!(
             out,

@@ -1,7 +1,9 @@
 //! The HTTP API: each route's handler, and the OpenAPI document built from them,
 //! so the document cannot leave a route out.
 
+pub mod admin;
 pub mod calls;
+pub mod guest;
 pub mod meta;
 pub mod session;
 
@@ -23,7 +25,9 @@ use crate::app::App;
     tags(
         (name = "auth", description = "Login, refresh and logout"),
         (name = "rtc", description = "The seed's RtcControllerApi: calls and their logs"),
+        (name = "guests", description = "Anonymous guests: the guest link's page and joining by it"),
         (name = "notifications", description = "The WebSocket: pop-ups, ringing, call events, signaling"),
+        (name = "admin", description = "Webhooks of a domain and the delivery state of its calls (admins)"),
         (name = "operations", description = "Health, metrics and this document"),
     )
 )]
@@ -60,6 +64,11 @@ pub fn api() -> OpenApiRouter<Arc<App>> {
         .routes(routes!(calls::end_call))
         .routes(routes!(calls::invite_contacts))
         .routes(routes!(calls::ice_servers))
+        .routes(routes!(guest::join_anonymous))
+        .routes(routes!(guest::guest_page))
+        .routes(routes!(admin::create_webhook, admin::list_webhooks))
+        .routes(routes!(admin::delete_webhook))
+        .routes(routes!(admin::deliveries))
         .routes(routes!(crate::ws::ws))
         .routes(routes!(meta::health))
         .routes(routes!(meta::metrics))

@@ -1,0 +1,257 @@
+//! The outbox worker: takes due deliveries from the store, sends them by mail, SMS
+//! or webhook, records each attempt, and retries with backoff and jitter.
+
+pub mod mail;
+pub mod sms;
+pub mod webhook;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use callhub_core::{Call, Channel};
+use callhub_store::{Attempt, AttemptResult, DeliveryStatus, OutboxEntry};
+use futures::StreamExt;
+use rand::Rng;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::app::{App, Metrics, now};
+use crate::config::DeliveryConfig;
+
+/// Everything that sends: SMTP (or the log), an SMS provider (or the log), HTTP.
+pub struct Senders {
+    pub mailer: mail::Mailer,
+    pub sms: Option<Box<dyn sms::SmsProvider>>,
+    pub http: reqwest::Client,
+    /// Woken when a commit wrote deliveries, so they leave at once.
+    pub wake: Notify,
+}
+
+impl Senders {
+    pub fn new(cfg: &DeliveryConfig) -> anyhow::Result<Senders> {
+        // Providers that hang must not hold a delivery past its lease.
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(20))
+            .user_agent(concat!("callhub/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok(Senders {
+            mailer: mail::Mailer::new(cfg.smtp_url.as_deref(), &cfg.mail_from)?,
+            sms: sms::provider(cfg, &http),
+            http,
+            wake: Notify::new(),
+        })
+    }
+}
+
+/// The delay before retry number `attempt` (1 for the first retry): `base`
+/// doubled per attempt up to `max`, of which a random half (`jitter` in [0, 1))
+/// is taken off, so retries from many deliveries do not come in waves.
+pub fn backoff(attempt: i64, base: Duration, max: Duration, jitter: f64) -> Duration {
+    let doublings = attempt.clamp(1, 40) as u32 - 1;
+    let full = base
+        .checked_mul(1u32 << doublings.min(31))
+        .unwrap_or(max)
+        .min(max);
+    full.mul_f64(1.0 - jitter.clamp(0.0, 1.0) / 2.0)
+}
+
+/// Sends due deliveries until shutdown.
+pub async fn run(app: Arc<App>, shutdown: CancellationToken) {
+    let cfg = app.config.delivery.clone();
+    loop {
+        let claimed = claim(&app, &cfg).await;
+        if claimed.is_empty() {
+            tokio::select! {
+                _ = app.senders.wake.notified() => {}
+                _ = tokio::time::sleep(cfg.poll_interval) => {}
+                _ = shutdown.cancelled() => return,
+            }
+            continue;
+        }
+        let app = &app;
+        futures::stream::iter(claimed)
+            .for_each_concurrent(cfg.concurrency as usize, |entry| deliver(app, entry))
+            .await;
+        if shutdown.is_cancelled() {
+            return;
+        }
+    }
+}
+
+async fn claim(app: &App, cfg: &DeliveryConfig) -> Vec<OutboxEntry> {
+    let at = now();
+    let lease = chrono::Duration::from_std(cfg.lease).unwrap_or(chrono::Duration::minutes(2));
+    match app
+        .store
+        .claim_deliveries(at, at + lease, cfg.concurrency * 4)
+        .await
+    {
+        Ok(entries) => entries,
+        Err(e) => {
+            tracing::warn!(error = %e, "claiming deliveries failed");
+            Vec::new()
+        }
+    }
+}
+
+/// What one attempt came to.
+enum Sent {
+    Sent(String),
+    Logged,
+    /// The delivery's target is gone (its webhook was deleted meanwhile).
+    Cancelled,
+}
+
+/// Sends one claimed delivery and records the attempt.
+async fn deliver(app: &App, entry: OutboxEntry) {
+    let started = now();
+    let result = send(app, &entry).await;
+    let finished = now();
+    let cfg = &app.config.delivery;
+    let (outcome, detail, next) = match result {
+        Ok(Sent::Sent(detail)) => (
+            "sent",
+            Some(detail),
+            AttemptResult::Done(DeliveryStatus::Sent),
+        ),
+        Ok(Sent::Logged) => (
+            "logged",
+            Some("no provider configured: written to the log".into()),
+            AttemptResult::Done(DeliveryStatus::Logged),
+        ),
+        Ok(Sent::Cancelled) => (
+            "cancelled",
+            Some("the webhook was deleted".into()),
+            AttemptResult::Done(DeliveryStatus::Cancelled),
+        ),
+        Err(why) => {
+            let age = (finished - entry.created_at).to_std().unwrap_or_default();
+            let next = if age >= cfg.retry_for {
+                tracing::warn!(delivery = entry.id, channel = %entry.channel, error = %why, "delivery failed for good");
+                AttemptResult::Done(DeliveryStatus::Failed)
+            } else {
+                let jitter = rand::rng().random::<f64>();
+                let wait = backoff(entry.attempts, cfg.backoff, cfg.max_backoff, jitter);
+                tracing::info!(delivery = entry.id, channel = %entry.channel, error = %why, retry_in = ?wait, "delivery failed; will retry");
+                AttemptResult::Retry(
+                    finished + chrono::Duration::from_std(wait).unwrap_or_default(),
+                )
+            };
+            ("error", Some(why), next)
+        }
+    };
+    match &next {
+        AttemptResult::Done(DeliveryStatus::Sent) => Metrics::inc(&app.metrics.deliveries_sent),
+        AttemptResult::Done(DeliveryStatus::Failed) => Metrics::inc(&app.metrics.deliveries_failed),
+        AttemptResult::Retry(_) => Metrics::inc(&app.metrics.delivery_retries),
+        _ => {}
+    }
+    let attempt = Attempt {
+        attempt: entry.attempts,
+        started_at: started,
+        finished_at: finished,
+        outcome: outcome.into(),
+        detail,
+    };
+    // Unrecorded, the lease runs out and the delivery is tried again: never lost.
+    if let Err(e) = app.store.finish_delivery(entry.id, attempt, next).await {
+        tracing::warn!(delivery = entry.id, error = %e, "recording a delivery attempt failed");
+    }
+}
+
+async fn send(app: &App, entry: &OutboxEntry) -> Result<Sent, String> {
+    let call: Call = app
+        .store
+        .call(entry.call_id)
+        .await
+        .map_err(|e| format!("reading the call: {e}"))?
+        .ok_or("the call is gone")?;
+    let senders = &app.senders;
+    match entry.channel {
+        Channel::Mail => {
+            let contact = contact_of(&call, entry)?;
+            let link = crate::guest::invitation_link(app, &call);
+            let inv =
+                mail::invitation(&call, contact, &link, &senders.mailer.from_address(), now());
+            Ok(
+                match senders
+                    .mailer
+                    .send(entry.id, &entry.recipient, &inv)
+                    .await?
+                {
+                    Some(detail) => Sent::Sent(detail),
+                    None => Sent::Logged,
+                },
+            )
+        }
+        Channel::Sms => {
+            let link = crate::guest::invitation_link(app, &call);
+            let text = sms::invitation_text(&call, &link);
+            match &senders.sms {
+                Some(provider) => provider.send(&entry.recipient, &text).await.map(Sent::Sent),
+                None => {
+                    tracing::info!(delivery = entry.id, to = %entry.recipient, %text, "SMS logged, not sent: no SMS provider is configured");
+                    Ok(Sent::Logged)
+                }
+            }
+        }
+        Channel::Webhook => {
+            let (Some(hook_id), Some(event_id)) = (entry.webhook_id, entry.event_id) else {
+                return Err("a webhook delivery without its webhook or event".into());
+            };
+            let Some(hook) = app
+                .store
+                .webhook(hook_id)
+                .await
+                .map_err(|e| format!("reading the webhook: {e}"))?
+            else {
+                return Ok(Sent::Cancelled);
+            };
+            let body = webhook::body(&call, event_id).ok_or("the event is gone")?;
+            webhook::post(&senders.http, &hook.url, &hook.secret, event_id, body)
+                .await
+                .map(Sent::Sent)
+        }
+    }
+}
+
+fn contact_of<'a>(
+    call: &'a Call,
+    entry: &OutboxEntry,
+) -> Result<&'a callhub_core::Contact, String> {
+    entry
+        .contact
+        .filter(|&id| (1..=call.contacts.len() as i64).contains(&id))
+        .map(|id| call.contact(id))
+        .ok_or_else(|| "the contact is gone".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap_and_jitter_takes_up_to_half() {
+        let (base, max) = (Duration::from_secs(10), Duration::from_secs(3600));
+        assert_eq!(backoff(1, base, max, 0.0), Duration::from_secs(10));
+        assert_eq!(backoff(2, base, max, 0.0), Duration::from_secs(20));
+        assert_eq!(backoff(5, base, max, 0.0), Duration::from_secs(160));
+        assert_eq!(backoff(30, base, max, 0.0), max);
+        assert_eq!(backoff(1000, base, max, 0.0), max);
+        assert_eq!(backoff(2, base, max, 0.999_999).as_secs(), 10);
+        assert!(backoff(3, base, max, 0.5) < backoff(3, base, max, 0.0));
+    }
+
+    #[test]
+    fn retrying_for_a_day_takes_a_few_dozen_attempts() {
+        let (base, max) = (Duration::from_secs(10), Duration::from_secs(3600));
+        let mut waited = Duration::ZERO;
+        let mut attempts = 0;
+        while waited < Duration::from_secs(24 * 3600) {
+            attempts += 1;
+            waited += backoff(attempts, base, max, 1.0);
+        }
+        assert!((20..60).contains(&attempts), "{attempts} attempts");
+    }
+}
