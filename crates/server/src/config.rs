@@ -207,8 +207,10 @@ impl Config {
                 "CALLHUB_DELIVERY_BACKOFF_MILLIS and CALLHUB_DELIVERY_CONCURRENCY must be at least 1"
             );
         }
-        if delivery.lease < Duration::from_secs(30) {
-            bail!("CALLHUB_DELIVERY_LEASE_SECS must be at least 30 (longer than a send may take)");
+        if delivery.lease.is_zero() {
+            // Keep it longer than a send may take (20 s): a shorter lease lets a slow
+            // send be taken again by another worker and arrive twice.
+            bail!("CALLHUB_DELIVERY_LEASE_SECS must be at least 1");
         }
         let cfg = Config {
             listen,

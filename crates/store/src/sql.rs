@@ -1180,6 +1180,18 @@ impl Store for SqlStore {
                  ORDER BY d.id LIMIT $3) RETURNING id"
             }
         };
+        // Most polls find nothing: ask a reader first and leave the writer alone.
+        let due: Option<i64> = sqlx::query_scalar(
+            "SELECT id FROM deliveries WHERE status = 'pending' AND next_attempt_at <= $1 \
+             AND (locked_until IS NULL OR locked_until <= $1) LIMIT 1",
+        )
+        .bind(ms(now))
+        .fetch_optional(&self.read)
+        .await
+        .map_err(db_error)?;
+        if due.is_none() {
+            return Ok(Vec::new());
+        }
         let mut tx = self.begin_write().await?;
         let ids: Vec<i64> = sqlx::query_scalar(sql)
             .bind(ms(now))

@@ -96,7 +96,7 @@ async fn claim(app: &App, cfg: &DeliveryConfig) -> Vec<OutboxEntry> {
 }
 
 /// What one attempt came to.
-enum Sent {
+enum Outcome {
     Sent(String),
     Logged,
     /// The delivery's target is gone (its webhook was deleted meanwhile).
@@ -110,17 +110,17 @@ async fn deliver(app: &App, entry: OutboxEntry) {
     let finished = now();
     let cfg = &app.config.delivery;
     let (outcome, detail, next) = match result {
-        Ok(Sent::Sent(detail)) => (
+        Ok(Outcome::Sent(detail)) => (
             "sent",
             Some(detail),
             AttemptResult::Done(DeliveryStatus::Sent),
         ),
-        Ok(Sent::Logged) => (
+        Ok(Outcome::Logged) => (
             "logged",
             Some("no provider configured: written to the log".into()),
             AttemptResult::Done(DeliveryStatus::Logged),
         ),
-        Ok(Sent::Cancelled) => (
+        Ok(Outcome::Cancelled) => (
             "cancelled",
             Some("the webhook was deleted".into()),
             AttemptResult::Done(DeliveryStatus::Cancelled),
@@ -160,7 +160,7 @@ async fn deliver(app: &App, entry: OutboxEntry) {
     }
 }
 
-async fn send(app: &App, entry: &OutboxEntry) -> Result<Sent, String> {
+async fn send(app: &App, entry: &OutboxEntry) -> Result<Outcome, String> {
     let call: Call = app
         .store
         .call(entry.call_id)
@@ -180,8 +180,8 @@ async fn send(app: &App, entry: &OutboxEntry) -> Result<Sent, String> {
                     .send(entry.id, &entry.recipient, &inv)
                     .await?
                 {
-                    Some(detail) => Sent::Sent(detail),
-                    None => Sent::Logged,
+                    Some(detail) => Outcome::Sent(detail),
+                    None => Outcome::Logged,
                 },
             )
         }
@@ -189,10 +189,13 @@ async fn send(app: &App, entry: &OutboxEntry) -> Result<Sent, String> {
             let link = crate::guest::invitation_link(app, &call);
             let text = sms::invitation_text(&call, &link);
             match &senders.sms {
-                Some(provider) => provider.send(&entry.recipient, &text).await.map(Sent::Sent),
+                Some(provider) => provider
+                    .send(&entry.recipient, &text)
+                    .await
+                    .map(Outcome::Sent),
                 None => {
                     tracing::info!(delivery = entry.id, to = %entry.recipient, %text, "SMS logged, not sent: no SMS provider is configured");
-                    Ok(Sent::Logged)
+                    Ok(Outcome::Logged)
                 }
             }
         }
@@ -206,12 +209,12 @@ async fn send(app: &App, entry: &OutboxEntry) -> Result<Sent, String> {
                 .await
                 .map_err(|e| format!("reading the webhook: {e}"))?
             else {
-                return Ok(Sent::Cancelled);
+                return Ok(Outcome::Cancelled);
             };
             let body = webhook::body(&call, event_id).ok_or("the event is gone")?;
             webhook::post(&senders.http, &hook.url, &hook.secret, event_id, body)
                 .await
-                .map(Sent::Sent)
+                .map(Outcome::Sent)
         }
     }
 }

@@ -104,9 +104,12 @@ pub async fn list_webhooks(
 pub async fn delete_webhook(
     State(app): State<Arc<App>>,
     Authed(me): Authed,
-    Path(id): Path<i64>,
+    Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     admin(&me)?;
+    let id: i64 = id
+        .parse()
+        .map_err(|_| ApiError::BadRequest(format!("id: {id:?} is not a webhook id")))?;
     if app.store.delete_webhook(&me.domain, id).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {

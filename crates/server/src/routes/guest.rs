@@ -118,9 +118,18 @@ pub async fn join_anonymous(
 pub async fn guest_page(
     State(app): State<Arc<App>>,
     ClientIp(ip): ClientIp,
-    Path(call_id): Path<Uuid>,
+    Path(call_id): Path<String>,
     ApiQuery(q): ApiQuery<GuestPageQuery>,
 ) -> Response {
+    let Ok(call_id) = call_id.parse::<Uuid>() else {
+        return page(
+            StatusCode::NOT_FOUND,
+            "This link does not open a call",
+            "callId: not a call id",
+            None,
+        )
+        .into_response();
+    };
     let call = match call_of_link(&app, &ip.to_string(), call_id, q.t.trim()).await {
         Ok(call) => call,
         Err(e) => {
