@@ -256,12 +256,39 @@ impl Client {
             .bearer_auth(token))
     }
 
+    /// `POST /rtc/joinAnonymous`: joins the call of a guest link, without an account.
+    /// The answer's access token works for that call's `leaveCall` only.
+    pub async fn join_anonymous(&self, body: &GuestJoinRequest) -> Result<GuestJoinResponse> {
+        answer(
+            self.http
+                .post(format!("{}/rtc/joinAnonymous", self.base))
+                .json(body),
+        )
+        .await
+    }
+
     /// The seed's `RtcControllerApi` on this session.
     pub fn rtc(&self) -> RtcControllerApi {
         RtcControllerApi {
             client: self.clone(),
         }
     }
+}
+
+/// The call id and token of a guest link (`…/join/<callId>?t=<token>`).
+pub fn parse_guest_link(link: &str) -> Option<(Uuid, String)> {
+    let (path, query) = link.split_once('?')?;
+    let call_id = path
+        .rsplit_once("/join/")?
+        .1
+        .trim_end_matches('/')
+        .parse()
+        .ok()?;
+    let token = query
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("t="))?
+        .to_owned();
+    (!token.is_empty()).then_some((call_id, token))
 }
 
 fn unix_now() -> i64 {
