@@ -131,7 +131,8 @@ fn save(client: &Client) -> anyhow::Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    let tmp = path.with_extension("tmp");
+    // One temporary file per process: `watch` and a command save side by side.
+    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
     std::fs::write(&tmp, serde_json::to_vec_pretty(&saved)?)?;
     #[cfg(unix)]
     {
