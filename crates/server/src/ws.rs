@@ -199,6 +199,17 @@ impl Session {
                     reason: reason.into(),
                 })))
                 .await;
+            // The closing handshake: read until the client's Close (briefly). Dropping
+            // the connection with its frames unread would reset it, and the client
+            // could lose our Close frame and its code.
+            let _ = tokio::time::timeout(Duration::from_secs(2), async {
+                while let Some(Ok(m)) = stream.next().await {
+                    if matches!(m, WsMessage::Close(_)) {
+                        break;
+                    }
+                }
+            })
+            .await;
         }
     }
 
