@@ -11,7 +11,7 @@ use tokio::process::{Child, Command};
 
 use crate::helpers::*;
 
-fn callhub(db: &TestDb, port: u16) -> Command {
+pub(crate) fn callhub(db: &TestDb, port: u16) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_callhub"));
     cmd.env("CALLHUB_DATABASE_URL", &db.url)
         .env("CALLHUB_DATA_DIR", &db.dir)
@@ -22,6 +22,14 @@ fn callhub(db: &TestDb, port: u16) -> Command {
 }
 
 async fn add_user(db: &TestDb, user_id: &str) -> serde_json::Value {
+    add_user_with_role(db, user_id, "user").await
+}
+
+pub(crate) async fn add_user_with_role(
+    db: &TestDb,
+    user_id: &str,
+    role: &str,
+) -> serde_json::Value {
     let mut cmd = callhub(db, 0);
     cmd.args([
         "user",
@@ -30,6 +38,8 @@ async fn add_user(db: &TestDb, user_id: &str) -> serde_json::Value {
         "ubimax",
         "--user-id",
         user_id,
+        "--role",
+        role,
         "--password-stdin",
     ])
     .stdin(std::process::Stdio::piped())
@@ -51,7 +61,16 @@ async fn add_user(db: &TestDb, user_id: &str) -> serde_json::Value {
 }
 
 async fn serve(db: &TestDb, port: u16) -> Child {
-    let child = callhub(db, port).arg("serve").spawn().unwrap();
+    serve_with(db, port, &[]).await
+}
+
+/// The real binary serving on `port`, with extra environment.
+pub(crate) async fn serve_with(db: &TestDb, port: u16, env: &[(&str, String)]) -> Child {
+    let child = callhub(db, port)
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .arg("serve")
+        .spawn()
+        .unwrap();
     let url = format!("http://127.0.0.1:{port}/health");
     for _ in 0..200 {
         if reqwest::get(&url).await.is_ok_and(|r| r.status() == 200) {

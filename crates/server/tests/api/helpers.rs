@@ -54,6 +54,7 @@ pub struct TestDb {
 
 impl TestDb {
     pub async fn new(backend: Backend) -> TestDb {
+        callhub_client::install_tls_provider();
         let dir = std::env::temp_dir().join(format!("callhub-test-{}", Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir).unwrap();
         match backend {

@@ -2,13 +2,16 @@
 //! (with CALLHUB_TEST_DATABASE_URL) on PostgreSQL.
 
 mod helpers;
+mod outbox_support;
 
 mod auth;
 mod bad_input;
 mod broker;
 mod calls;
 mod concurrency;
+mod deliveries;
 mod durability;
+mod guests;
 mod openapi;
 mod outage;
 mod sockets;

@@ -3,7 +3,8 @@
 
 use crate::helpers::*;
 
-/// The routes of API.md's Authentication, Calls and Operating sections.
+/// The routes of API.md's Authentication, Calls, Anonymous guests and Operating
+/// sections, and the admin routes of issue 5 (webhooks, deliveries).
 const CONTRACT: &[(&str, &str)] = &[
     ("post", "/login"),
     ("post", "/refresh"),
@@ -17,6 +18,12 @@ const CONTRACT: &[(&str, &str)] = &[
     ("post", "/rtc/endCall"),
     ("post", "/rtc/inviteContacts"),
     ("get", "/rtc/iceServers"),
+    ("post", "/rtc/joinAnonymous"),
+    ("get", "/join/{callId}"),
+    ("post", "/admin/webhooks"),
+    ("get", "/admin/webhooks"),
+    ("delete", "/admin/webhooks/{id}"),
+    ("get", "/admin/deliveries"),
     ("get", "/health"),
     ("get", "/metrics"),
 ];
@@ -39,7 +46,8 @@ backend_tests! {
             }
         }
         let schemas = doc.json["components"]["schemas"].as_object().unwrap();
-        for s in ["CallLog", "CallLogContact", "CallEvent", "Team", "CreateCallRequest", "Problem", "UserInfo", "TokenResponse"] {
+        for s in ["CallLog", "CallLogContact", "CallEvent", "Team", "CreateCallRequest", "Problem", "UserInfo", "TokenResponse",
+                  "GuestJoinRequest", "GuestJoinResponse", "WebhookInfo", "DeliveryList"] {
             assert!(schemas.contains_key(s), "schema {s} is documented");
         }
         assert_eq!(paths["/rtc/createCall"]["post"]["operationId"], "createCallForContacts");

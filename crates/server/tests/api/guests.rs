@@ -1,0 +1,165 @@
+//! Guest links: `joinUrl` for those who may share it, the guest page, and
+//! `joinAnonymous` — a guest gets into that one call and nowhere else.
+
+use std::time::Duration;
+
+use callhub_client::Client;
+use callhub_client::api::GuestJoinRequest;
+use callhub_core::EventType::*;
+use callhub_core::{CallType, Role};
+use serde_json::json;
+
+use crate::deliveries::{external, quick_retries};
+use crate::helpers::*;
+use crate::outbox_support::*;
+
+fn open_call(invited: &[&TestUser]) -> callhub_client::api::CreateCallRequest {
+    let mut req = call_request(CallType::Sfu, invited);
+    req.join_anonymous_allowed = true;
+    req
+}
+
+fn join_body(call_id: uuid::Uuid, token: &str, name: &str) -> String {
+    json!({"callId": call_id, "token": token, "displayName": name}).to_string()
+}
+
+backend_tests! {
+    async fn the_guest_link_from_the_mail_joins_that_call_and_nowhere_else(backend: Backend) {
+        let sink = SmtpSink::start(free_port()).await;
+        let smtp = sink.url();
+        let app = TestApp::spawn_with(backend, |c| {
+            c.delivery.smtp_url = Some(smtp);
+            quick_retries(c);
+        })
+        .await;
+        let alice = app.user("alice", &[Role::User]).await;
+        let bob = app.user("bob", &[Role::User]).await;
+        let mut req = open_call(&[&bob]);
+        req.invited_contacts.push(external("Visitor", Some("visitor@example.com"), None));
+        let call = alice.rtc().create_call_for_contacts(&req).await.unwrap();
+        let other = alice.rtc().create_call_for_contacts(&open_call(&[&bob])).await.unwrap();
+        eventually(20, || async { !sink.mails_to("visitor@example.com").is_empty() }).await;
+
+        // A new user: nothing but the mail.
+        let link = sink.mails_to("visitor@example.com")[0].guest_link().expect("a guest link");
+        let page = reqwest::get(&link).await.unwrap();
+        assert_eq!(page.status(), 200);
+        assert!(page.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+        let html = page.text().await.unwrap();
+        assert!(html.contains("Test Call") && html.contains("/rtc/joinAnonymous"));
+        assert!(!html.contains("<script src"), "no scripts from elsewhere");
+        let (call_id, token) = callhub_client::parse_guest_link(&link).unwrap();
+        assert_eq!(call_id, call.call_id);
+        let guest = Client::new(&app.url);
+        let joined = guest
+            .join_anonymous(&GuestJoinRequest { call_id, token: token.clone(), display_name: "Visitor".into() })
+            .await
+            .unwrap();
+        assert_eq!(joined.call_log.call_id, call.call_id);
+        assert!(joined.call_log.join_url.is_none(), "a guest is not given the link to share");
+        let me = joined.contact_id;
+        let log = alice.rtc().get_call_log_by_id(call.call_id).await.unwrap();
+        let last = log.call_events.last().unwrap();
+        assert_eq!((last.kind, last.contact.id), (Join, me));
+        assert!(last.contact.anonymous && last.contact.user_db_id.is_none());
+        assert_eq!(last.contact.display_name.as_deref(), Some("Visitor"));
+        let raw = app.raw("GET", &format!("/rtc/getCallLogById?callId={}", call.call_id), Some(&alice.token().await), None).await;
+        assert_eq!(raw.json["callEvents"].as_array().unwrap().last().unwrap()["contact"]["anonymous"], true);
+
+        // Nowhere else: its token opens no other route and no other call.
+        let gt = joined.access_token.clone();
+        for (method, path) in [
+            ("GET", format!("/rtc/getCallLogById?callId={}", call.call_id)),
+            ("GET", "/rtc/getCallLogs".to_owned()),
+            ("POST", format!("/rtc/joinCall?callId={}", call.call_id)),
+            ("POST", format!("/rtc/endCall?callId={}", call.call_id)),
+            ("GET", "/rtc/iceServers".to_owned()),
+            ("GET", "/admin/webhooks".to_owned()),
+            ("GET", "/ws".to_owned()),
+        ] {
+            let a = app.raw(method, &path, Some(&gt), None).await;
+            assert_eq!(a.status, 401, "{method} {path} with a guest token: {}", a.text);
+        }
+        app.raw("POST", "/rtc/createCall", Some(&gt), Some(r#"{"callTitle":"x","callType":"SFU"}"#)).await.assert_problem(401, "guest");
+        app.raw("POST", &format!("/rtc/leaveCall?callId={}", other.call_id), Some(&gt), None).await.assert_problem(404, "no call");
+        // The link's token is for its own call only.
+        app.raw("POST", "/rtc/joinAnonymous", None, Some(&join_body(other.call_id, &token, "Visitor"))).await.assert_problem(404, "token");
+
+        // Leaving with the guest token writes the guest's Leave.
+        let left = app.raw("POST", &format!("/rtc/leaveCall?callId={}", call.call_id), Some(&gt), None).await;
+        assert_eq!(left.status, 200, "{}", left.text);
+        let last = &left.json["callEvents"].as_array().unwrap().last().unwrap().clone();
+        assert_eq!((last["type"].as_str(), last["contact"]["id"].as_i64()), (Some("Leave"), Some(me)));
+        app.raw("POST", &format!("/rtc/leaveCall?callId={}", call.call_id), Some(&gt), None).await.assert_problem(409, "not in the call");
+    }
+
+    async fn join_url_is_for_those_who_may_share_it_where_guests_are_allowed(backend: Backend) {
+        let app = TestApp::spawn(backend).await;
+        let alice = app.user("alice", &[Role::User]).await;
+        let bob = app.user("bob", &[Role::User]).await;
+        let admin = app.user("root", &[Role::Admin]).await;
+        let stranger = app.user("mallory", &[Role::User]).await;
+        let call = alice.rtc().create_call_for_contacts(&open_call(&[&bob])).await.unwrap();
+        let url = call.join_url.clone().expect("the creator gets joinUrl");
+        assert!(url.starts_with(&format!("{}/join/{}?t=", app.url, call.call_id)), "{url}");
+        let (_, token) = callhub_client::parse_guest_link(&url).unwrap();
+        use base64::Engine;
+        let bits = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(&token).unwrap().len() * 8;
+        assert!(bits >= 128, "{bits} bits");
+        assert_eq!(bob.rtc().get_call_log_by_id(call.call_id).await.unwrap().join_url, Some(url.clone()));
+        assert_eq!(admin.rtc().get_call_log_by_id(call.call_id).await.unwrap().join_url, Some(url.clone()));
+        let listed = bob.rtc().get_call_logs(&Default::default()).await.unwrap();
+        assert_eq!(listed.content[0].join_url, Some(url.clone()));
+        assert_eq!(stranger.rtc().get_call_log_by_id(call.call_id).await.unwrap_err().status(), Some(404));
+        // Stored hashed: the database never holds the token itself.
+        let db_text = match backend {
+            Backend::Sqlite => String::from_utf8_lossy(&std::fs::read(app.db.dir.join("callhub.db")).unwrap()).into_owned()
+                + &String::from_utf8_lossy(&std::fs::read(app.db.dir.join("callhub.db-wal")).unwrap_or_default()),
+            Backend::Postgres => String::new(),
+        };
+        assert!(!db_text.contains(&token));
+        let closed = alice.rtc().create_call_for_contacts(&call_request(CallType::Sfu, &[&bob])).await.unwrap();
+        assert!(closed.join_url.is_none(), "no link where guests are not allowed");
+        let raw = app.raw("GET", &format!("/rtc/getCallLogById?callId={}", closed.call_id), Some(&alice.token().await), None).await;
+        assert!(raw.json.get("joinUrl").is_none());
+        let ended = alice.rtc().end_call(call.call_id).await.unwrap();
+        assert!(ended.join_url.is_none(), "the link stops working when the call ends");
+    }
+
+    async fn guest_links_are_refused_for_ended_calls_and_calls_without_guests(backend: Backend) {
+        let app = TestApp::spawn(backend).await;
+        let alice = app.user("alice", &[Role::User]).await;
+        let bob = app.user("bob", &[Role::User]).await;
+        let call = alice.rtc().create_call_for_contacts(&open_call(&[&bob])).await.unwrap();
+        let (_, token) = callhub_client::parse_guest_link(call.join_url.as_deref().unwrap()).unwrap();
+        let closed = alice.rtc().create_call_for_contacts(&call_request(CallType::Sfu, &[&bob])).await.unwrap();
+        app.raw("POST", "/rtc/joinAnonymous", None, Some(&join_body(closed.call_id, &token, "V"))).await.assert_problem(403, "anonymous");
+        app.raw("POST", "/rtc/joinAnonymous", None, Some(&join_body(call.call_id, &token, " "))).await.assert_problem(400, "displayName");
+        app.raw("POST", "/rtc/joinAnonymous", None, Some(&json!({"callId": call.call_id, "displayName": "V"}).to_string())).await.assert_problem(400, "token");
+        app.raw("POST", "/rtc/joinAnonymous", None, Some(r#"{"callId":"nope","token":"t","displayName":"V"}"#)).await.assert_problem(400, "callId");
+        alice.rtc().end_call(call.call_id).await.unwrap();
+        app.raw("POST", "/rtc/joinAnonymous", None, Some(&join_body(call.call_id, &token, "V"))).await.assert_problem(409, "ended");
+        let page = app.raw("GET", &format!("/join/{}?t={token}", call.call_id), None, None).await;
+        assert_eq!(page.status, 409);
+        assert!(page.text.contains("ended"));
+    }
+
+    async fn wrong_guest_tokens_are_404_and_rate_limited(backend: Backend) {
+        let app = TestApp::spawn_with(backend, |c| c.guest_failures_per_ip = 3).await;
+        let alice = app.user("alice", &[Role::User]).await;
+        let bob = app.user("bob", &[Role::User]).await;
+        let call = alice.rtc().create_call_for_contacts(&open_call(&[&bob])).await.unwrap();
+        let (_, token) = callhub_client::parse_guest_link(call.join_url.as_deref().unwrap()).unwrap();
+        for _ in 0..3 {
+            app.raw("POST", "/rtc/joinAnonymous", None, Some(&join_body(call.call_id, "guessed", "V"))).await.assert_problem(404, "token");
+        }
+        let limited = app.raw("POST", "/rtc/joinAnonymous", None, Some(&join_body(call.call_id, "guessed", "V"))).await;
+        limited.assert_problem(429, "wrong guest links");
+        assert!(limited.headers.get("retry-after").is_some());
+        // Even the right token waits: a guesser cannot tell a hit from the limit.
+        app.raw("POST", "/rtc/joinAnonymous", None, Some(&join_body(call.call_id, &token, "V"))).await.assert_problem(429, "wrong guest links");
+        let page = app.raw("GET", &format!("/join/{}?t=guessed", call.call_id), None, None).await;
+        assert_eq!(page.status, 429);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
