@@ -80,8 +80,6 @@ pub struct NewCall {
     pub on_behalf_of: Option<UserInfo>,
     pub invited: Vec<ContactSpec>,
     pub teams: Vec<Team>,
-    /// SHA-256 (hex) of the guest link's token; kept only where anonymous join is allowed.
-    pub guest_token_hash: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -158,7 +156,7 @@ pub fn create(new: NewCall, now: DateTime<Utc>) -> Result<Transition, CallError>
         ended_at: None,
         broker,
         ring_pending_at: planned,
-        guest_token_hash: new.guest_token_hash.filter(|_| new.anonymous_join_allowed),
+        guest_token_hash: None,
         contacts: vec![Contact {
             id: CREATOR,
             origin: ContactOrigin::Creator,
@@ -191,6 +189,17 @@ pub fn create(new: NewCall, now: DateTime<Utc>) -> Result<Transition, CallError>
         }
     }
     Ok(t)
+}
+
+impl Transition {
+    /// Keeps the hash of the call's guest-link token, where the call allows
+    /// anonymous join (elsewhere there is no link, and nothing is kept).
+    pub fn with_guest_link(mut self, token_hash: String) -> Transition {
+        if self.call.anonymous_join_allowed {
+            self.call.guest_token_hash = Some(token_hash);
+        }
+        self
+    }
 }
 
 /// Applies a command to a call. On error nothing is to be stored.

@@ -466,7 +466,6 @@ fn call_log_json_matches_the_seed() {
 fn open_to_guests(call_type: CallType, invited: &[UserInfo]) -> NewCall {
     let mut new = new_call(alice(), call_type, invited);
     new.anonymous_join_allowed = true;
-    new.guest_token_hash = Some("ab".repeat(32));
     new
 }
 
@@ -478,7 +477,10 @@ fn guest(name: &str) -> Command {
 
 #[test]
 fn guest_joins_as_an_anonymous_contact_and_leaves() {
-    let t = create(open_to_guests(CallType::Sfu, &[bob()]), t0()).unwrap();
+    let t = create(open_to_guests(CallType::Sfu, &[bob()]), t0())
+        .unwrap()
+        .with_guest_link("ab".repeat(32));
+    assert_eq!(t.call.guest_token_hash, Some("ab".repeat(32)));
     let t = run(&t.call, guest("Visitor"), secs(1));
     let id = t.call.contacts.len() as ContactId;
     let c = t.call.contact(id);
@@ -505,7 +507,9 @@ fn guest_joins_as_an_anonymous_contact_and_leaves() {
 
 #[test]
 fn guest_join_is_forbidden_where_the_call_does_not_allow_it() {
-    let t = create(new_call(alice(), CallType::Sfu, &[bob()]), t0()).unwrap();
+    let t = create(new_call(alice(), CallType::Sfu, &[bob()]), t0())
+        .unwrap()
+        .with_guest_link("ab".repeat(32));
     let err = apply(&t.call, guest("Visitor"), secs(1), &rules()).unwrap_err();
     assert!(matches!(err, CallError::Forbidden(_)));
     assert_eq!(

@@ -66,7 +66,6 @@ pub fn new_call(requester: UserInfo, call_type: CallType, invited: &[UserInfo]) 
         on_behalf_of: None,
         invited: invited.iter().map(UserInfo::as_contact).collect(),
         teams: vec![],
-        guest_token_hash: None,
     }
 }
 

@@ -232,9 +232,6 @@ pub async fn create_call(
         resolve(&app, &me.domain, &req.invited_contacts, &req.invited_teams).await?;
     let call_id = Uuid::new_v4();
     let new = NewCall {
-        guest_token_hash: req
-            .join_anonymous_allowed
-            .then(|| crate::guest::token_hash_for(&app, call_id)),
         call_id,
         title,
         reason: req.call_reason,
@@ -247,7 +244,7 @@ pub async fn create_call(
         invited,
         teams,
     };
-    let created = create(new, now())?;
+    let created = create(new, now())?.with_guest_link(crate::guest::token_hash_for(&app, call_id));
     let committed = app.store.insert_call(created).await?;
     app.after_commit(&committed);
     Metrics::inc(&app.metrics.calls_created);
