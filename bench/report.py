@@ -1,0 +1,39 @@
+"""Renders a bench/run.sh results file as the markdown table of bench/README.md."""
+import json
+import sys
+
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+
+
+def find(backend, **kw):
+    for r in rows:
+        if r.get("backend") == backend and all(r.get(k) == v for k, v in kw.items()):
+            return r
+    return None
+
+
+print("| backend | measure | load | achieved/s | p50 ms | p99 ms | p99.9 ms | vs floor |")
+print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+for r in rows:
+    b = r.get("backend", "")
+    kind = r["bench"]
+    if kind == "floor":
+        print(f"| {b} | store insert_call (DB floor) | {r['concurrency']} writers | {r['achieved_per_s']:.0f} | {r['p50_ms']} | {r['p99_ms']} | {r['p999_ms']} | |")
+    elif kind == "http":
+        load = f"{r['offered_per_s']}/s offered" if r.get("offered_per_s") else f"saturation, {r['concurrency']} in flight"
+        ratio = ""
+        floor = find(b, bench="http", route="health", mode=r["mode"], offered_per_s=r.get("offered_per_s"), concurrency=r.get("concurrency"))
+        if r["route"] != "health" and floor and floor["achieved_per_s"]:
+            ratio = f"{r['achieved_per_s'] / floor['achieved_per_s']:.2f} of /health"
+        dbf = find(b, bench="floor")
+        if r["route"] == "createCall" and r["mode"] == "saturation" and dbf:
+            ratio += f"; {r['achieved_per_s'] / dbf['achieved_per_s']:.2f} of DB floor"
+        errs = f" ({r['errors']} errors, {r['dropped']} dropped)" if r["errors"] or r["dropped"] else ""
+        print(f"| {b} | {r['route']}{errs} | {load} | {r['achieved_per_s']:.0f} | {r['p50_ms']} | {r['p99_ms']} | {r['p999_ms']} | {ratio} |")
+    elif kind == "ring":
+        fa = r["from_answer"]
+        print(f"| {b} | createCall → incomingCall ({r['no_pop_up']} lost, {r['pop_up_before_answer']} before the answer) | {r['calls_per_s']} calls/s | | {r['p50_ms']} (answer→: {fa['p50_ms']}) | {r['p99_ms']} (answer→: {fa['p99_ms']}) | {r['p999_ms']} | |")
+    elif kind == "idle sockets":
+        print(f"| {b} | idle authenticated sockets held | {r['open']} open, {r['server_fds']} server fds | | | | | {r['kib_per_socket']} KiB each; 100k ≈ {r['projected_100k_mib']} MiB |")
+    elif kind == "fanout":
+        print(f"| {b} | notifications delivered ({r['connected']} users connected) | {r['calls']} calls × 32 messages | {r['delivered_per_s']:.0f} | | | | {r['delivered_per_server_cpu_sec']} per server CPU-second |")

@@ -1,0 +1,280 @@
+//! HTTP load on one route: open loop at a fixed offered rate (latency counted from
+//! when each request was due, so a slow server cannot hide queueing), or closed
+//! loop at saturation.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use tokio::sync::Mutex;
+
+use crate::stats::{Latencies, read_tokens, with};
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Route {
+    /// POST /rtc/createCall, caller i inviting user i+1.
+    Create,
+    /// GET /rtc/getCallLogById on a call with 50 events.
+    Get,
+    /// GET /health: the server's floor (routing, a database round trip, JSON).
+    Health,
+}
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[arg(long)]
+    url: String,
+    #[arg(long)]
+    tokens: PathBuf,
+    #[arg(long, value_enum)]
+    route: Route,
+    /// Offered requests per second (open loop).
+    #[arg(long)]
+    rate: Option<u64>,
+    /// Requests in flight at once (closed loop, saturation).
+    #[arg(long)]
+    concurrency: Option<usize>,
+    #[arg(long, default_value_t = 5)]
+    duration_secs: u64,
+    #[arg(long, default_value_t = 1)]
+    warmup_secs: u64,
+    /// Open loop: requests beyond this many in flight are counted as dropped.
+    #[arg(long, default_value_t = 4096)]
+    max_in_flight: u64,
+}
+
+/// One request of the load, ready to send.
+#[derive(Clone)]
+struct Target {
+    client: reqwest::Client,
+    url: String,
+    route: Route,
+    tokens: Arc<Vec<(i64, String, String)>>,
+    call_id: Option<uuid::Uuid>,
+}
+
+impl Target {
+    async fn send(&self, n: usize) -> bool {
+        let t = &self.tokens;
+        let req = match self.route {
+            Route::Create => {
+                let (caller, invitee) = (&t[n % t.len()], &t[(n + 1) % t.len()]);
+                let body = format!(
+                    r#"{{"callTitle":"bench {n}","callReason":"STANDARD","callType":"SFU","invitedContacts":[{{"userDbId":{},"phoneNumber":""}}],"invitedTeams":[],"joinAnonymousAllowed":false}}"#,
+                    invitee.0
+                );
+                self.client
+                    .post(format!("{}/rtc/createCall", self.url))
+                    .bearer_auth(&caller.2)
+                    .body(body)
+            }
+            Route::Get => self
+                .client
+                .get(format!(
+                    "{}/rtc/getCallLogById?callId={}",
+                    self.url,
+                    self.call_id.expect("a call")
+                ))
+                .bearer_auth(&t[0].2),
+            Route::Health => self.client.get(format!("{}/health", self.url)),
+        };
+        match req.send().await {
+            Ok(res) => {
+                let ok = res.status().is_success();
+                let _ = res.bytes().await;
+                ok
+            }
+            Err(_) => false,
+        }
+    }
+}
+
+/// A call with 50 events: Created, Join, and 24 invitees joining and leaving.
+async fn call_with_50_events(
+    client: &reqwest::Client,
+    url: &str,
+    t: &[(i64, String, String)],
+) -> anyhow::Result<uuid::Uuid> {
+    anyhow::ensure!(t.len() >= 25, "the get route needs 25 users");
+    let invited: Vec<String> = t[1..25]
+        .iter()
+        .map(|u| format!(r#"{{"userDbId":{}}}"#, u.0))
+        .collect();
+    let body = format!(
+        r#"{{"callTitle":"fifty","callType":"SFU","informOthersDirectly":false,"invitedContacts":[{}]}}"#,
+        invited.join(",")
+    );
+    let log: serde_json::Value = client
+        .post(format!("{url}/rtc/createCall"))
+        .bearer_auth(&t[0].2)
+        .body(body)
+        .send()
+        .await?
+        .json()
+        .await?;
+    let call_id: uuid::Uuid = log["callId"].as_str().unwrap_or_default().parse()?;
+    for u in &t[1..25] {
+        for action in ["joinCall", "leaveCall"] {
+            let res = client
+                .post(format!("{url}/rtc/{action}?callId={call_id}"))
+                .bearer_auth(&u.2)
+                .send()
+                .await?;
+            anyhow::ensure!(
+                res.status().is_success(),
+                "{action} failed: {}",
+                res.status()
+            );
+        }
+    }
+    Ok(call_id)
+}
+
+pub async fn run(a: Args) -> anyhow::Result<()> {
+    let tokens = Arc::new(read_tokens(&a.tokens)?);
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(4096)
+        .timeout(Duration::from_secs(30))
+        .build()?;
+    let call_id = if a.route == Route::Get {
+        Some(call_with_50_events(&client, &a.url, &tokens).await?)
+    } else {
+        None
+    };
+    let target = Target {
+        client,
+        url: a.url.clone(),
+        route: a.route,
+        tokens,
+        call_id,
+    };
+    let (lat, ok, errors, dropped, mode) = match (a.rate, a.concurrency) {
+        (Some(rate), _) => open_loop(&target, rate, &a).await,
+        (None, Some(c)) => closed_loop(&target, c, &a).await,
+        (None, None) => anyhow::bail!("give --rate or --concurrency"),
+    };
+    let route = match a.route {
+        Route::Create => "createCall",
+        Route::Get => "getCallLogById (50 events)",
+        Route::Health => "health",
+    };
+    let report = json!({
+        "bench": "http", "route": route, "mode": mode, "offered_per_s": a.rate, "concurrency": a.concurrency,
+        "ok": ok, "errors": errors, "dropped": dropped,
+        "achieved_per_s": (ok as f64 / a.duration_secs as f64).round(),
+    });
+    println!("{}", with(report, lat.summary()));
+    Ok(())
+}
+
+async fn open_loop(t: &Target, rate: u64, a: &Args) -> (Latencies, u64, u64, u64, &'static str) {
+    let lat = Arc::new(Mutex::new(Latencies::default()));
+    let (ok, errors, dropped, in_flight) = (
+        Arc::new(AtomicU64::new(0)),
+        Arc::new(AtomicU64::new(0)),
+        AtomicU64::new(0),
+        Arc::new(AtomicU64::new(0)),
+    );
+    let start = Instant::now();
+    let warm = Duration::from_secs(a.warmup_secs);
+    let end = warm + Duration::from_secs(a.duration_secs);
+    let mut sent: u64 = 0;
+    loop {
+        let elapsed = start.elapsed();
+        if elapsed >= end {
+            break;
+        }
+        // Request n is due at n/rate: the first at once.
+        let due = (elapsed.as_secs_f64() * rate as f64) as u64 + 1;
+        while sent < due {
+            let scheduled = start + Duration::from_secs_f64(sent as f64 / rate as f64);
+            let n = sent as usize;
+            sent += 1;
+            let measured = scheduled >= start + warm;
+            if in_flight.load(Ordering::Relaxed) >= a.max_in_flight {
+                if measured {
+                    dropped.fetch_add(1, Ordering::Relaxed);
+                }
+                continue;
+            }
+            in_flight.fetch_add(1, Ordering::Relaxed);
+            let (t, lat, ok, errors, in_flight) = (
+                t.clone(),
+                lat.clone(),
+                ok.clone(),
+                errors.clone(),
+                in_flight.clone(),
+            );
+            tokio::spawn(async move {
+                let good = t.send(n).await;
+                let took = scheduled.elapsed();
+                in_flight.fetch_sub(1, Ordering::Relaxed);
+                if measured {
+                    if good {
+                        ok.fetch_add(1, Ordering::Relaxed);
+                        lat.lock().await.record(took);
+                    } else {
+                        errors.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    while in_flight.load(Ordering::Relaxed) > 0 && start.elapsed() < end + Duration::from_secs(30) {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let lat = std::mem::take(&mut *lat.lock().await);
+    (
+        lat,
+        ok.load(Ordering::Relaxed),
+        errors.load(Ordering::Relaxed),
+        dropped.load(Ordering::Relaxed),
+        "open loop",
+    )
+}
+
+async fn closed_loop(
+    t: &Target,
+    concurrency: usize,
+    a: &Args,
+) -> (Latencies, u64, u64, u64, &'static str) {
+    let start = Instant::now();
+    let warm = start + Duration::from_secs(a.warmup_secs);
+    let end = warm + Duration::from_secs(a.duration_secs);
+    let mut tasks = Vec::new();
+    for w in 0..concurrency {
+        let t = t.clone();
+        tasks.push(tokio::spawn(async move {
+            let (mut lat, mut ok, mut errors, mut n) = (Latencies::default(), 0u64, 0u64, w);
+            loop {
+                let begun = Instant::now();
+                if begun >= end {
+                    break;
+                }
+                let good = t.send(n).await;
+                n += concurrency;
+                if begun >= warm && Instant::now() <= end {
+                    if good {
+                        ok += 1;
+                        lat.record(begun.elapsed());
+                    } else {
+                        errors += 1;
+                    }
+                }
+            }
+            (lat, ok, errors)
+        }));
+    }
+    let (mut lat, mut ok, mut errors) = (Latencies::default(), 0, 0);
+    for task in tasks {
+        if let Ok((l, o, e)) = task.await {
+            lat.merge(&l);
+            ok += o;
+            errors += e;
+        }
+    }
+    (lat, ok, errors, 0, "saturation")
+}

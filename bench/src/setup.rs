@@ -1,0 +1,68 @@
+//! Accounts and access tokens for the load, made straight in the store: logging
+//! 10,000 users in through argon2 would measure argon2, not calls.
+
+use std::io::Write;
+use std::path::Path;
+use std::time::Duration;
+
+use callhub_core::Role;
+use callhub_server::auth::{Tokens, hash_password, load_or_make_secret, random_token, token_hash};
+use callhub_store::{NewUser, PoolSettings, SqlStore, Store, StoreError};
+
+pub async fn run(
+    database_url: &str,
+    data_dir: &Path,
+    users: usize,
+    tokens: &Path,
+) -> anyhow::Result<()> {
+    let store = SqlStore::connect(
+        database_url,
+        &PoolSettings::default(),
+        chrono::Duration::seconds(60),
+    )
+    .await?;
+    let secret = load_or_make_secret(None, data_dir)?;
+    let day = Duration::from_secs(24 * 3600);
+    let signer = Tokens::new(&secret, day, day);
+    let hash = hash_password("bench-password".into()).await?;
+    let mut out = std::io::BufWriter::new(std::fs::File::create(tokens)?);
+    let expires = chrono::Utc::now() + chrono::Duration::days(1);
+    for i in 0..users {
+        let user_id = format!("u{i}");
+        let new = NewUser {
+            domain: "bench".into(),
+            user_id: user_id.clone(),
+            display_name: format!("User {i}"),
+            email: None,
+            phone_number: None,
+            roles: vec![Role::User],
+            password_hash: hash.clone(),
+        };
+        let user = match store.create_user(new).await {
+            Ok(u) => u,
+            Err(StoreError::Conflict(_)) => store
+                .user_by_name("bench", &user_id)
+                .await?
+                .expect("the user exists"),
+            Err(e) => return Err(e.into()),
+        };
+        let family = uuid::Uuid::new_v4().to_string();
+        store
+            .start_token_family(
+                &family,
+                user.user_db_id,
+                &token_hash(&random_token()),
+                expires,
+            )
+            .await?;
+        let token = signer.issue(user.user_db_id, &family)?;
+        writeln!(
+            out,
+            "{}",
+            serde_json::json!({"user": user.user_db_id, "userId": user_id, "token": token})
+        )?;
+    }
+    out.flush()?;
+    store.close().await;
+    Ok(())
+}

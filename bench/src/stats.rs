@@ -1,0 +1,66 @@
+//! Latency histograms and the one-line JSON reports.
+
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use serde_json::{Value, json};
+
+/// Latencies in microseconds, up to a minute.
+pub struct Latencies(Histogram<u64>);
+
+impl Default for Latencies {
+    fn default() -> Self {
+        Latencies(Histogram::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds"))
+    }
+}
+
+impl Latencies {
+    pub fn record(&mut self, d: Duration) {
+        let _ = self.0.record((d.as_micros() as u64).clamp(1, 60_000_000));
+    }
+
+    pub fn merge(&mut self, other: &Latencies) {
+        let _ = self.0.add(&other.0);
+    }
+
+    pub fn count(&self) -> u64 {
+        self.0.len()
+    }
+
+    fn ms(&self, q: f64) -> f64 {
+        (self.0.value_at_quantile(q) as f64 / 1000.0 * 100.0).round() / 100.0
+    }
+
+    /// `p50_ms`, `p99_ms`, `p999_ms`, `max_ms`.
+    pub fn summary(&self) -> Value {
+        json!({
+            "p50_ms": self.ms(0.50),
+            "p99_ms": self.ms(0.99),
+            "p999_ms": self.ms(0.999),
+            "max_ms": (self.0.max() as f64 / 10.0).round() / 100.0,
+        })
+    }
+}
+
+/// Merges two JSON objects, `extra` winning.
+pub fn with(mut base: Value, extra: Value) -> Value {
+    if let (Some(b), Value::Object(e)) = (base.as_object_mut(), extra) {
+        b.extend(e);
+    }
+    base
+}
+
+/// Tokens written by `setup`: `(userDbId, userId, accessToken)`.
+pub fn read_tokens(path: &std::path::Path) -> anyhow::Result<Vec<(i64, String, String)>> {
+    let text = std::fs::read_to_string(path)?;
+    text.lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l)?;
+            Ok((
+                v["user"].as_i64().unwrap_or_default(),
+                v["userId"].as_str().unwrap_or_default().to_owned(),
+                v["token"].as_str().unwrap_or_default().to_owned(),
+            ))
+        })
+        .collect()
+}
