@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use callhub_core::{
-    Call, CallStatus, Channel, Contact, ContactOrigin, ContactSpec, Delivery, Event, Team,
-    Transition, UserDbId, UserInfo, deliveries, notifications,
+    Call, CallStatus, Contact, ContactOrigin, ContactSpec, Delivery, Event, Team, Transition,
+    UserDbId, UserInfo, deliveries, notifications,
 };
 use chrono::{DateTime, Utc};
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
@@ -354,26 +354,31 @@ impl SqlStore {
             }
         }
         let old_contacts = old.map_or(0, |c| c.contacts.len());
-        for c in &call.contacts[old_contacts..] {
-            let s = &c.spec;
-            sqlx::query(
-                "INSERT INTO call_contacts (call_pk, contact_id, origin, display_name, domain, email, phone_number, \
-                 user_db_id, user_id, ringing_since) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-            )
-            .bind(call.id)
-            .bind(c.id)
-            .bind(c.origin.as_str())
-            .bind(&s.display_name)
-            .bind(&s.domain)
-            .bind(&s.email)
-            .bind(&s.phone_number)
-            .bind(s.user_db_id)
-            .bind(&s.user_id)
-            .bind(c.ringing_since.map(ms))
-            .execute(&mut *conn)
-            .await
-            .map_err(db_error)?;
-        }
+        let rows = call.contacts[old_contacts..]
+            .iter()
+            .map(|c| {
+                let s = &c.spec;
+                vec![
+                    Val::Int(Some(call.id)),
+                    Val::Int(Some(c.id)),
+                    Val::text(c.origin.as_str()),
+                    Val::Text(s.display_name.clone()),
+                    Val::Text(s.domain.clone()),
+                    Val::Text(s.email.clone()),
+                    Val::Text(s.phone_number.clone()),
+                    Val::Int(s.user_db_id),
+                    Val::Text(s.user_id.clone()),
+                    Val::Int(c.ringing_since.map(ms)),
+                ]
+            })
+            .collect();
+        insert_rows(
+            conn,
+            "INSERT INTO call_contacts (call_pk, contact_id, origin, display_name, domain, email, phone_number, \
+             user_db_id, user_id, ringing_since)",
+            rows,
+        )
+        .await?;
         if let Some(old) = old {
             for (was, c) in old.contacts.iter().zip(&call.contacts) {
                 if was.ringing_since != c.ringing_since || was.origin != c.origin {
@@ -422,68 +427,105 @@ async fn write_deliveries(
     }
     let call = &t.call;
     let now = Utc::now().timestamp_millis();
-    let insert = "INSERT INTO deliveries (call_pk, channel, contact_id, event_id, webhook_id, recipient, status, \
-                  created_at, next_attempt_at) VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $7)";
-    let mut hooks: Option<Vec<(i64, String)>> = None;
-    let mut written = 0;
+    let mut invitations = Vec::new();
+    let mut events = Vec::new();
     for d in planned {
         match d {
             Delivery::Invitation {
                 contact,
                 channel,
                 to,
-            } => {
-                sqlx::query(insert)
-                    .bind(call.id)
-                    .bind(channel.as_str())
-                    .bind(Some(contact))
-                    .bind(None::<i64>)
-                    .bind(None::<i64>)
-                    .bind(&to)
-                    .bind(now)
-                    .execute(&mut *conn)
-                    .await
-                    .map_err(db_error)?;
-                written += 1;
-            }
-            Delivery::Event { index } => {
-                if hooks.is_none() {
-                    let rows = sqlx::query(
-                        "SELECT id, url FROM webhooks WHERE domain = $1 AND deleted_at IS NULL ORDER BY id",
-                    )
-                    .bind(&call.domain)
-                    .fetch_all(&mut *conn)
-                    .await
-                    .map_err(db_error)?;
-                    hooks = Some(
-                        rows.iter()
-                            .map(|r| {
-                                Ok((
-                                    r.try_get(0).map_err(db_error)?,
-                                    r.try_get(1).map_err(db_error)?,
-                                ))
-                            })
-                            .collect::<Result<_>>()?,
-                    );
-                }
-                for (hook, url) in hooks.iter().flatten() {
-                    sqlx::query(insert)
-                        .bind(call.id)
-                        .bind(Channel::Webhook.as_str())
-                        .bind(None::<i64>)
-                        .bind(Some(call.events[index].id))
-                        .bind(Some(*hook))
-                        .bind(url)
-                        .bind(now)
-                        .execute(&mut *conn)
-                        .await
-                        .map_err(db_error)?;
-                    written += 1;
-                }
-            }
+            } => invitations.push(vec![
+                Val::Int(Some(call.id)),
+                Val::text(channel.as_str()),
+                Val::Int(Some(contact)),
+                Val::Int(None),
+                Val::Int(None),
+                Val::Text(Some(to)),
+                Val::text("pending"),
+                Val::Int(Some(now)),
+                Val::Int(Some(now)),
+            ]),
+            Delivery::Event { index } => events.push(call.events[index].id),
         }
     }
-    Ok(written)
+    let mut written = invitations.len() as u64;
+    insert_rows(
+        conn,
+        "INSERT INTO deliveries (call_pk, channel, contact_id, event_id, webhook_id, recipient, status, \
+         created_at, next_attempt_at)",
+        invitations,
+    )
+    .await?;
+    if !events.is_empty() {
+        // Each event once per live webhook of the domain, in one statement, in event
+        // order: the worker keeps a webhook's deliveries of a call in id order.
+        let ids: Vec<String> = (0..events.len()).map(|i| format!("${}", i + 4)).collect();
+        let sql = format!(
+            "INSERT INTO deliveries (call_pk, channel, contact_id, event_id, webhook_id, recipient, status, \
+             created_at, next_attempt_at) \
+             SELECT CAST($1 AS BIGINT), 'webhook', NULL, e.id, w.id, w.url, 'pending', CAST($2 AS BIGINT), \
+             CAST($2 AS BIGINT) FROM call_events e, webhooks w \
+             WHERE e.call_pk = $1 AND w.domain = $3 AND w.deleted_at IS NULL AND e.id IN ({}) ORDER BY e.id, w.id",
+            ids.join(", ")
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(call.id)
+            .bind(now)
+            .bind(&call.domain);
+        for id in events {
+            q = q.bind(id);
+        }
+        written += q
+            .execute(&mut *conn)
+            .await
+            .map_err(db_error)?
+            .rows_affected();
+    }
+    Ok(written as usize)
+}
+
+/// A value of a batched insert.
+enum Val {
+    Int(Option<i64>),
+    Text(Option<String>),
+}
+
+impl Val {
+    fn text(s: &str) -> Val {
+        Val::Text(Some(s.to_owned()))
+    }
+}
+
+/// Inserts rows with one statement per hundred: each statement is a round trip to
+/// the database (for SQLite, to its worker thread), and round trips bound a write.
+async fn insert_rows(conn: &mut AnyConnection, head: &str, rows: Vec<Vec<Val>>) -> Result<()> {
+    for chunk in rows.chunks(100) {
+        let mut sql = format!("{head} VALUES ");
+        let mut n = 0;
+        for (i, row) in chunk.iter().enumerate() {
+            sql.push_str(if i == 0 { "(" } else { ", (" });
+            for c in 0..row.len() {
+                n += 1;
+                sql.push_str(&if c == 0 {
+                    format!("${n}")
+                } else {
+                    format!(", ${n}")
+                });
+            }
+            sql.push(')');
+        }
+        // Only placeholders are spliced in; every value is bound.
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for v in chunk.iter().flatten() {
+            q = match v {
+                Val::Int(i) => q.bind(*i),
+                Val::Text(t) => q.bind(t.clone()),
+            };
+        }
+        q.execute(&mut *conn).await.map_err(db_error)?;
+    }
+    Ok(())
 }
 
 const ENTRY_COLUMNS: &str = "d.id, c.call_id, d.channel, d.contact_id, d.event_id, d.webhook_id, d.recipient, d.status, \
@@ -551,29 +593,35 @@ async fn write_messages(
     let mut out = Vec::with_capacity(messages.len());
     for (user, note) in messages {
         let Some(seq) = next.get_mut(&user) else {
-            continue;
-        }; // an account deleted since
+            continue; // an account deleted since
+        };
         let mut body =
             serde_json::to_value(&note).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         body["seq"] = (*seq).into();
-        let body = body.to_string();
-        sqlx::query(
-            "INSERT INTO user_messages (user_db_id, seq, body, created_at) VALUES ($1, $2, $3, $4)",
-        )
-        .bind(user)
-        .bind(*seq)
-        .bind(&body)
-        .bind(now)
-        .execute(&mut *conn)
-        .await
-        .map_err(db_error)?;
         out.push(Message {
             user,
             seq: *seq,
-            body,
+            body: body.to_string(),
         });
         *seq += 1;
     }
+    let rows = out
+        .iter()
+        .map(|m| {
+            vec![
+                Val::Int(Some(m.user)),
+                Val::Int(Some(m.seq)),
+                Val::Text(Some(m.body.clone())),
+                Val::Int(Some(now)),
+            ]
+        })
+        .collect();
+    insert_rows(
+        conn,
+        "INSERT INTO user_messages (user_db_id, seq, body, created_at)",
+        rows,
+    )
+    .await?;
     Ok(out)
 }
 
