@@ -2,7 +2,6 @@
 //! when each request was due, so a slow server cannot hide queueing), or closed
 //! loop at saturation.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -10,7 +9,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use tokio::sync::Mutex;
 
-use crate::stats::{Latencies, read_tokens, with};
+use crate::stats::{Latencies, Server, read_tokens, with};
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Route {
@@ -24,10 +23,8 @@ pub enum Route {
 
 #[derive(clap::Args)]
 pub struct Args {
-    #[arg(long)]
-    url: String,
-    #[arg(long)]
-    tokens: PathBuf,
+    #[command(flatten)]
+    server: Server,
     #[arg(long, value_enum)]
     route: Route,
     /// Offered requests per second (open loop).
@@ -133,19 +130,19 @@ async fn call_with_50_events(
 }
 
 pub async fn run(a: Args) -> anyhow::Result<()> {
-    let tokens = Arc::new(read_tokens(&a.tokens)?);
+    let tokens = Arc::new(read_tokens(&a.server.tokens)?);
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(4096)
         .timeout(Duration::from_secs(30))
         .build()?;
     let call_id = if a.route == Route::Get {
-        Some(call_with_50_events(&client, &a.url, &tokens).await?)
+        Some(call_with_50_events(&client, &a.server.url, &tokens).await?)
     } else {
         None
     };
     let target = Target {
         client,
-        url: a.url.clone(),
+        url: a.server.url.clone(),
         route: a.route,
         tokens,
         call_id,

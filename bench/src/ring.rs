@@ -2,7 +2,6 @@
 //! `incomingCall` on its socket, at a fixed call rate.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -12,14 +11,12 @@ use tokio::sync::Mutex;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::sockets::open_socket;
-use crate::stats::{Latencies, read_tokens, with};
+use crate::stats::{Latencies, Server, read_tokens, with};
 
 #[derive(clap::Args)]
 pub struct Args {
-    #[arg(long)]
-    url: String,
-    #[arg(long)]
-    tokens: PathBuf,
+    #[command(flatten)]
+    server: Server,
     /// Calls per second.
     #[arg(long)]
     rate: u64,
@@ -38,7 +35,7 @@ struct Times {
 }
 
 pub async fn run(a: Args) -> anyhow::Result<()> {
-    let tokens = read_tokens(&a.tokens)?;
+    let tokens = read_tokens(&a.server.tokens)?;
     anyhow::ensure!(
         tokens.len() >= 2 * a.invitees,
         "ring needs {} users",
@@ -47,7 +44,7 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
     let (invitees, callers) = tokens.split_at(a.invitees);
     let times: Arc<Mutex<HashMap<u64, Times>>> = Arc::default();
     for (_, _, token) in invitees {
-        let ws = open_socket(&a.url, token, "127.0.0.1".parse()?).await?;
+        let ws = open_socket(&a.server.url, token, "127.0.0.1".parse()?).await?;
         let times = times.clone();
         tokio::spawn(async move {
             let (_, mut read) = ws.split();
@@ -89,7 +86,7 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
                 invitee.0
             );
             let req = client
-                .post(format!("{}/rtc/createCall", a.url))
+                .post(format!("{}/rtc/createCall", a.server.url))
                 .bearer_auth(&caller.2)
                 .body(body);
             let times = times.clone();

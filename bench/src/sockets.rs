@@ -3,7 +3,6 @@
 //! to pass the ephemeral-port limit of one.
 
 use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -13,7 +12,7 @@ use serde_json::json;
 use tokio::net::TcpSocket;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::stats::read_tokens;
+use crate::stats::{Server, read_tokens};
 
 pub type Ws = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
 
@@ -45,10 +44,8 @@ fn sources(list: &str) -> anyhow::Result<Vec<IpAddr>> {
 
 #[derive(clap::Args)]
 pub struct Args {
-    #[arg(long)]
-    url: String,
-    #[arg(long)]
-    tokens: PathBuf,
+    #[command(flatten)]
+    server: Server,
     #[arg(long)]
     count: usize,
     /// Comma-separated loopback source addresses.
@@ -111,10 +108,18 @@ async fn open_many(
 }
 
 pub async fn run(a: Args) -> anyhow::Result<()> {
-    let tokens = read_tokens(&a.tokens)?;
+    let tokens = read_tokens(&a.server.tokens)?;
     let src = sources(&a.source_ips)?;
     let started = Instant::now();
-    let (open, failed) = open_many(&a.url, &tokens, a.count, &src, a.open_concurrency, None).await;
+    let (open, failed) = open_many(
+        &a.server.url,
+        &tokens,
+        a.count,
+        &src,
+        a.open_concurrency,
+        None,
+    )
+    .await;
     println!(
         "{}",
         json!({"bench": "sockets", "open": open, "failed": failed, "open_secs": started.elapsed().as_secs_f64().round()})
@@ -125,10 +130,8 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
 
 #[derive(clap::Args)]
 pub struct FanoutArgs {
-    #[arg(long)]
-    url: String,
-    #[arg(long)]
-    tokens: PathBuf,
+    #[command(flatten)]
+    server: Server,
     /// Connected users, one socket each (the first of the tokens file).
     #[arg(long)]
     users: usize,
@@ -156,12 +159,12 @@ fn cpu_secs(pid: u32) -> Option<f64> {
 }
 
 pub async fn fanout(a: FanoutArgs) -> anyhow::Result<()> {
-    let tokens = read_tokens(&a.tokens)?;
+    let tokens = read_tokens(&a.server.tokens)?;
     anyhow::ensure!(tokens.len() >= a.users, "fanout needs {} users", a.users);
     let users = &tokens[..a.users];
     let delivered = Arc::new(AtomicU64::new(0));
     let (open, failed) = open_many(
-        &a.url,
+        &a.server.url,
         users,
         a.users,
         &sources(&a.source_ips)?,
@@ -194,7 +197,7 @@ pub async fn fanout(a: FanoutArgs) -> anyhow::Result<()> {
                 invited.join(",")
             );
             let req = client
-                .post(format!("{}/rtc/createCall", a.url))
+                .post(format!("{}/rtc/createCall", a.server.url))
                 .bearer_auth(&caller.2)
                 .body(body);
             let ok = ok.clone();

@@ -64,3 +64,13 @@ pub fn read_tokens(path: &std::path::Path) -> anyhow::Result<Vec<(i64, String, S
         })
         .collect()
 }
+
+/// The server under load and the users of `setup`.
+#[derive(clap::Args)]
+pub struct Server {
+    #[arg(long)]
+    pub url: String,
+    /// The tokens file `setup` wrote.
+    #[arg(long)]
+    pub tokens: std::path::PathBuf,
+}

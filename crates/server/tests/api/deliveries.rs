@@ -30,6 +30,18 @@ pub fn quick_retries(cfg: &mut callhub_server::Config) {
     cfg.delivery.poll_interval = Duration::from_millis(100);
 }
 
+/// A server that mails a fresh SMTP sink and retries quickly.
+pub async fn app_with_mail(backend: Backend) -> (SmtpSink, TestApp) {
+    let sink = SmtpSink::start(free_port()).await;
+    let smtp = sink.url();
+    let app = TestApp::spawn_with(backend, |c| {
+        c.delivery.smtp_url = Some(smtp);
+        quick_retries(c);
+    })
+    .await;
+    (sink, app)
+}
+
 /// The outbox of a call, as its domain's admin reads it.
 pub async fn outbox(app: &TestApp, admin: &TestUser, call_id: uuid::Uuid) -> Vec<Value> {
     let a = app
@@ -287,13 +299,7 @@ backend_tests! {
     }
 
     async fn planned_call_mails_carry_a_valid_ics_invitation(backend: Backend) {
-        let sink = SmtpSink::start(free_port()).await;
-        let smtp = sink.url();
-        let app = TestApp::spawn_with(backend, |c| {
-            c.delivery.smtp_url = Some(smtp);
-            quick_retries(c);
-        })
-        .await;
+        let (sink, app) = app_with_mail(backend).await;
         let alice = app.user("alice", &[Role::User]).await;
         let mut req = request("Quarterly review; budget, plans", vec![external("Visitor", Some("visitor@example.com"), None)]);
         req.planned_date_time = Some("2030-01-02T10:30:00Z".into());
@@ -499,13 +505,7 @@ backend_tests! {
     }
 
     async fn two_nodes_on_one_database_send_each_delivery_once(backend: Backend) {
-        let sink = SmtpSink::start(free_port()).await;
-        let smtp = sink.url();
-        let app = TestApp::spawn_with(backend, |c| {
-            c.delivery.smtp_url = Some(smtp);
-            quick_retries(c);
-        })
-        .await;
+        let (sink, app) = app_with_mail(backend).await;
         let mut cfg = app.server.app.config.clone();
         cfg.listen = "127.0.0.1:0".parse().unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -9,9 +9,8 @@ use callhub_core::EventType::*;
 use callhub_core::{CallType, Role};
 use serde_json::json;
 
-use crate::deliveries::{external, quick_retries};
+use crate::deliveries::{app_with_mail, external};
 use crate::helpers::*;
-use crate::outbox_support::*;
 
 fn open_call(invited: &[&TestUser]) -> callhub_client::api::CreateCallRequest {
     let mut req = call_request(CallType::Sfu, invited);
@@ -25,13 +24,7 @@ fn join_body(call_id: uuid::Uuid, token: &str, name: &str) -> String {
 
 backend_tests! {
     async fn the_guest_link_from_the_mail_joins_that_call_and_nowhere_else(backend: Backend) {
-        let sink = SmtpSink::start(free_port()).await;
-        let smtp = sink.url();
-        let app = TestApp::spawn_with(backend, |c| {
-            c.delivery.smtp_url = Some(smtp);
-            quick_retries(c);
-        })
-        .await;
+        let (sink, app) = app_with_mail(backend).await;
         let alice = app.user("alice", &[Role::User]).await;
         let bob = app.user("bob", &[Role::User]).await;
         let mut req = open_call(&[&bob]);
