@@ -89,7 +89,7 @@ pub async fn ws(
     let since = params.since;
     Ok(upgrade
         .max_message_size(1024 * 1024)
-        .read_buffer_size(4096)
+        .read_buffer_size(1024)
         .write_buffer_size(0)
         .on_upgrade(move |socket| async move {
             let user_id = user.user_db_id;
