@@ -25,15 +25,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-/// An RFC 9457 problem the server answered with.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Problem {
-    #[serde(rename = "type")]
-    pub kind: String,
-    pub title: String,
-    pub status: u16,
-    pub detail: String,
-}
+pub use callhub_core::api::Problem;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {

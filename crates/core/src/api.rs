@@ -7,6 +7,18 @@ use uuid::Uuid;
 
 use crate::model::{CallLog, CallReason, CallStatus, CallType, UserDbId, UserInfo};
 
+/// RFC 9457 problem details: every error answer of the API.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Problem {
+    /// Always `about:blank`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub title: String,
+    pub status: u16,
+    /// What was wrong, naming the field or value.
+    pub detail: String,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LoginRequest {

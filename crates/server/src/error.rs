@@ -5,18 +5,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use callhub_core::CallError;
 use callhub_store::StoreError;
-use serde::Serialize;
-use utoipa::ToSchema;
 
-/// RFC 9457 problem details.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Problem {
-    #[serde(rename = "type")]
-    pub kind: String,
-    pub title: String,
-    pub status: u16,
-    pub detail: String,
-}
+pub use callhub_core::api::Problem;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
