@@ -11,7 +11,7 @@ use tokio::sync::Mutex;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::sockets::open_socket;
-use crate::stats::{Latencies, Server, read_tokens, with};
+use crate::stats::{Latencies, Server, paced, read_tokens, with};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -68,41 +68,29 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(4096)
         .build()?;
-    let start = Instant::now();
-    let end = Duration::from_secs(a.duration_secs);
-    let mut sent = 0u64;
-    let mut tasks = Vec::new();
-    while start.elapsed() < end {
-        let due = (start.elapsed().as_secs_f64() * a.rate as f64) as u64 + 1;
-        while sent < due {
-            let n = sent;
-            sent += 1;
-            let (caller, invitee) = (
-                &callers[n as usize % callers.len()],
-                &invitees[n as usize % invitees.len()],
-            );
-            let body = format!(
-                r#"{{"callTitle":"ring {n}","callReason":"STANDARD","callType":"MESH","invitedContacts":[{{"userDbId":{}}}],"invitedTeams":[],"joinAnonymousAllowed":false}}"#,
-                invitee.0
-            );
-            let req = client
-                .post(format!("{}/rtc/createCall", a.server.url))
-                .bearer_auth(&caller.2)
-                .body(body);
-            let times = times.clone();
-            tasks.push(tokio::spawn(async move {
-                times.lock().await.entry(n).or_default().sent = Some(Instant::now());
-                let ok = req.send().await.is_ok_and(|r| r.status().is_success());
-                if ok {
-                    times.lock().await.entry(n).or_default().answered = Some(Instant::now());
-                }
-            }));
-        }
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
-    for t in tasks {
-        let _ = t.await;
-    }
+    let sent = paced(a.rate, Duration::from_secs(a.duration_secs), |n| {
+        let (caller, invitee) = (
+            &callers[n as usize % callers.len()],
+            &invitees[n as usize % invitees.len()],
+        );
+        let body = format!(
+            r#"{{"callTitle":"ring {n}","callReason":"STANDARD","callType":"MESH","invitedContacts":[{{"userDbId":{}}}],"invitedTeams":[],"joinAnonymousAllowed":false}}"#,
+            invitee.0
+        );
+        let req = client
+            .post(format!("{}/rtc/createCall", a.server.url))
+            .bearer_auth(&caller.2)
+            .body(body);
+        let times = times.clone();
+        tokio::spawn(async move {
+            times.lock().await.entry(n).or_default().sent = Some(Instant::now());
+            let ok = req.send().await.is_ok_and(|r| r.status().is_success());
+            if ok {
+                times.lock().await.entry(n).or_default().answered = Some(Instant::now());
+            }
+        })
+    })
+    .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let times = times.lock().await;
     let (mut from_request, mut from_answer, mut before_answer, mut lost, mut failed) =

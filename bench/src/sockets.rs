@@ -12,7 +12,7 @@ use serde_json::json;
 use tokio::net::TcpSocket;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::stats::{Server, read_tokens};
+use crate::stats::{Server, paced, read_tokens};
 
 pub type Ws = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
 
@@ -180,38 +180,29 @@ pub async fn fanout(a: FanoutArgs) -> anyhow::Result<()> {
         a.server_pid.and_then(cpu_secs),
     );
     let start = Instant::now();
-    let end = Duration::from_secs(a.duration_secs);
-    let (mut sent, mut tasks) = (0u64, Vec::new());
     let ok = Arc::new(AtomicU64::new(0));
-    while start.elapsed() < end {
-        let due = (start.elapsed().as_secs_f64() * a.rate as f64) as u64 + 1;
-        while sent < due {
-            let n = sent as usize;
-            sent += 1;
-            let caller = &users[n % users.len()];
-            let invited: Vec<String> = (1..=a.invitees_per_call)
-                .map(|k| format!(r#"{{"userDbId":{}}}"#, users[(n + k * 7) % users.len()].0))
-                .collect();
-            let body = format!(
-                r#"{{"callTitle":"fan {n}","callType":"SFU","invitedContacts":[{}]}}"#,
-                invited.join(",")
-            );
-            let req = client
-                .post(format!("{}/rtc/createCall", a.server.url))
-                .bearer_auth(&caller.2)
-                .body(body);
-            let ok = ok.clone();
-            tasks.push(tokio::spawn(async move {
-                if req.send().await.is_ok_and(|r| r.status().is_success()) {
-                    ok.fetch_add(1, Ordering::Relaxed);
-                }
-            }));
-        }
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
-    for t in tasks {
-        let _ = t.await;
-    }
+    paced(a.rate, Duration::from_secs(a.duration_secs), |n| {
+        let n = n as usize;
+        let caller = &users[n % users.len()];
+        let invited: Vec<String> = (1..=a.invitees_per_call)
+            .map(|k| format!(r#"{{"userDbId":{}}}"#, users[(n + k * 7) % users.len()].0))
+            .collect();
+        let body = format!(
+            r#"{{"callTitle":"fan {n}","callType":"SFU","invitedContacts":[{}]}}"#,
+            invited.join(",")
+        );
+        let req = client
+            .post(format!("{}/rtc/createCall", a.server.url))
+            .bearer_auth(&caller.2)
+            .body(body);
+        let ok = ok.clone();
+        tokio::spawn(async move {
+            if req.send().await.is_ok_and(|r| r.status().is_success()) {
+                ok.fetch_add(1, Ordering::Relaxed);
+            }
+        })
+    })
+    .await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let secs = start.elapsed().as_secs_f64();
     let got = delivered.load(Ordering::Relaxed) - base_delivered;

@@ -1,6 +1,6 @@
 //! Latency histograms and the one-line JSON reports.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 use serde_json::{Value, json};
@@ -73,4 +73,28 @@ pub struct Server {
     /// The tokens file `setup` wrote.
     #[arg(long)]
     pub tokens: std::path::PathBuf,
+}
+
+/// Starts `start(n)` for n = 0, 1, … at `rate` per second for `duration` (request
+/// n is due at n/rate, the first at once), then waits for all of them. Returns how
+/// many were started.
+pub async fn paced(
+    rate: u64,
+    duration: Duration,
+    mut start: impl FnMut(u64) -> tokio::task::JoinHandle<()>,
+) -> u64 {
+    let begun = Instant::now();
+    let (mut sent, mut tasks) = (0u64, Vec::new());
+    while begun.elapsed() < duration {
+        let due = (begun.elapsed().as_secs_f64() * rate as f64) as u64 + 1;
+        while sent < due {
+            tasks.push(start(sent));
+            sent += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+    sent
 }
