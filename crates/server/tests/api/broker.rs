@@ -6,11 +6,8 @@ use crate::helpers::*;
 backend_tests! {
     async fn glasses_ring_only_once_the_expert_answers(backend: Backend) {
         let app = TestApp::spawn(backend).await;
-        let connector = app.user("connector", &[Role::Broker]).await;
-        let glasses = app.user("glasses", &[Role::User]).await;
-        let expert = app.user("expert", &[Role::User]).await;
-        let mut req = call_request(CallType::Sfu, &[&expert, &connector]);
-        req.creator_user = Some(glasses.id());
+        let BrokerParties { connector, glasses, expert } = app.broker_parties().await;
+        let req = broker_request(&glasses, &expert, &connector);
         let log = connector.rtc().create_call_for_contacts(&req).await.unwrap();
         assert_eq!(log.creator_contact.user_id.as_deref(), Some("glasses"));
         assert_eq!(events(&log), vec![ev(Created, "glasses")], "the glasses user neither joins nor rings");
@@ -26,11 +23,8 @@ backend_tests! {
 
     async fn expert_declines_then_glasses_never_ring(backend: Backend) {
         let app = TestApp::spawn(backend).await;
-        let connector = app.user("connector", &[Role::Broker]).await;
-        let glasses = app.user("glasses", &[Role::User]).await;
-        let expert = app.user("expert", &[Role::User]).await;
-        let mut req = call_request(CallType::Sfu, &[&expert, &connector]);
-        req.creator_user = Some(glasses.id());
+        let BrokerParties { connector, glasses, expert } = app.broker_parties().await;
+        let req = broker_request(&glasses, &expert, &connector);
         let log = connector.rtc().create_call_for_contacts(&req).await.unwrap();
         let log = expert.rtc().decline_call(log.call_id).await.unwrap();
         assert_eq!(events(&log), vec![ev(Created, "glasses"), ev(Declined, "expert"), ev(Ended, "glasses")]);
@@ -39,9 +33,7 @@ backend_tests! {
 
     async fn broker_may_end_the_call_it_made(backend: Backend) {
         let app = TestApp::spawn(backend).await;
-        let connector = app.user("connector", &[Role::Broker]).await;
-        let glasses = app.user("glasses", &[Role::User]).await;
-        let expert = app.user("expert", &[Role::User]).await;
+        let BrokerParties { connector, glasses, expert } = app.broker_parties().await;
         let mut req = call_request(CallType::Sfu, &[&expert]);
         req.creator_user = Some(glasses.id());
         let log = connector.rtc().create_call_for_contacts(&req).await.unwrap();

@@ -315,6 +315,36 @@ pub fn call_request(call_type: CallType, invited: &[&TestUser]) -> CreateCallReq
     }
 }
 
+/// The broker flow's parties: a connector with the broker role, the smart-glasses
+/// user it calls for, and the expert.
+pub struct BrokerParties {
+    pub connector: TestUser,
+    pub glasses: TestUser,
+    pub expert: TestUser,
+}
+
+impl TestApp {
+    pub async fn broker_parties(&self) -> BrokerParties {
+        BrokerParties {
+            connector: self.user("connector", &[Role::Broker]).await,
+            glasses: self.user("glasses", &[Role::User]).await,
+            expert: self.user("expert", &[Role::User]).await,
+        }
+    }
+}
+
+/// The seed's broker request: on behalf of the glasses user, inviting the expert
+/// and the connector itself.
+pub fn broker_request(
+    glasses: &TestUser,
+    expert: &TestUser,
+    connector: &TestUser,
+) -> CreateCallRequest {
+    let mut req = call_request(CallType::Sfu, &[expert, connector]);
+    req.creator_user = Some(glasses.id());
+    req
+}
+
 /// `(type, userId)` of each event, the way a reader of the log sees it.
 pub fn events(log: &CallLog) -> Vec<(EventType, String)> {
     log.call_events

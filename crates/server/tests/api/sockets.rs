@@ -183,13 +183,10 @@ backend_tests! {
 
     async fn glasses_ring_only_after_the_expert_answers_and_never_after_a_decline(backend: Backend) {
         let app = TestApp::spawn(backend).await;
-        let connector = app.user("connector", &[Role::Broker]).await;
-        let glasses = app.user("glasses", &[Role::User]).await;
-        let expert = app.user("expert", &[Role::User]).await;
+        let BrokerParties { connector, glasses, expert } = app.broker_parties().await;
         let mut g = device(&app, &glasses).await;
         let mut e = device(&app, &expert).await;
-        let mut req = call_request(CallType::Sfu, &[&expert, &connector]);
-        req.creator_user = Some(glasses.id());
+        let req = broker_request(&glasses, &expert, &connector);
         // Declined: the glasses hear the call end, and never ring.
         let declined = connector.rtc().create_call_for_contacts(&req).await.unwrap();
         expect(&mut e, 5, incoming(declined.call_id)).await;

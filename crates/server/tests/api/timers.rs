@@ -25,11 +25,8 @@ backend_tests! {
 
     async fn broker_call_ends_when_the_expert_misses_it(backend: Backend) {
         let app = TestApp::spawn_with(backend, |c| c.ring_timeout = Duration::from_secs(1)).await;
-        let connector = app.user("connector", &[Role::Broker]).await;
-        let glasses = app.user("glasses", &[Role::User]).await;
-        let expert = app.user("expert", &[Role::User]).await;
-        let mut req = call_request(CallType::Sfu, &[&expert, &connector]);
-        req.creator_user = Some(glasses.id());
+        let BrokerParties { connector, glasses, expert } = app.broker_parties().await;
+        let req = broker_request(&glasses, &expert, &connector);
         let call = connector.rtc().create_call_for_contacts(&req).await.unwrap();
         eventually(10, || async {
             glasses.rtc().get_call_log_by_id(call.call_id).await.unwrap().call_status == CallStatus::Ended
