@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use tokio::sync::Mutex;
 
-use crate::stats::{Latencies, Server, read_tokens, with};
+use crate::stats::{Latencies, Server, create_call, read_tokens, with};
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Route {
@@ -62,10 +62,7 @@ impl Target {
                     r#"{{"callTitle":"bench {n}","callReason":"STANDARD","callType":"SFU","invitedContacts":[{{"userDbId":{},"phoneNumber":""}}],"invitedTeams":[],"joinAnonymousAllowed":false}}"#,
                     invitee.0
                 );
-                self.client
-                    .post(format!("{}/rtc/createCall", self.url))
-                    .bearer_auth(&caller.2)
-                    .body(body)
+                create_call(&self.client, &self.url, &caller.2, body)
             }
             Route::Get => self
                 .client
@@ -103,10 +100,7 @@ async fn call_with_50_events(
         r#"{{"callTitle":"fifty","callType":"SFU","informOthersDirectly":false,"invitedContacts":[{}]}}"#,
         invited.join(",")
     );
-    let log: serde_json::Value = client
-        .post(format!("{url}/rtc/createCall"))
-        .bearer_auth(&t[0].2)
-        .body(body)
+    let log: serde_json::Value = create_call(client, url, &t[0].2, body)
         .send()
         .await?
         .json()

@@ -11,7 +11,7 @@ use tokio::sync::Mutex;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::sockets::open_socket;
-use crate::stats::{Latencies, Server, paced, read_tokens, with};
+use crate::stats::{Latencies, Server, create_call, paced, read_tokens, with};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -77,10 +77,7 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
             r#"{{"callTitle":"ring {n}","callReason":"STANDARD","callType":"MESH","invitedContacts":[{{"userDbId":{}}}],"invitedTeams":[],"joinAnonymousAllowed":false}}"#,
             invitee.0
         );
-        let req = client
-            .post(format!("{}/rtc/createCall", a.server.url))
-            .bearer_auth(&caller.2)
-            .body(body);
+        let req = create_call(&client, &a.server.url, &caller.2, body);
         let times = times.clone();
         tokio::spawn(async move {
             times.lock().await.entry(n).or_default().sent = Some(Instant::now());

@@ -12,7 +12,7 @@ use serde_json::json;
 use tokio::net::TcpSocket;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::stats::{Server, paced, read_tokens};
+use crate::stats::{Server, create_call, paced, read_tokens};
 
 pub type Ws = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
 
@@ -191,10 +191,7 @@ pub async fn fanout(a: FanoutArgs) -> anyhow::Result<()> {
             r#"{{"callTitle":"fan {n}","callType":"SFU","invitedContacts":[{}]}}"#,
             invited.join(",")
         );
-        let req = client
-            .post(format!("{}/rtc/createCall", a.server.url))
-            .bearer_auth(&caller.2)
-            .body(body);
+        let req = create_call(&client, &a.server.url, &caller.2, body);
         let ok = ok.clone();
         tokio::spawn(async move {
             if req.send().await.is_ok_and(|r| r.status().is_success()) {

@@ -98,3 +98,16 @@ pub async fn paced(
     }
     sent
 }
+
+/// A createCall request of `token`'s user with a JSON `body`.
+pub fn create_call(
+    client: &reqwest::Client,
+    url: &str,
+    token: &str,
+    body: String,
+) -> reqwest::RequestBuilder {
+    client
+        .post(format!("{url}/rtc/createCall"))
+        .bearer_auth(token)
+        .body(body)
+}
