@@ -36,7 +36,10 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
     for i in 0..a.users {
         users.push(
             store
-                .user_by_name("bench", &format!("u{i}"))
+                .user_by_name(
+                    &crate::setup::bench_domain(),
+                    &callhub_core::text::UserId::parse("userId", &format!("u{i}"))?,
+                )
                 .await?
                 .expect("run setup first"),
         );

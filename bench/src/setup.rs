@@ -6,6 +6,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use callhub_core::Role;
+use callhub_core::text::{DisplayName, Domain, UserId};
 use callhub_server::auth::{Tokens, hash_password, load_or_make_secret, random_token, token_hash};
 use callhub_store::{NewUser, PoolSettings, SqlStore, Store, StoreError};
 
@@ -30,9 +31,9 @@ pub async fn run(
     for i in 0..users {
         let user_id = format!("u{i}");
         let new = NewUser {
-            domain: "bench".into(),
-            user_id: user_id.clone(),
-            display_name: format!("User {i}"),
+            domain: bench_domain(),
+            user_id: UserId::parse("userId", &user_id)?,
+            display_name: DisplayName::parse("displayName", &format!("User {i}"))?,
             email: None,
             phone_number: None,
             roles: vec![Role::User],
@@ -41,7 +42,7 @@ pub async fn run(
         let user = match store.create_user(new).await {
             Ok(u) => u,
             Err(StoreError::Conflict(_)) => store
-                .user_by_name("bench", &user_id)
+                .user_by_name(&bench_domain(), &UserId::parse("userId", &user_id)?)
                 .await?
                 .expect("the user exists"),
             Err(e) => return Err(e.into()),
@@ -65,4 +66,9 @@ pub async fn run(
     out.flush()?;
     store.close().await;
     Ok(())
+}
+
+/// The domain every benchmark account lives in.
+pub fn bench_domain() -> Domain {
+    Domain::parse("domain", "bench").expect("a valid domain")
 }

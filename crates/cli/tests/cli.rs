@@ -3,6 +3,7 @@
 use std::process::Stdio;
 
 use callhub_core::Role;
+use callhub_core::text::{DisplayName, Domain, UserId};
 use callhub_server::auth::hash_password;
 use callhub_server::{Config, Server};
 use callhub_store::NewUser;
@@ -50,9 +51,9 @@ async fn login_create_get_and_watch_a_pop_up() {
             .app
             .store
             .create_user(NewUser {
-                domain: "ubimax".into(),
-                user_id: name.into(),
-                display_name: name.into(),
+                domain: Domain::parse("domain", "ubimax").unwrap(),
+                user_id: UserId::parse("userId", name).unwrap(),
+                display_name: DisplayName::parse("displayName", name).unwrap(),
                 email: None,
                 phone_number: None,
                 roles: vec![Role::User],

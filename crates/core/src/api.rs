@@ -6,6 +6,9 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::model::{CallLog, CallReason, CallStatus, CallType, UserDbId, UserInfo};
+use crate::text::{
+    DisplayName, Domain, Email, InvalidText, PhoneNumber, TeamName, UserId, optional,
+};
 
 /// RFC 9457 problem details: every error answer of the API.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -67,6 +70,67 @@ pub struct ContactInput {
     /// The user id of the user the contact is linked to.
     #[serde(default)]
     pub user_id: Option<String>,
+}
+
+/// A contact's fields once parsed; absent ones are `None`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ContactFields {
+    pub display_name: Option<DisplayName>,
+    pub domain: Option<Domain>,
+    pub email: Option<Email>,
+    pub phone_number: Option<PhoneNumber>,
+    pub user_db_id: Option<UserDbId>,
+    pub user_id: Option<UserId>,
+}
+
+impl ContactInput {
+    /// Parses every text field; `field` is the contact's place in the request
+    /// (`invitedContacts[2]`), so errors name e.g. `invitedContacts[2].email`.
+    pub fn parse(&self, field: &str) -> Result<ContactFields, InvalidText> {
+        let at = |name: &str| format!("{field}.{name}");
+        Ok(ContactFields {
+            display_name: optional(self.display_name.as_deref(), |s| {
+                DisplayName::parse(&at("displayName"), s)
+            })?,
+            domain: optional(self.domain.as_deref(), |s| Domain::parse(&at("domain"), s))?,
+            email: optional(self.email.as_deref(), |s| Email::parse(&at("email"), s))?,
+            phone_number: optional(self.phone_number.as_deref(), |s| {
+                PhoneNumber::parse(&at("phoneNumber"), s)
+            })?,
+            user_db_id: self.user_db_id,
+            user_id: optional(self.user_id.as_deref(), |s| UserId::parse(&at("userId"), s))?,
+        })
+    }
+}
+
+/// How a request names a team, once parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TeamSelector {
+    Id(i64),
+    /// By name, in `domain` or else the caller's.
+    Name {
+        domain: Option<Domain>,
+        name: TeamName,
+    },
+}
+
+impl TeamInput {
+    pub fn parse(&self, field: &str) -> Result<TeamSelector, InvalidText> {
+        if let Some(id) = self.id {
+            return Ok(TeamSelector::Id(id));
+        }
+        let name = optional(self.name.as_deref(), |s| {
+            TeamName::parse(&format!("{field}.name"), s)
+        })?
+        .ok_or_else(|| InvalidText {
+            field: field.to_owned(),
+            reason: "a team needs an id or a name".into(),
+        })?;
+        let domain = optional(self.domain.as_deref(), |s| {
+            Domain::parse(&format!("{field}.domain"), s)
+        })?;
+        Ok(TeamSelector::Name { domain, name })
+    }
 }
 
 /// A team as a request names it: by `id`, else by `name` (and `domain`).

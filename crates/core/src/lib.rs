@@ -6,6 +6,8 @@ pub mod model;
 pub mod notify;
 pub mod outbox;
 pub mod rules;
+pub mod text;
+pub mod wire;
 
 pub use model::*;
 pub use notify::{Notification, notifications};

@@ -10,12 +10,18 @@ use crate::model::*;
 #[derive(Debug, Clone, Copy)]
 pub struct Rules {
     pub ring_timeout: Duration,
+    /// Contacts one call may hold, guests included (`CALLHUB_MAX_CALL_CONTACTS`):
+    /// every read and every ring of a call walks all of them.
+    pub max_contacts: usize,
 }
+
+pub const DEFAULT_MAX_CONTACTS: usize = 500;
 
 impl Default for Rules {
     fn default() -> Self {
         Rules {
             ring_timeout: Duration::seconds(60),
+            max_contacts: DEFAULT_MAX_CONTACTS,
         }
     }
 }
@@ -261,6 +267,12 @@ pub fn apply(
             }
         }
         Command::Tick => t.tick(now, rules),
+    }
+    let added = t.call.contacts.len() > call.contacts.len();
+    if added && t.call.contacts.len() > rules.max_contacts {
+        return Err(CallError::Conflict(
+            "the call already holds as many contacts as allowed (CALLHUB_MAX_CALL_CONTACTS)",
+        ));
     }
     Ok(t)
 }

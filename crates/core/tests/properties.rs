@@ -151,7 +151,7 @@ proptest! {
 
     #[test]
     fn random_commands_keep_the_invariants(new in new_call_strategy(), steps in prop::collection::vec(step(), 0..40)) {
-        let rules = Rules { ring_timeout: Duration::seconds(60) };
+        let rules = Rules { ring_timeout: Duration::seconds(60), ..Rules::default() };
         let p = people();
         let mut ids = 0;
         let Ok(t) = create(new, t0()) else { return Ok(()) };

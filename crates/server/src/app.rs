@@ -31,13 +31,18 @@ pub struct App {
     pub config: Config,
     pub rules: Rules,
     pub login_per_ip: RateLimiter,
+    /// Failed logins per account and client address: past it, that address is refused.
     pub login_failures: RateLimiter,
+    /// Failed logins per account from any address: past it, answers are slowed.
+    pub login_failures_account: RateLimiter,
     /// Verified against when a login names no account, so both answers take as long.
     pub dummy_hash: String,
     pub metrics: Metrics,
     pub hub: crate::hub::Hub,
     /// Wrong guest-link tokens per client address.
     pub guest_failures: RateLimiter,
+    /// External invitations (mail and SMS) per account and hour.
+    pub invitations: RateLimiter,
     pub senders: crate::outbox::Senders,
 }
 
@@ -75,16 +80,24 @@ impl App {
         Ok(Arc::new(App {
             store: Arc::new(store),
             tokens: Tokens::new(&secret, config.access_token_ttl, config.refresh_token_ttl),
-            rules: Rules { ring_timeout },
+            rules: Rules {
+                ring_timeout,
+                max_contacts: config.max_call_contacts,
+            },
             login_per_ip: RateLimiter::new(config.login_rate_per_ip, Duration::from_secs(60)),
             login_failures: RateLimiter::new(
                 config.login_failures_per_account,
+                Duration::from_secs(300),
+            ),
+            login_failures_account: RateLimiter::new(
+                config.login_failures_per_account.saturating_mul(10),
                 Duration::from_secs(300),
             ),
             dummy_hash: crate::auth::hash_password(crate::auth::random_token()).await?,
             metrics: Metrics::default(),
             hub: crate::hub::Hub::default(),
             guest_failures: RateLimiter::new(config.guest_failures_per_ip, Duration::from_secs(60)),
+            invitations: RateLimiter::new(config.invites_per_hour, Duration::from_secs(3600)),
             senders: crate::outbox::Senders::new(&config.delivery)?,
             config,
         }))

@@ -241,6 +241,34 @@ impl RateLimiter {
         (level < 1.0).then(|| ((1.0 - level) / self.refill_per_sec).ceil() as u64)
     }
 
+    /// Spends `n` at once if `key` has them, else says how long until it will
+    /// (a whole refill period when `n` is more than the bucket ever holds).
+    pub fn take(&self, key: &str, n: u32) -> Result<(), u64> {
+        let now = Instant::now();
+        let n = f64::from(n);
+        let mut buckets = self.buckets.lock().expect("rate limiter lock");
+        let level = self.level(&mut buckets, key, now);
+        if n > self.capacity {
+            return Err((self.capacity / self.refill_per_sec).ceil() as u64);
+        }
+        if level < n {
+            return Err(((n - level) / self.refill_per_sec).ceil().max(1.0) as u64);
+        }
+        buckets.insert(key.to_owned(), (level - n, now));
+        Ok(())
+    }
+
+    /// Gives back what `take` spent for work that was then refused.
+    pub fn refund(&self, key: &str, n: u32) {
+        let now = Instant::now();
+        let mut buckets = self.buckets.lock().expect("rate limiter lock");
+        let level = self.level(&mut buckets, key, now);
+        buckets.insert(
+            key.to_owned(),
+            ((level + f64::from(n)).min(self.capacity), now),
+        );
+    }
+
     /// Spends one attempt of `key`.
     pub fn spend(&self, key: &str) {
         let now = Instant::now();
@@ -269,6 +297,18 @@ mod tests {
         l.spend("a");
         assert_eq!(l.check("a"), Some(30));
         assert_eq!(l.check("b"), None, "keys are independent");
+    }
+
+    #[test]
+    fn taking_several_at_once_is_all_or_nothing() {
+        let l = RateLimiter::new(10, Duration::from_secs(3600));
+        assert_eq!(l.take("a", 6), Ok(()));
+        let wait = l.take("a", 6).unwrap_err();
+        assert!((360..=720).contains(&wait), "{wait}");
+        assert_eq!(l.take("a", 4), Ok(()), "the refused take spent nothing");
+        l.refund("a", 4);
+        assert_eq!(l.take("a", 4), Ok(()));
+        assert_eq!(l.take("b", 11), Err(3600), "more than the bucket holds");
     }
 
     #[test]

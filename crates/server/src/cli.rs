@@ -4,6 +4,9 @@ use std::io::Read;
 
 use anyhow::{Context, bail};
 use callhub_core::Role;
+use callhub_core::text::{
+    DisplayName, Domain, Email, PhoneNumber, TeamName, UserId, check_no_control, optional,
+};
 use callhub_store::{NewUser, SqlStore, Store};
 use clap::{Parser, Subcommand, ValueEnum};
 
@@ -90,16 +93,6 @@ impl From<RoleArg> for Role {
     }
 }
 
-fn check_name(what: &str, s: &str) -> anyhow::Result<()> {
-    let ok = (1..=64).contains(&s.len())
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "._@-".contains(c));
-    if !ok {
-        bail!("{what} {s:?} must be 1 to 64 letters, digits or ._@-");
-    }
-    Ok(())
-}
-
 async fn open_store(cfg: &Config) -> anyhow::Result<SqlStore> {
     let ring = chrono::Duration::from_std(cfg.ring_timeout)?;
     SqlStore::connect(&cfg.database_url, &cfg.pool, ring)
@@ -117,8 +110,15 @@ pub async fn user_add(cfg: &Config, cmd: UserCmd) -> anyhow::Result<String> {
         roles,
         password_stdin: _,
     } = cmd;
-    check_name("domain", &domain)?;
-    check_name("user id", &user_id)?;
+    // The same parsing as the API's: no account can be made that it would refuse.
+    let domain = Domain::parse("--domain", &domain)?;
+    let user_id = UserId::parse("--user-id", &user_id)?;
+    let display_name = match display_name {
+        Some(n) => DisplayName::parse("--display-name", &n)?,
+        None => DisplayName::parse("--display-name", user_id.as_str())?,
+    };
+    let email = optional(email.as_deref(), |e| Email::parse("--email", e))?;
+    let phone = optional(phone.as_deref(), |p| PhoneNumber::parse("--phone", p))?;
     let mut password = String::new();
     std::io::stdin()
         .read_to_string(&mut password)
@@ -127,16 +127,7 @@ pub async fn user_add(cfg: &Config, cmd: UserCmd) -> anyhow::Result<String> {
     if password.chars().count() < 8 {
         bail!("the password must have at least 8 characters");
     }
-    let phone = phone.filter(|p| !p.is_empty());
-    if let Some(p) = &phone {
-        let digits = p.strip_prefix('+').unwrap_or("");
-        if !(7..=15).contains(&digits.len())
-            || !digits.bytes().all(|b| b.is_ascii_digit())
-            || digits.starts_with('0')
-        {
-            bail!("--phone {p:?} is not an E.164 number such as +4917612345678");
-        }
-    }
+    check_no_control("the password", &password)?;
     let mut roles: Vec<Role> = roles.into_iter().map(Role::from).collect();
     if roles.is_empty() {
         roles.push(Role::User);
@@ -146,10 +137,10 @@ pub async fn user_add(cfg: &Config, cmd: UserCmd) -> anyhow::Result<String> {
     let store = open_store(cfg).await?;
     let user = store
         .create_user(NewUser {
-            display_name: display_name.unwrap_or_else(|| user_id.clone()),
+            display_name,
             domain,
             user_id,
-            email: email.filter(|e| !e.is_empty()),
+            email,
             phone_number: phone,
             roles,
             password_hash: hash_password(password).await?,
@@ -165,12 +156,14 @@ pub async fn team_add(cfg: &Config, cmd: TeamCmd) -> anyhow::Result<String> {
         name,
         members,
     } = cmd;
-    check_name("domain", &domain)?;
-    if name.trim().is_empty() || name.len() > 100 {
-        bail!("the team name must be 1 to 100 characters");
-    }
+    let domain = Domain::parse("--domain", &domain)?;
+    let name = TeamName::parse("--name", &name)?;
+    let members = members
+        .iter()
+        .map(|m| UserId::parse("--member", m))
+        .collect::<Result<Vec<_>, _>>()?;
     let store = open_store(cfg).await?;
-    let (team, users) = store.create_team(&domain, name.trim(), &members).await?;
+    let (team, users) = store.create_team(&domain, &name, &members).await?;
     store.close().await;
     let mut v = serde_json::to_value(&team)?;
     v["members"] = serde_json::to_value(&users)?;

@@ -36,6 +36,16 @@ pub struct Config {
     /// Wrong guest-link tokens a client address may present per minute.
     pub guest_failures_per_ip: u32,
     pub delivery: DeliveryConfig,
+    /// Contacts one call may hold, guests included.
+    pub max_call_contacts: usize,
+    /// External invitations (mails and SMS) one account may cause per hour.
+    pub invites_per_hour: u32,
+    /// Whether webhooks may point at loopback, private or link-local addresses.
+    pub webhook_allow_private: bool,
+    /// How long a client may take to send a request's headers, and its body.
+    pub request_read_timeout: Duration,
+    /// Open connections one client address may hold.
+    pub connections_per_ip: usize,
 }
 
 /// Mail, SMS and the outbox worker that sends them (`CALLHUB_SMTP_URL`, …).
@@ -236,7 +246,23 @@ impl Config {
             login_failures_per_account: src.parse("CALLHUB_LOGIN_FAILURES_PER_ACCOUNT", 5)?,
             guest_failures_per_ip: src.parse("CALLHUB_GUEST_FAILURES_PER_IP", 10)?,
             delivery,
+            max_call_contacts: src.parse(
+                "CALLHUB_MAX_CALL_CONTACTS",
+                callhub_core::rules::DEFAULT_MAX_CONTACTS,
+            )?,
+            invites_per_hour: src.parse("CALLHUB_INVITES_PER_HOUR", 1000)?,
+            webhook_allow_private: src.parse("CALLHUB_WEBHOOK_ALLOW_PRIVATE", false)?,
+            request_read_timeout: src.secs("CALLHUB_REQUEST_READ_TIMEOUT_SECS", 10)?,
+            connections_per_ip: src.parse("CALLHUB_CONNECTIONS_PER_IP", 256)?,
         };
+        if cfg.max_call_contacts < 2 || cfg.invites_per_hour == 0 || cfg.connections_per_ip == 0 {
+            bail!(
+                "CALLHUB_MAX_CALL_CONTACTS must be at least 2, CALLHUB_INVITES_PER_HOUR and CALLHUB_CONNECTIONS_PER_IP at least 1"
+            );
+        }
+        if cfg.request_read_timeout.is_zero() {
+            bail!("CALLHUB_REQUEST_READ_TIMEOUT_SECS must be at least 1");
+        }
         if cfg.pool.max_connections == 0 {
             bail!("CALLHUB_DB_MAX_CONNECTIONS must be at least 1");
         }

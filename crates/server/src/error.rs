@@ -108,6 +108,18 @@ impl From<StoreError> for ApiError {
     }
 }
 
+impl From<callhub_core::text::InvalidText> for ApiError {
+    fn from(e: callhub_core::text::InvalidText) -> Self {
+        ApiError::BadRequest(e.to_string())
+    }
+}
+
+impl From<callhub_core::wire::Malformed> for ApiError {
+    fn from(e: callhub_core::wire::Malformed) -> Self {
+        ApiError::BadRequest(e.0)
+    }
+}
+
 impl From<CallError> for ApiError {
     fn from(e: CallError) -> Self {
         match e {

@@ -30,32 +30,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
                 ApiError::BadRequest(format!("cannot read the body: {}", e.body_text()))
             }
         })?;
-        if bytes.is_empty() {
-            return Err(ApiError::BadRequest(
-                "the body is empty; a JSON object is expected".into(),
-            ));
-        }
-        // Every body of this API is an object; serde would read a struct from an array too.
-        if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
-            return Err(ApiError::BadRequest(
-                "the body is not valid JSON for this request: a JSON object is expected".into(),
-            ));
-        }
-        let de = &mut serde_json::Deserializer::from_slice(&bytes);
-        let value = serde_path_to_error::deserialize(de).map_err(|e| {
-            let path = e.path().to_string();
-            let inner = e.into_inner();
-            if inner.is_syntax() || inner.is_eof() {
-                ApiError::BadRequest(format!("the body is not valid JSON: {inner}"))
-            } else if path == "." || path.is_empty() {
-                ApiError::BadRequest(format!(
-                    "the body is not valid JSON for this request: {inner}"
-                ))
-            } else {
-                ApiError::BadRequest(format!("{path}: {inner}"))
-            }
-        })?;
-        Ok(ApiJson(value))
+        Ok(ApiJson(callhub_core::wire::parse_body(&bytes)?))
     }
 }
 

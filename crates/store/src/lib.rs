@@ -6,6 +6,7 @@ mod migrate;
 mod sql;
 
 use async_trait::async_trait;
+use callhub_core::text::{DisplayName, Domain, Email, PhoneNumber, TeamName, UserId};
 use callhub_core::{
     Call, CallError, CallStatus, Channel, ContactId, Team, Transition, UserDbId, UserInfo,
 };
@@ -34,14 +35,15 @@ pub enum StoreError {
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
-/// A new account. `password_hash` is a PHC string (argon2id).
+/// A new account. `password_hash` is a PHC string (argon2id). Its text is parsed
+/// already: the store cannot be handed a control character or an empty name.
 #[derive(Debug, Clone)]
 pub struct NewUser {
-    pub domain: String,
-    pub user_id: String,
-    pub display_name: String,
-    pub email: Option<String>,
-    pub phone_number: Option<String>,
+    pub domain: Domain,
+    pub user_id: UserId,
+    pub display_name: DisplayName,
+    pub email: Option<Email>,
+    pub phone_number: Option<PhoneNumber>,
     pub roles: Vec<callhub_core::Role>,
     pub password_hash: String,
 }
@@ -50,7 +52,7 @@ pub struct NewUser {
 #[derive(Debug, Clone)]
 pub enum TeamRef {
     Id(i64),
-    Name { domain: String, name: String },
+    Name { domain: Domain, name: TeamName },
 }
 
 /// What presenting a refresh token did.
@@ -185,19 +187,19 @@ pub trait Store: Send + Sync + 'static {
     async fn user(&self, id: UserDbId) -> Result<Option<UserInfo>>;
     /// The user of an access token, if its refresh-token family is not revoked.
     async fn session_user(&self, id: UserDbId, family: &str) -> Result<Option<UserInfo>>;
-    async fn user_by_name(&self, domain: &str, user_id: &str) -> Result<Option<UserInfo>>;
+    async fn user_by_name(&self, domain: &Domain, user_id: &UserId) -> Result<Option<UserInfo>>;
     /// Accounts a login may mean, with their password hashes.
     async fn login_candidates(
         &self,
-        user_id: &str,
-        domain: Option<&str>,
+        user_id: &UserId,
+        domain: Option<&Domain>,
     ) -> Result<Vec<(UserInfo, String)>>;
 
     async fn create_team(
         &self,
-        domain: &str,
-        name: &str,
-        members: &[String],
+        domain: &Domain,
+        name: &TeamName,
+        members: &[UserId],
     ) -> Result<(Team, Vec<UserInfo>)>;
     async fn team(&self, team: &TeamRef) -> Result<Option<(Team, Vec<UserInfo>)>>;
 

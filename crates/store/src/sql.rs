@@ -5,6 +5,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use callhub_core::text::{Domain, Email, PhoneNumber, TeamName, UserId};
 use callhub_core::{
     Call, CallStatus, Contact, ContactOrigin, ContactSpec, Delivery, Event, Team, Transition,
     UserDbId, UserInfo, deliveries, notifications,
@@ -726,16 +727,16 @@ impl Store for SqlStore {
 
     async fn create_user(&self, user: NewUser) -> Result<UserInfo> {
         let mut tx = self.begin_write().await?;
-        let domain = Self::domain_id(&mut tx, &user.domain).await?;
+        let domain = Self::domain_id(&mut tx, user.domain.as_str()).await?;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO users (domain_id, user_id, display_name, email, phone_number, roles, password_hash, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
         )
         .bind(domain)
-        .bind(&user.user_id)
-        .bind(&user.display_name)
-        .bind(&user.email)
-        .bind(&user.phone_number)
+        .bind(user.user_id.as_str())
+        .bind(user.display_name.as_str())
+        .bind(user.email.as_ref().map(Email::as_str))
+        .bind(user.phone_number.as_ref().map(PhoneNumber::as_str))
         .bind(roles_text(&user.roles))
         .bind(&user.password_hash)
         .bind(Utc::now().timestamp_millis())
@@ -750,11 +751,11 @@ impl Store for SqlStore {
         tx.commit().await.map_err(db_error)?;
         Ok(UserInfo {
             user_db_id: id,
-            user_id: user.user_id,
-            domain: user.domain,
-            display_name: user.display_name,
-            email: user.email,
-            phone_number: user.phone_number,
+            user_id: user.user_id.into(),
+            domain: user.domain.into(),
+            display_name: user.display_name.into(),
+            email: user.email.map(String::from),
+            phone_number: user.phone_number.map(String::from),
             roles: user.roles,
         })
     }
@@ -785,13 +786,13 @@ impl Store for SqlStore {
         row.as_ref().map(user_from_row).transpose()
     }
 
-    async fn user_by_name(&self, domain: &str, user_id: &str) -> Result<Option<UserInfo>> {
+    async fn user_by_name(&self, domain: &Domain, user_id: &UserId) -> Result<Option<UserInfo>> {
         let sql = sqlx::AssertSqlSafe(format!(
             "SELECT {USER_COLUMNS} FROM users u JOIN domains d ON d.id = u.domain_id WHERE d.name = $1 AND u.user_id = $2"
         ));
         let row = sqlx::query(sql)
-            .bind(domain)
-            .bind(user_id)
+            .bind(domain.as_str())
+            .bind(user_id.as_str())
             .fetch_optional(&self.read)
             .await
             .map_err(db_error)?;
@@ -800,16 +801,16 @@ impl Store for SqlStore {
 
     async fn login_candidates(
         &self,
-        user_id: &str,
-        domain: Option<&str>,
+        user_id: &UserId,
+        domain: Option<&Domain>,
     ) -> Result<Vec<(UserInfo, String)>> {
         let sql = sqlx::AssertSqlSafe(format!(
             "SELECT {USER_COLUMNS}, u.password_hash FROM users u JOIN domains d ON d.id = u.domain_id \
              WHERE u.user_id = $1 AND ($2 IS NULL OR d.name = $2) ORDER BY u.id LIMIT 2"
         ));
         let rows = sqlx::query(sql)
-            .bind(user_id)
-            .bind(domain)
+            .bind(user_id.as_str())
+            .bind(domain.map(Domain::as_str))
             .fetch_all(&self.read)
             .await
             .map_err(db_error)?;
@@ -820,16 +821,16 @@ impl Store for SqlStore {
 
     async fn create_team(
         &self,
-        domain: &str,
-        name: &str,
-        members: &[String],
+        domain: &Domain,
+        name: &TeamName,
+        members: &[UserId],
     ) -> Result<(Team, Vec<UserInfo>)> {
         let mut tx = self.begin_write().await?;
-        let domain_id = Self::domain_id(&mut tx, domain).await?;
+        let domain_id = Self::domain_id(&mut tx, domain.as_str()).await?;
         let id: i64 =
             sqlx::query_scalar("INSERT INTO teams (domain_id, name) VALUES ($1, $2) RETURNING id")
                 .bind(domain_id)
-                .bind(name)
+                .bind(name.as_str())
                 .fetch_one(&mut *tx)
                 .await
                 .map_err(|e| match db_error(e) {
@@ -838,7 +839,7 @@ impl Store for SqlStore {
                     }
                     e => e,
                 })?;
-        let mut unique: Vec<&String> = members.iter().collect();
+        let mut unique: Vec<&UserId> = members.iter().collect();
         unique.sort();
         unique.dedup();
         for member in unique {
@@ -848,7 +849,7 @@ impl Store for SqlStore {
             )
             .bind(id)
             .bind(domain_id)
-            .bind(member)
+            .bind(member.as_str())
             .execute(&mut *tx)
             .await
             .map_err(db_error)?;
@@ -876,8 +877,8 @@ impl Store for SqlStore {
                 "SELECT t.id, t.name, d.name FROM teams t JOIN domains d ON d.id = t.domain_id \
                  WHERE d.name = $1 AND t.name = $2",
             )
-            .bind(domain)
-            .bind(name)
+            .bind(domain.as_str())
+            .bind(name.as_str())
             .fetch_optional(&self.read)
             .await,
         }

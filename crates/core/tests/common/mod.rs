@@ -50,6 +50,7 @@ pub fn secs(s: i64) -> DateTime<Utc> {
 pub fn rules() -> Rules {
     Rules {
         ring_timeout: Duration::seconds(60),
+        ..Rules::default()
     }
 }
 

@@ -8,12 +8,13 @@ use axum::Json;
 use axum::extract::State;
 use base64::Engine;
 use callhub_core::api::*;
+use callhub_core::text::{CallTitle, Domain, optional, planned_time};
 use callhub_core::{
-    Actor, Call, CallError, CallLog, Command, ContactSpec, NewCall, Role, Team, UserInfo, apply,
-    create,
+    Actor, Call, CallError, CallLog, Command, ContactSpec, Delivery, NewCall, Role, Team,
+    Transition, UserDbId, UserInfo, apply, create, deliveries,
 };
 use callhub_store::{StoreError, TeamRef};
-use chrono::{DateTime, NaiveDateTime, Utc};
+use chrono::Utc;
 use hmac::{Hmac, Mac};
 use uuid::Uuid;
 
@@ -21,65 +22,8 @@ use crate::app::{App, Metrics, now};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{ApiJson, ApiQuery, Authed, Caller};
 
-const MAX_TITLE: usize = 200;
-const MAX_CONTACTS: usize = 500;
-
 fn not_visible(call_id: Uuid) -> ApiError {
     ApiError::NotFound(format!("no call {call_id} visible to you"))
-}
-
-/// `""` and blanks mean absent, as in the seed's example.
-fn present(s: &Option<String>) -> Option<String> {
-    s.as_deref()
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
-}
-
-fn check_email(field: &str, email: &str) -> ApiResult<()> {
-    let ok = email.len() <= 254
-        && !email.chars().any(char::is_whitespace)
-        && email.split_once('@').is_some_and(|(local, host)| {
-            !local.is_empty() && host.contains('.') && !host.contains('@')
-        });
-    if ok {
-        Ok(())
-    } else {
-        Err(ApiError::BadRequest(format!(
-            "{field}.email: {email:?} is not an email address"
-        )))
-    }
-}
-
-/// Phone numbers are E.164 (`+4917612345678`); spaces, dashes, dots and brackets are dropped.
-fn e164(field: &str, phone: &str) -> ApiResult<String> {
-    let n: String = phone
-        .chars()
-        .filter(|c| !matches!(c, ' ' | '-' | '.' | '(' | ')'))
-        .collect();
-    let digits = n.strip_prefix('+').unwrap_or("");
-    let ok = (7..=15).contains(&digits.len())
-        && digits.bytes().all(|b| b.is_ascii_digit())
-        && !digits.starts_with('0');
-    if ok {
-        Ok(n)
-    } else {
-        Err(ApiError::BadRequest(format!(
-            "{field}.phoneNumber: {phone:?} is not an E.164 number such as +4917612345678"
-        )))
-    }
-}
-
-/// ISO-8601 with an offset, or without one meaning UTC.
-fn planned_time(text: &str) -> ApiResult<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(text)
-        .map(|t| t.with_timezone(&Utc))
-        .or_else(|_| NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f").map(|t| t.and_utc()))
-        .or_else(|_| NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M").map(|t| t.and_utc()))
-        .map(|t| DateTime::from_timestamp_millis(t.timestamp_millis()).unwrap_or(t))
-        .map_err(|_| {
-            ApiError::BadRequest(format!("plannedDateTime: {text:?} is not an ISO-8601 date-time such as 2026-11-24T10:00:00Z"))
-        })
 }
 
 /// Resolves the contacts and teams of a request to accounts of the caller's domain
@@ -90,21 +34,17 @@ async fn resolve(
     contacts: &[ContactInput],
     teams: &[TeamInput],
 ) -> ApiResult<(Vec<ContactSpec>, Vec<Team>)> {
-    if contacts.len() > MAX_CONTACTS {
+    let max = app.config.max_call_contacts;
+    if contacts.len() > max {
         return Err(ApiError::BadRequest(format!(
-            "invitedContacts: at most {MAX_CONTACTS} contacts per request"
+            "invitedContacts: at most {max} contacts per call (CALLHUB_MAX_CALL_CONTACTS)"
         )));
     }
+    let domain_name = Domain::parse("domain", domain)?;
     let mut specs = Vec::with_capacity(contacts.len());
     for (i, c) in contacts.iter().enumerate() {
         let field = format!("invitedContacts[{i}]");
-        let email = present(&c.email);
-        if let Some(e) = &email {
-            check_email(&field, e)?;
-        }
-        let phone = present(&c.phone_number)
-            .map(|p| e164(&field, &p))
-            .transpose()?;
+        let c = c.parse(&field)?;
         let user = if let Some(id) = c.user_db_id {
             let user = app.store.user(id).await?.filter(|u| u.domain == domain);
             Some(user.ok_or_else(|| {
@@ -112,24 +52,28 @@ async fn resolve(
                     "{field}.userDbId: no user {id} in domain {domain:?}"
                 ))
             })?)
-        } else if let Some(user_id) = present(&c.user_id) {
-            let in_domain = present(&c.domain).unwrap_or_else(|| domain.to_owned());
+        } else if let Some(user_id) = &c.user_id {
+            let in_domain = c.domain.as_ref().unwrap_or(&domain_name);
             let user = app
                 .store
-                .user_by_name(&in_domain, &user_id)
+                .user_by_name(in_domain, user_id)
                 .await?
                 .filter(|u| u.domain == domain);
             Some(user.ok_or_else(|| {
                 ApiError::BadRequest(format!(
-                    "{field}.userId: no user {user_id:?} in domain {domain:?}"
+                    "{field}.userId: no user {user_id:?} in domain {domain:?}",
+                    user_id = user_id.as_str()
                 ))
             })?)
         } else {
             None
         };
+        let email = c.email.map(String::from);
+        let phone = c.phone_number.map(String::from);
+        let display_name = c.display_name.map(String::from);
         let spec = match user {
             Some(u) => ContactSpec {
-                display_name: present(&c.display_name).or(Some(u.display_name)),
+                display_name: display_name.or(Some(u.display_name)),
                 domain: Some(u.domain),
                 email: email.or(u.email),
                 phone_number: phone.or(u.phone_number),
@@ -142,8 +86,8 @@ async fn resolve(
                 )));
             }
             None => ContactSpec {
-                display_name: present(&c.display_name),
-                domain: present(&c.domain),
+                display_name,
+                domain: c.domain.map(String::from),
                 email,
                 phone_number: phone,
                 user_db_id: None,
@@ -155,17 +99,12 @@ async fn resolve(
     let mut found = Vec::with_capacity(teams.len());
     for (i, t) in teams.iter().enumerate() {
         let field = format!("invitedTeams[{i}]");
-        let by = match (t.id, present(&t.name)) {
-            (Some(id), _) => TeamRef::Id(id),
-            (None, Some(name)) => TeamRef::Name {
-                domain: present(&t.domain).unwrap_or_else(|| domain.to_owned()),
+        let by = match t.parse(&field)? {
+            TeamSelector::Id(id) => TeamRef::Id(id),
+            TeamSelector::Name { domain: d, name } => TeamRef::Name {
+                domain: d.unwrap_or_else(|| domain_name.clone()),
                 name,
             },
-            (None, None) => {
-                return Err(ApiError::BadRequest(format!(
-                    "{field}: a team needs an id or a name"
-                )));
-            }
         };
         let (team, members) = app
             .store
@@ -195,22 +134,10 @@ pub async fn create_call(
     Authed(me): Authed,
     ApiJson(req): ApiJson<CreateCallRequest>,
 ) -> ApiResult<Json<CallLog>> {
-    let title = req.call_title.trim().to_owned();
-    if title.is_empty() {
-        return Err(ApiError::BadRequest("callTitle: must not be empty".into()));
-    }
-    if title.chars().count() > MAX_TITLE {
-        return Err(ApiError::BadRequest(format!(
-            "callTitle: at most {MAX_TITLE} characters"
-        )));
-    }
-    let planned_at = req
-        .planned_date_time
-        .as_deref()
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(planned_time)
-        .transpose()?;
+    let title = CallTitle::parse("callTitle", &req.call_title)?;
+    let planned_at = optional(req.planned_date_time.as_deref(), |s| {
+        planned_time("plannedDateTime", s)
+    })?;
     let on_behalf_of = match req.creator_user {
         Some(id) if id != me.user_db_id => {
             if !(me.has_role(Role::Broker) || me.has_role(Role::Admin)) {
@@ -233,7 +160,7 @@ pub async fn create_call(
     let call_id = Uuid::new_v4();
     let new = NewCall {
         call_id,
-        title,
+        title: title.into(),
         reason: req.call_reason,
         call_type: req.call_type,
         anonymous_join_allowed: req.join_anonymous_allowed,
@@ -244,11 +171,57 @@ pub async fn create_call(
         invited,
         teams,
     };
+    let requester = new.requester.user_db_id;
     let created = create(new, now())?.with_guest_link(crate::guest::token_hash_for(&app, call_id));
-    let committed = app.store.insert_call(created).await?;
+    let max = app.config.max_call_contacts;
+    if created.call.contacts.len() > max {
+        return Err(ApiError::BadRequest(format!(
+            "invitedContacts: a call holds at most {max} contacts, its creator and teams' members included (CALLHUB_MAX_CALL_CONTACTS)"
+        )));
+    }
+    let invitations = external_invitations(&created, 0);
+    spend_invitations(&app, requester, invitations)?;
+    let committed = app.store.insert_call(created).await.inspect_err(|_| {
+        refund_invitations(&app, requester, invitations);
+    })?;
     app.after_commit(&committed);
     Metrics::inc(&app.metrics.calls_created);
     Ok(Json(call_log(&app, &committed.call)))
+}
+
+/// How many mails and SMS a transition sends (webhooks are the operator's own).
+fn external_invitations(t: &Transition, old_events: usize) -> u32 {
+    deliveries(t, old_events)
+        .iter()
+        .filter(|d| matches!(d, Delivery::Invitation { .. }))
+        .count() as u32
+}
+
+fn invitation_key(user: UserDbId) -> String {
+    format!("user:{user}")
+}
+
+/// Spends `n` of the account's hourly budget of external invitations, or answers
+/// 429 before anything is written.
+fn spend_invitations(app: &App, user: UserDbId, n: u32) -> ApiResult<()> {
+    if n == 0 {
+        return Ok(());
+    }
+    app.invitations
+        .take(&invitation_key(user), n)
+        .map_err(|retry_after_secs| ApiError::TooManyRequests {
+            detail: format!(
+                "this would send {n} mail or SMS invitations, more than your account has left this hour (CALLHUB_INVITES_PER_HOUR is {})",
+                app.config.invites_per_hour
+            ),
+            retry_after_secs,
+        })
+}
+
+fn refund_invitations(app: &App, user: UserDbId, n: u32) {
+    if n > 0 {
+        app.invitations.refund(&invitation_key(user), n);
+    }
 }
 
 /// The `CallLog` for an account that sees the call (its creator, broker, invitees
@@ -479,10 +452,22 @@ pub async fn invite_contacts(
         &req.invited_teams,
     )
     .await?;
+    // What the invitation would send, seen on the call as read: the budget is
+    // spent before the write, and given back when the write is refused.
+    let requester = me.user_db_id;
+    let preview = apply(
+        &call,
+        Command::Invite(Actor { user: me.clone() }, specs.clone(), teams.clone()),
+        now(),
+        &app.rules,
+    );
+    let invitations = preview.map_or(0, |t| external_invitations(&t, call.events.len()));
+    spend_invitations(&app, requester, invitations)?;
     let call = command(&app, me, q.call_id, move |a| {
         Command::Invite(a, specs.clone(), teams.clone())
     })
-    .await?;
+    .await
+    .inspect_err(|_| refund_invitations(&app, requester, invitations))?;
     Ok(Json(call_log(&app, &call)))
 }
 
@@ -530,55 +515,5 @@ pub(crate) fn media(app: &App, call: &Call, user: Option<i64>) -> Media {
         call_type: call.call_type,
         ice_servers: turn_credentials(app, user),
         signaling_url: format!("{ws}/ws"),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn phone_numbers_must_be_e164() {
-        assert_eq!(e164("c", "+49 176 1234-5678").unwrap(), "+4917612345678");
-        for bad in [
-            "017612345678",
-            "+0176123456",
-            "+49abc1234567",
-            "+12",
-            "+1234567890123456",
-        ] {
-            assert!(e164("c", bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn planned_times_with_and_without_offset() {
-        assert_eq!(
-            planned_time("2026-11-24T10:00:00Z").unwrap().to_rfc3339(),
-            "2026-11-24T10:00:00+00:00"
-        );
-        assert_eq!(
-            planned_time("2026-11-24T12:00:00+02:00")
-                .unwrap()
-                .to_rfc3339(),
-            "2026-11-24T10:00:00+00:00"
-        );
-        assert_eq!(
-            planned_time("2026-11-24T10:00:00.5")
-                .unwrap()
-                .timestamp_millis()
-                % 1000,
-            500
-        );
-        assert!(planned_time("tomorrow").is_err());
-        assert!(planned_time("2026-13-01T00:00:00Z").is_err());
-    }
-
-    #[test]
-    fn emails_need_a_local_part_and_a_host() {
-        assert!(check_email("c", "test@test.de").is_ok());
-        for bad in ["test", "@test.de", "a b@test.de", "a@localhost"] {
-            assert!(check_email("c", bad).is_err(), "{bad}");
-        }
     }
 }

@@ -8,6 +8,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use callhub_core::UserInfo;
 use callhub_core::api::{LoginRequest, RefreshRequest, TokenResponse};
+use callhub_core::text::{Domain, UserId, check_no_control, optional};
 use callhub_store::Rotation;
 
 use crate::app::{App, Metrics, now};
@@ -16,6 +17,20 @@ use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{ApiJson, ClientIp};
 
 const BAD_LOGIN: &str = "wrong username or password";
+
+/// How much slower a login answers while its account is failing from everywhere.
+const ACCOUNT_UNDER_ATTACK_DELAY: std::time::Duration = std::time::Duration::from_secs(1);
+
+fn pair_key(account: &str, ip: &str) -> String {
+    format!("{account}|{ip}")
+}
+
+fn too_many_logins(retry_after_secs: u64) -> ApiError {
+    ApiError::TooManyRequests {
+        detail: "too many login attempts; wait and retry".into(),
+        retry_after_secs,
+    }
+}
 
 #[utoipa::path(post, path = "/login", tag = "auth", security(()),
     request_body = LoginRequest,
@@ -30,28 +45,42 @@ pub async fn login(
     ClientIp(ip): ClientIp,
     ApiJson(req): ApiJson<LoginRequest>,
 ) -> ApiResult<Json<TokenResponse>> {
+    let username = UserId::parse("username", &req.username)?;
+    let domain = optional(req.domain.as_deref(), |d| Domain::parse("domain", d))?;
+    check_no_control("password", &req.password)?;
     let ip_key = ip.to_string();
-    let account_key = format!(
-        "{}\u{0}{}",
-        req.domain.as_deref().unwrap_or(""),
-        req.username
-    );
-    for (limiter, key) in [
-        (&app.login_per_ip, &ip_key),
-        (&app.login_failures, &account_key),
-    ] {
-        if let Some(retry_after_secs) = limiter.check(key) {
-            return Err(ApiError::TooManyRequests {
-                detail: "too many login attempts; wait and retry".into(),
-                retry_after_secs,
-            });
-        }
+    if let Some(retry_after_secs) = app.login_per_ip.check(&ip_key) {
+        return Err(too_many_logins(retry_after_secs));
     }
     app.login_per_ip.spend(&ip_key);
     let candidates = app
         .store
-        .login_candidates(&req.username, req.domain.as_deref())
+        .login_candidates(&username, domain.as_ref())
         .await?;
+    // Failures count against the account meant, however it was named (with or
+    // without `domain`), together with the address they came from: a stranger
+    // exhausts only their own budget and cannot lock the account's owner out.
+    let accounts: Vec<String> = if candidates.is_empty() {
+        vec![format!("name:{username}")]
+    } else {
+        candidates
+            .iter()
+            .map(|(u, _)| format!("user:{}", u.user_db_id))
+            .collect()
+    };
+    for account in &accounts {
+        if let Some(retry_after_secs) = app.login_failures.check(&pair_key(account, &ip_key)) {
+            return Err(too_many_logins(retry_after_secs));
+        }
+    }
+    // Many failures against the account from everywhere slow every answer for it
+    // down, and refuse nothing.
+    if accounts
+        .iter()
+        .any(|a| app.login_failures_account.check(a).is_some())
+    {
+        tokio::time::sleep(ACCOUNT_UNDER_ATTACK_DELAY).await;
+    }
     // Verify against a dummy hash when no single account matches: both answers take as long.
     let (user, hash) = match <[_; 1]>::try_from(candidates) {
         Ok([(user, hash)]) => (Some(user), hash),
@@ -59,7 +88,10 @@ pub async fn login(
     };
     let ok = verify_password(req.password, hash).await;
     let Some(user) = user.filter(|_| ok) else {
-        app.login_failures.spend(&account_key);
+        for account in &accounts {
+            app.login_failures.spend(&pair_key(account, &ip_key));
+            app.login_failures_account.spend(account);
+        }
         Metrics::inc(&app.metrics.logins_failed);
         return Err(ApiError::Unauthorized(BAD_LOGIN.into()));
     };

@@ -1,5 +1,6 @@
 use callhub_client::api::{CallLogsQuery, InviteRequest, TeamInput};
 use callhub_core::EventType::*;
+use callhub_core::text::{Domain, TeamName, UserId};
 use callhub_core::{CallStatus, CallType, Role};
 
 use crate::helpers::*;
@@ -136,7 +137,7 @@ backend_tests! {
         let b = app.user("bob", &[Role::User]).await;
         let c = app.user("carol", &[Role::User]).await;
         let d = app.user("dave", &[Role::User]).await;
-        let (team, _) = app.server.app.store.create_team("ubimax", "Experts", &["dave".into(), "carol".into()]).await.unwrap();
+        let (team, _) = app.server.app.store.create_team(&Domain::parse("d", "ubimax").unwrap(), &TeamName::parse("n", "Experts").unwrap(), &[UserId::parse("u", "dave").unwrap(), UserId::parse("u", "carol").unwrap()]).await.unwrap();
         let call = a.rtc().create_call_for_contacts(&call_request(CallType::Sfu, &[&b])).await.unwrap();
         let body = InviteRequest {
             invited_contacts: vec![c.contact(), b.contact()],
@@ -155,7 +156,7 @@ backend_tests! {
         let a = app.user("alice", &[Role::User]).await;
         let b = app.user("bob", &[Role::User]).await;
         let c = app.user("carol", &[Role::User]).await;
-        app.server.app.store.create_team("ubimax", "Experts", &["bob".into(), "carol".into()]).await.unwrap();
+        app.server.app.store.create_team(&Domain::parse("d", "ubimax").unwrap(), &TeamName::parse("n", "Experts").unwrap(), &[UserId::parse("u", "bob").unwrap(), UserId::parse("u", "carol").unwrap()]).await.unwrap();
         let mut req = call_request(CallType::Sfu, &[&b]);
         req.invited_teams = vec![TeamInput { name: Some("Experts".into()), ..Default::default() }];
         let log = a.rtc().create_call_for_contacts(&req).await.unwrap();

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use callhub_client::api::{ContactInput, CreateCallRequest};
 use callhub_client::{Client, RtcControllerApi};
+use callhub_core::text::{DisplayName, Domain, Email, UserId};
 use callhub_core::{CallLog, CallType, EventType, Role, UserInfo};
 use callhub_server::auth::hash_password;
 use callhub_server::{Config, Server};
@@ -184,10 +185,10 @@ impl TestApp {
             .app
             .store
             .create_user(NewUser {
-                domain: domain.into(),
-                user_id: user_id.into(),
-                display_name: user_id.to_uppercase(),
-                email: Some(format!("{user_id}@example.org")),
+                domain: Domain::parse("domain", domain).unwrap(),
+                user_id: UserId::parse("userId", user_id).unwrap(),
+                display_name: DisplayName::parse("displayName", &user_id.to_uppercase()).unwrap(),
+                email: Some(Email::parse("email", &format!("{user_id}@example.org")).unwrap()),
                 phone_number: None,
                 roles: roles.to_vec(),
                 password_hash: hash_password(PASSWORD.into()).await.unwrap(),
@@ -207,8 +208,25 @@ impl TestApp {
         token: Option<&str>,
         body: Option<&str>,
     ) -> Answer {
-        let mut req =
-            reqwest::Client::new().request(method.parse().unwrap(), format!("{}{path}", self.url));
+        self.raw_from([127, 0, 0, 1], method, path, token, body)
+            .await
+    }
+
+    /// A raw request from another loopback address (127.0.0.0/8 all reach the
+    /// server), for limits kept per client address.
+    pub async fn raw_from(
+        &self,
+        from: [u8; 4],
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&str>,
+    ) -> Answer {
+        let client = reqwest::Client::builder()
+            .local_address(std::net::IpAddr::from(from))
+            .build()
+            .unwrap();
+        let mut req = client.request(method.parse().unwrap(), format!("{}{path}", self.url));
         if let Some(t) = token {
             req = req.bearer_auth(t);
         }

@@ -12,6 +12,7 @@ mod concurrency;
 mod deliveries;
 mod durability;
 mod guests;
+mod hardening;
 mod openapi;
 mod outage;
 mod sockets;

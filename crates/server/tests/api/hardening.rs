@@ -1,0 +1,164 @@
+//! What a hostile or careless client found (issue 13), each kept found: control
+//! characters, trailing garbage, unbounded calls, invitation floods, lock-outs.
+
+use callhub_core::{CallType, Role};
+use serde_json::json;
+
+use crate::helpers::*;
+
+fn external(i: usize) -> serde_json::Value {
+    json!({"displayName": format!("Guest {i}"), "email": format!("g{i}@example.org")})
+}
+
+backend_tests! {
+    async fn a_nul_byte_in_a_login_is_a_400_naming_the_field(backend: Backend) {
+        let app = TestApp::spawn(backend).await;
+        app.user("alice", &[Role::User]).await;
+        for (body, field) in [
+            (json!({"username": "alice\u{0}", "password": PASSWORD, "domain": "ubimax"}), "username"),
+            (json!({"username": "alice", "password": PASSWORD, "domain": "ubimax\u{0}"}), "domain"),
+            (json!({"username": "alice", "password": "pw\u{0}", "domain": "ubimax"}), "password"),
+        ] {
+            let a = app.raw("POST", "/login", None, Some(&body.to_string())).await;
+            a.assert_problem(400, field);
+            assert!(a.json["detail"].as_str().unwrap().contains("control characters"), "{}", a.text);
+        }
+    }
+
+    async fn control_characters_in_call_text_are_refused_and_write_nothing(backend: Backend) {
+        let app = TestApp::spawn(backend).await;
+        let alice = app.user("alice", &[Role::User]).await;
+        let bob = app.user("bob", &[Role::User]).await;
+        let t = alice.token().await;
+        let cases = [
+            (json!({"callTitle": "Stand\u{0}up", "callType": "SFU"}), "callTitle"),
+            (json!({"callTitle": "Bell\u{7}", "callType": "SFU"}), "callTitle"),
+            (json!({"callTitle": "T", "callType": "SFU", "invitedContacts": [{"email": "x@example.org", "displayName": "E\u{0}ve"}]}), "invitedContacts[0].displayName"),
+            (json!({"callTitle": "T", "callType": "SFU", "invitedContacts": [{"email": "x\u{0}@example.org"}]}), "invitedContacts[0].email"),
+            (json!({"callTitle": "T", "callType": "SFU", "invitedContacts": [{"phoneNumber": "+49176\u{0}1234567"}]}), "invitedContacts[0].phoneNumber"),
+            (json!({"callTitle": "T", "callType": "SFU", "invitedContacts": [{"userId": "bob\u{0}"}]}), "invitedContacts[0].userId"),
+            (json!({"callTitle": "T", "callType": "SFU", "invitedContacts": [{"userId": "bob", "domain": "ubi\u{0}max"}]}), "invitedContacts[0].domain"),
+            (json!({"callTitle": "T", "callType": "SFU", "invitedTeams": [{"name": "Ex\u{0}perts"}]}), "invitedTeams[0].name"),
+            (json!({"callTitle": "T", "callType": "SFU", "plannedDateTime": "2030-01-01T10:00:00\u{0}"}), "plannedDateTime"),
+        ];
+        for (body, field) in cases {
+            let a = app.raw("POST", "/rtc/createCall", Some(&t), Some(&body.to_string())).await;
+            a.assert_problem(400, field);
+        }
+        let call = alice.rtc().create_call_for_contacts(&call_request(CallType::Sfu, &[&bob])).await.unwrap();
+        let guestless = app.raw("POST", &format!("/rtc/inviteContacts?callId={}", call.call_id), Some(&t),
+            Some(&json!({"invitedContacts": [{"email": "a@example.org", "displayName": "\u{0}"}]}).to_string())).await;
+        guestless.assert_problem(400, "invitedContacts[0].displayName");
+        let page = alice.rtc().get_call_logs(&Default::default()).await.unwrap();
+        assert_eq!(page.total_elements, 1, "only the valid call was written");
+        let log = alice.rtc().get_call_log_by_id(call.call_id).await.unwrap();
+        assert_eq!(log.invited_contacts.len(), 1, "the refused invitation wrote nothing");
+    }
+
+    async fn a_body_followed_by_garbage_is_refused(backend: Backend) {
+        let app = TestApp::spawn(backend).await;
+        let alice = app.user("alice", &[Role::User]).await;
+        let t = alice.token().await;
+        for tail in ["garbage", "{}", " 1", "]"] {
+            let body = format!(r#"{{"callTitle":"T","callType":"SFU"}}{tail}"#);
+            app.raw("POST", "/rtc/createCall", Some(&t), Some(&body)).await.assert_problem(400, "follows the object");
+        }
+        let login = format!(r#"{{"username":"alice","password":"{PASSWORD}"}}x"#);
+        app.raw("POST", "/login", None, Some(&login)).await.assert_problem(400, "follows the object");
+        let page = alice.rtc().get_call_logs(&Default::default()).await.unwrap();
+        assert_eq!(page.total_elements, 0);
+    }
+
+    async fn a_call_holds_at_most_the_configured_contacts_guests_included(backend: Backend) {
+        let app = TestApp::spawn_with(backend, |c| c.max_call_contacts = 4).await;
+        let alice = app.user("alice", &[Role::User]).await;
+        let t = alice.token().await;
+        // The creator and four invitees are five: one too many.
+        let five = json!({"callTitle": "T", "callType": "SFU", "joinAnonymousAllowed": true,
+            "invitedContacts": (0..4).map(external).collect::<Vec<_>>()});
+        app.raw("POST", "/rtc/createCall", Some(&t), Some(&five.to_string())).await.assert_problem(400, "CALLHUB_MAX_CALL_CONTACTS");
+        let three = json!({"callTitle": "T", "callType": "SFU", "joinAnonymousAllowed": true,
+            "invitedContacts": (0..2).map(external).collect::<Vec<_>>()});
+        let call = app.raw("POST", "/rtc/createCall", Some(&t), Some(&three.to_string())).await;
+        assert_eq!(call.status, 200, "{}", call.text);
+        let call_id = call.json["callId"].as_str().unwrap().to_owned();
+        let invite = |from: usize, n: usize| json!({"invitedContacts": (from..from + n).map(external).collect::<Vec<_>>()}).to_string();
+        let path = format!("/rtc/inviteContacts?callId={call_id}");
+        app.raw("POST", &path, Some(&t), Some(&invite(10, 2))).await.assert_problem(409, "CALLHUB_MAX_CALL_CONTACTS");
+        let fourth = app.raw("POST", &path, Some(&t), Some(&invite(10, 1))).await;
+        assert_eq!(fourth.status, 200, "{}", fourth.text);
+        // Full: a guest cannot squeeze in either.
+        let (_, token) = callhub_client::parse_guest_link(fourth.json["joinUrl"].as_str().unwrap()).unwrap();
+        let guest = json!({"callId": call_id, "token": token, "displayName": "Visitor"}).to_string();
+        app.raw("POST", "/rtc/joinAnonymous", None, Some(&guest)).await.assert_problem(409, "CALLHUB_MAX_CALL_CONTACTS");
+        let log = alice.rtc().get_call_log_by_id(call_id.parse().unwrap()).await.unwrap();
+        assert_eq!(log.invited_contacts.len() + 1, 4);
+    }
+
+    async fn external_invitations_are_budgeted_per_account_and_hour(backend: Backend) {
+        let app = TestApp::spawn_with(backend, |c| c.invites_per_hour = 3).await;
+        let alice = app.user("alice", &[Role::User]).await;
+        let bob = app.user("bob", &[Role::User]).await;
+        let t = alice.token().await;
+        let two = json!({"callTitle": "T", "callType": "SFU", "invitedContacts": (0..2).map(external).collect::<Vec<_>>()});
+        let call = app.raw("POST", "/rtc/createCall", Some(&t), Some(&two.to_string())).await;
+        assert_eq!(call.status, 200, "{}", call.text);
+        let call_id = call.json["callId"].as_str().unwrap().to_owned();
+        let path = format!("/rtc/inviteContacts?callId={call_id}");
+        // A mail and an SMS are two invitations; one is left this hour.
+        let both = json!({"invitedContacts": [{"email": "x@example.org", "phoneNumber": "+4917612345678"}]}).to_string();
+        let refused = app.raw("POST", &path, Some(&t), Some(&both)).await;
+        refused.assert_problem(429, "CALLHUB_INVITES_PER_HOUR");
+        let retry: u64 = refused.headers["retry-after"].to_str().unwrap().parse().unwrap();
+        assert!((1..=3600).contains(&retry), "{retry}");
+        app.raw("POST", "/rtc/createCall", Some(&t), Some(&two.to_string())).await.assert_problem(429, "invitations");
+        let log = alice.rtc().get_call_log_by_id(call_id.parse().unwrap()).await.unwrap();
+        assert_eq!(log.invited_contacts.len(), 2, "the refused invitation wrote nothing");
+        assert_eq!(alice.rtc().get_call_logs(&Default::default()).await.unwrap().total_elements, 1);
+        let one = json!({"invitedContacts": [external(7)]}).to_string();
+        assert_eq!(app.raw("POST", &path, Some(&t), Some(&one)).await.status, 200);
+        // The budget is the account's: another account still has its own.
+        let b = bob.token().await;
+        assert_eq!(app.raw("POST", "/rtc/createCall", Some(&b), Some(&two.to_string())).await.status, 200);
+    }
+
+    async fn failed_logins_from_one_address_do_not_lock_out_another(backend: Backend) {
+        let app = TestApp::spawn_with(backend, |c| c.login_failures_per_account = 3).await;
+        app.user("alice", &[Role::User]).await;
+        let wrong = json!({"username": "alice", "password": "wrong-wrong", "domain": "ubimax"}).to_string();
+        let right = json!({"username": "alice", "password": PASSWORD, "domain": "ubimax"}).to_string();
+        let stranger = [127, 0, 0, 2];
+        for _ in 0..3 {
+            app.raw_from(stranger, "POST", "/login", None, Some(&wrong)).await.assert_problem(401, "wrong");
+        }
+        app.raw_from(stranger, "POST", "/login", None, Some(&right)).await.assert_problem(429, "too many");
+        let owner = app.raw_from([127, 0, 0, 3], "POST", "/login", None, Some(&right)).await;
+        assert_eq!(owner.status, 200, "the owner's address has not failed: {}", owner.text);
+    }
+
+    async fn leaving_out_the_domain_spends_the_same_login_budget(backend: Backend) {
+        let app = TestApp::spawn_with(backend, |c| c.login_failures_per_account = 2).await;
+        app.user("alice", &[Role::User]).await;
+        let with = json!({"username": "alice", "password": "wrong-wrong", "domain": "ubimax"}).to_string();
+        let without = json!({"username": "alice", "password": "wrong-wrong"}).to_string();
+        app.raw("POST", "/login", None, Some(&with)).await.assert_problem(401, "wrong");
+        app.raw("POST", "/login", None, Some(&with)).await.assert_problem(401, "wrong");
+        app.raw("POST", "/login", None, Some(&without)).await.assert_problem(429, "too many");
+    }
+
+    async fn ten_wrong_guest_tokens_do_not_refuse_the_right_one(backend: Backend) {
+        let app = TestApp::spawn(backend).await;
+        let alice = app.user("alice", &[Role::User]).await;
+        let mut req = call_request(CallType::Sfu, &[]);
+        req.join_anonymous_allowed = true;
+        let call = alice.rtc().create_call_for_contacts(&req).await.unwrap();
+        let (_, token) = callhub_client::parse_guest_link(call.join_url.as_deref().unwrap()).unwrap();
+        let body = |t: &str| json!({"callId": call.call_id, "token": t, "displayName": "Visitor"}).to_string();
+        for _ in 0..10 {
+            app.raw("POST", "/rtc/joinAnonymous", None, Some(&body("guessed"))).await.assert_problem(404, "token");
+        }
+        app.raw("POST", "/rtc/joinAnonymous", None, Some(&body("guessed"))).await.assert_problem(429, "wrong guest links");
+        let joined = app.raw("POST", "/rtc/joinAnonymous", None, Some(&body(&token))).await;
+        assert_eq!(joined.status, 200, "{}", joined.text);
+    }
+}
