@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::{HeaderValue, Method, StatusCode};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::Response;
 use callhub_core::Rules;
@@ -127,6 +127,34 @@ async fn count_responses(State(app): State<Arc<App>>, req: Request, next: Next) 
     res
 }
 
+/// The policy of HTML the server makes itself (the docs page, error pages): no
+/// script, nothing from elsewhere, no framing. Pages with a script of their own
+/// (the web client, the guest page) send their own policy, which is kept.
+pub const STRICT_CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; \
+     base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
+/// `nosniff` on every answer, so a browser never runs a JSON or text answer as a
+/// script or page; a strict CSP on HTML that has none.
+async fn security_headers(req: Request, next: Next) -> Response {
+    let mut res = next.run(req).await;
+    let headers = res.headers_mut();
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    let html = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/html"));
+    if html && !headers.contains_key(header::CONTENT_SECURITY_POLICY) {
+        headers.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(STRICT_CSP),
+        );
+    }
+    res
+}
+
 pub fn router(app: Arc<App>) -> Router {
     let (api, _) = routes::api().split_for_parts();
     let mut router = api
@@ -163,7 +191,9 @@ pub fn router(app: Arc<App>) -> Router {
                 .max_age(Duration::from_secs(600)),
         );
     }
-    router.with_state(app)
+    router
+        .layer(axum::middleware::from_fn(security_headers))
+        .with_state(app)
 }
 
 /// A node serving on a listener, with its background workers.

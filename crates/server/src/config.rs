@@ -40,8 +40,6 @@ pub struct Config {
     pub max_call_contacts: usize,
     /// External invitations (mails and SMS) one account may cause per hour.
     pub invites_per_hour: u32,
-    /// Whether webhooks may point at loopback, private or link-local addresses.
-    pub webhook_allow_private: bool,
     /// How long a client may take to send a request's headers, and its body.
     pub request_read_timeout: Duration,
     /// Open connections one client address may hold.
@@ -70,6 +68,8 @@ pub struct DeliveryConfig {
     pub concurrency: u32,
     /// How often the outbox is polled when nothing wakes the worker.
     pub poll_interval: Duration,
+    /// Whether webhooks may point at loopback, private or link-local addresses.
+    pub webhook_allow_private: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -211,6 +211,7 @@ impl Config {
             lease: src.secs("CALLHUB_DELIVERY_LEASE_SECS", 120)?,
             concurrency: src.parse("CALLHUB_DELIVERY_CONCURRENCY", 8)?,
             poll_interval: Duration::from_millis(src.parse("CALLHUB_DELIVERY_POLL_MILLIS", 1000)?),
+            webhook_allow_private: src.parse("CALLHUB_WEBHOOK_ALLOW_PRIVATE", false)?,
         };
         if delivery.backoff.is_zero() || delivery.concurrency == 0 {
             bail!(
@@ -251,7 +252,6 @@ impl Config {
                 callhub_core::rules::DEFAULT_MAX_CONTACTS,
             )?,
             invites_per_hour: src.parse("CALLHUB_INVITES_PER_HOUR", 1000)?,
-            webhook_allow_private: src.parse("CALLHUB_WEBHOOK_ALLOW_PRIVATE", false)?,
             request_read_timeout: src.secs("CALLHUB_REQUEST_READ_TIMEOUT_SECS", 10)?,
             connections_per_ip: src.parse("CALLHUB_CONNECTIONS_PER_IP", 256)?,
         };

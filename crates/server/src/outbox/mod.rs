@@ -3,6 +3,7 @@
 
 pub mod mail;
 pub mod sms;
+pub mod target;
 pub mod webhook;
 
 use std::sync::Arc;
@@ -23,6 +24,11 @@ pub struct Senders {
     pub mailer: mail::Mailer,
     pub sms: Option<Box<dyn sms::SmsProvider>>,
     pub http: reqwest::Client,
+    /// For webhooks, whose URLs admins choose: connects to public addresses only,
+    /// unless the operator allows private ones.
+    pub webhooks: reqwest::Client,
+    /// `CALLHUB_WEBHOOK_ALLOW_PRIVATE`.
+    pub webhook_allow_private: bool,
     /// Woken when a commit wrote deliveries, so they leave at once.
     pub wake: Notify,
 }
@@ -30,15 +36,28 @@ pub struct Senders {
 impl Senders {
     pub fn new(cfg: &DeliveryConfig) -> anyhow::Result<Senders> {
         // Providers that hang must not hold a delivery past its lease.
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(5))
-            .timeout(Duration::from_secs(20))
-            .user_agent(concat!("callhub/", env!("CARGO_PKG_VERSION")))
-            .build()?;
+        let client = || {
+            reqwest::Client::builder()
+                .connect_timeout(Duration::from_secs(5))
+                .timeout(Duration::from_secs(20))
+                .user_agent(concat!("callhub/", env!("CARGO_PKG_VERSION")))
+        };
+        let http = client().build()?;
+        let webhooks = if cfg.webhook_allow_private {
+            http.clone()
+        } else {
+            // No redirects either: a public receiver could otherwise bounce us inside.
+            client()
+                .dns_resolver(Arc::new(target::PublicOnly))
+                .redirect(reqwest::redirect::Policy::none())
+                .build()?
+        };
         Ok(Senders {
             mailer: mail::Mailer::new(cfg.smtp_url.as_deref(), &cfg.mail_from)?,
             sms: sms::provider(cfg, &http),
             http,
+            webhooks,
+            webhook_allow_private: cfg.webhook_allow_private,
             wake: Notify::new(),
         })
     }
@@ -212,7 +231,12 @@ async fn send(app: &App, entry: &OutboxEntry) -> Result<Outcome, String> {
                 return Ok(Outcome::Cancelled);
             };
             let body = webhook::body(&call, event_id).ok_or("the event is gone")?;
-            webhook::post(&senders.http, &hook.url, &hook.secret, event_id, body)
+            // Checked again at each send: the name may resolve elsewhere by now (the
+            // client's resolver refuses inside addresses; this covers IP literals).
+            if !senders.webhook_allow_private {
+                target::check_url(&hook.url).await?;
+            }
+            webhook::post(&senders.webhooks, &hook.url, &hook.secret, event_id, body)
                 .await
                 .map(Outcome::Sent)
         }

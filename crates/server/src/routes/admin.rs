@@ -13,6 +13,8 @@ use callhub_core::api::{
 use callhub_core::{Role, UserInfo, format_time};
 use callhub_store::{DeliveryStatus, Webhook};
 
+use callhub_core::text::check_no_control;
+
 use crate::app::App;
 use crate::auth::random_token;
 use crate::error::{ApiError, ApiResult, Problem};
@@ -38,19 +40,23 @@ fn info(w: Webhook, secret: bool) -> WebhookInfo {
     }
 }
 
-fn check_url(url: &str) -> ApiResult<()> {
-    let rest = url
-        .strip_prefix("https://")
-        .or_else(|| url.strip_prefix("http://"));
-    let host = rest
-        .and_then(|r| r.split(['/', '?', '#']).next())
-        .unwrap_or("");
-    if url.len() > 2000 || host.is_empty() || url.chars().any(char::is_whitespace) {
-        return Err(ApiError::BadRequest(format!(
-            "url: {url:?} is not an http:// or https:// URL"
-        )));
+async fn check_url(app: &App, url: &str) -> ApiResult<()> {
+    let refuse = |why: String| ApiError::BadRequest(format!("url: {why}"));
+    check_no_control("url", url)?;
+    if url.len() > 2000 || url.chars().any(char::is_whitespace) {
+        return Err(refuse(format!("{url:?} is not an http:// or https:// URL")));
     }
-    Ok(())
+    if app.senders.webhook_allow_private {
+        let scheme_ok = url.starts_with("http://") || url.starts_with("https://");
+        let parsed = reqwest::Url::parse(url)
+            .ok()
+            .filter(|u| u.host_str().is_some());
+        if !scheme_ok || parsed.is_none() {
+            return Err(refuse(format!("{url:?} is not an http:// or https:// URL")));
+        }
+        return Ok(());
+    }
+    crate::outbox::target::check_url(url).await.map_err(refuse)
 }
 
 #[utoipa::path(post, path = "/admin/webhooks", tag = "admin", operation_id = "createWebhook",
@@ -68,7 +74,7 @@ pub async fn create_webhook(
 ) -> ApiResult<(StatusCode, Json<WebhookInfo>)> {
     admin(&me)?;
     let url = req.url.trim();
-    check_url(url)?;
+    check_url(&app, url).await?;
     let hook = app
         .store
         .create_webhook(&me.domain, url, &random_token())

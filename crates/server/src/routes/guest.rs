@@ -177,19 +177,21 @@ fn esc(s: &str) -> String {
 }
 
 /// The placeholder guest page until the web client lands: a name field and a
-/// button that calls `joinAnonymous` (inline script only).
+/// button that calls `joinAnonymous`. Its one inline script runs under a nonce of
+/// this answer's own CSP; nothing else may run or load.
 fn page(
     status: StatusCode,
     title: &str,
     text: &str,
     join: Option<(Uuid, &str)>,
-) -> (StatusCode, Html<String>) {
+) -> impl IntoResponse {
+    let nonce = crate::auth::random_token();
     let form = join
         .map(|(call_id, token)| {
             format!(
                 "<form id=join><label>Your name <input name=displayName required maxlength=100></label> \
                  <button>Join</button></form><p id=out></p>\
-                 <script>document.getElementById('join').onsubmit=async e=>{{e.preventDefault();\
+                 <script nonce=\"{nonce}\">document.getElementById('join').onsubmit=async e=>{{e.preventDefault();\
                  const r=await fetch('/rtc/joinAnonymous',{{method:'POST',headers:{{'content-type':'application/json'}},\
                  body:JSON.stringify({{callId:'{call_id}',token:'{token}',displayName:e.target.displayName.value}})}});\
                  const b=await r.json();document.getElementById('out').textContent=r.ok?'You have joined the call.':b.detail;}};</script>",
@@ -204,5 +206,16 @@ fn page(
         t = esc(title),
         x = esc(text),
     );
-    (status, Html(body))
+    let csp = format!(
+        "default-src 'none'; script-src 'nonce-{nonce}'; style-src 'unsafe-inline'; \
+         connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    );
+    (
+        status,
+        [(
+            axum::http::header::CONTENT_SECURITY_POLICY,
+            axum::http::HeaderValue::from_str(&csp).expect("a token is a header value"),
+        )],
+        Html(body),
+    )
 }

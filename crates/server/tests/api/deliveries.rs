@@ -422,6 +422,7 @@ backend_tests! {
             ("CALLHUB_DELIVERY_MAX_BACKOFF_SECS", "1".into()),
             ("CALLHUB_DELIVERY_LEASE_SECS", "5".into()),
             ("CALLHUB_DELIVERY_POLL_MILLIS", "100".into()),
+            ("CALLHUB_WEBHOOK_ALLOW_PRIVATE", "true".into()),
         ];
         let mut server = serve_with(&db, port, &env).await;
         let url = format!("http://127.0.0.1:{port}");

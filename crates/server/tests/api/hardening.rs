@@ -161,4 +161,47 @@ backend_tests! {
         let joined = app.raw("POST", "/rtc/joinAnonymous", None, Some(&body(&token))).await;
         assert_eq!(joined.status, 200, "{}", joined.text);
     }
+
+    async fn served_pages_carry_a_strict_policy_and_nosniff(backend: Backend) {
+        let app = TestApp::spawn(backend).await;
+        let alice = app.user("alice", &[Role::User]).await;
+        for path in ["/docs", "/health", "/openapi.json", "/no/such/route", "/join/not-a-call?t=x"] {
+            let a = app.raw("GET", path, None, None).await;
+            assert_eq!(a.headers["x-content-type-options"], "nosniff", "{path}");
+        }
+        let docs = app.raw("GET", "/docs", None, None).await;
+        let csp = docs.headers["content-security-policy"].to_str().unwrap();
+        assert!(csp.contains("default-src 'none'") && !csp.contains("script-src"), "{csp}");
+        let missing = app.raw("GET", "/join/not-a-call?t=x", None, None).await;
+        assert!(missing.headers["content-security-policy"].to_str().unwrap().contains("default-src 'none'"));
+        // The guest page keeps its own policy: its one script runs by this answer's nonce.
+        let mut req = call_request(CallType::Sfu, &[]);
+        req.join_anonymous_allowed = true;
+        let call = alice.rtc().create_call_for_contacts(&req).await.unwrap();
+        let link = call.join_url.unwrap();
+        let page = app.raw("GET", &link[link.find("/join/").unwrap()..], None, None).await;
+        assert_eq!(page.status, 200);
+        let csp = page.headers["content-security-policy"].to_str().unwrap();
+        let nonce = csp.split("'nonce-").nth(1).unwrap().split('\'').next().unwrap();
+        assert!(page.text.contains(&format!("<script nonce=\"{nonce}\">")), "{}", page.text);
+        assert!(csp.contains("default-src 'none'"), "{csp}");
+        assert!(!page.headers.get_all("content-security-policy").iter().nth(1).is_some(), "one policy only");
+    }
+
+    async fn webhooks_to_inside_addresses_are_refused_unless_allowed(backend: Backend) {
+        let app = TestApp::spawn_with(backend, |c| c.delivery.webhook_allow_private = false).await;
+        let admin = app.user("root", &[Role::Admin]).await;
+        let t = admin.token().await;
+        for url in ["http://127.0.0.1:9/x", "http://localhost:9/x", "http://169.254.169.254/latest/meta-data",
+                    "http://[::1]/x", "http://10.0.0.1/x", "https://192.168.1.10/x", "http://[::ffff:127.0.0.1]/x"] {
+            let a = app.raw("POST", "/admin/webhooks", Some(&t), Some(&json!({"url": url}).to_string())).await;
+            a.assert_problem(400, "CALLHUB_WEBHOOK_ALLOW_PRIVATE");
+        }
+        let list = app.raw("GET", "/admin/webhooks", Some(&t), None).await;
+        assert_eq!(list.json["webhooks"], json!([]), "nothing was registered");
+        let open = TestApp::spawn_with(backend, |c| c.delivery.webhook_allow_private = true).await;
+        let root = open.user("root", &[Role::Admin]).await;
+        let a = open.raw("POST", "/admin/webhooks", Some(&root.token().await), Some(r#"{"url":"http://127.0.0.1:9/x"}"#)).await;
+        assert_eq!(a.status, 201, "{}", a.text);
+    }
 }

@@ -144,6 +144,8 @@ pub fn test_config(db: &TestDb) -> Config {
     cfg.listen = "127.0.0.1:0".parse().unwrap();
     cfg.tick_interval = Duration::from_millis(50);
     cfg.pool.max_connections = 8;
+    // The suite's webhook receivers run on loopback; the SSRF test turns this off.
+    cfg.delivery.webhook_allow_private = true;
     cfg
 }
 
