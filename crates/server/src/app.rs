@@ -209,21 +209,17 @@ impl Server {
         let app = App::new(config).await?;
         let addr = listener.local_addr()?;
         let shutdown = CancellationToken::new();
-        let router = router(app.clone()).into_make_service_with_connect_info::<SocketAddr>();
-        let stop = shutdown.clone();
-        let serve = tokio::spawn(async move {
-            // Small answers go out at once: without TCP_NODELAY a response written in
-            // two parts waits for the client's delayed ACK (about 20-40 ms at low load).
-            let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-                let _ = tcp.set_nodelay(true);
-            });
-            let result = axum::serve(listener, router)
-                .with_graceful_shutdown(stop.cancelled_owned())
-                .await;
-            if let Err(e) = result {
-                tracing::error!(error = %e, "server stopped");
-            }
-        });
+        let router = router(app.clone());
+        let limits = crate::listen::Limits {
+            read_timeout: app.config.request_read_timeout,
+            connections_per_ip: app.config.connections_per_ip,
+        };
+        let serve = tokio::spawn(crate::listen::serve(
+            listener,
+            router,
+            limits,
+            shutdown.clone(),
+        ));
         let tasks = vec![
             serve,
             tokio::spawn(worker::run(app.clone(), shutdown.clone())),

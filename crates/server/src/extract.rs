@@ -4,6 +4,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Query, Request};
@@ -15,6 +16,7 @@ use serde::de::DeserializeOwned;
 use crate::app::App;
 use crate::auth::GuestClaims;
 use crate::error::ApiError;
+use crate::listen::BodyReadTimeout;
 
 /// A JSON body, read whatever its `Content-Type`; errors name the field.
 pub struct ApiJson<T>(pub T);
@@ -23,13 +25,27 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
-            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::TooLarge("the body is larger than 1 MiB".into())
-            } else {
-                ApiError::BadRequest(format!("cannot read the body: {}", e.body_text()))
-            }
-        })?;
+        // A client trickling its body would hold the connection and its task.
+        let limit = req
+            .extensions()
+            .get::<BodyReadTimeout>()
+            .map_or(Duration::from_secs(10), |t| t.0);
+        let read = tokio::time::timeout(limit, Bytes::from_request(req, state));
+        let bytes = read
+            .await
+            .map_err(|_| {
+                ApiError::Timeout(format!(
+                    "the body did not arrive within {} s",
+                    limit.as_secs()
+                ))
+            })?
+            .map_err(|e| {
+                if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::TooLarge("the body is larger than 1 MiB".into())
+                } else {
+                    ApiError::BadRequest(format!("cannot read the body: {}", e.body_text()))
+                }
+            })?;
         Ok(ApiJson(callhub_core::wire::parse_body(&bytes)?))
     }
 }

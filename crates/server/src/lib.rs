@@ -9,6 +9,7 @@ pub mod error;
 pub mod extract;
 pub mod guest;
 pub mod hub;
+pub mod listen;
 pub mod outbox;
 pub mod presence;
 pub mod routes;

@@ -205,3 +205,101 @@ backend_tests! {
         assert_eq!(a.status, 201, "{}", a.text);
     }
 }
+
+/// Slow and greedy clients, over raw TCP: the database behind does not matter.
+mod connections {
+    use std::time::{Duration, Instant};
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::{TcpSocket, TcpStream};
+
+    use crate::helpers::*;
+
+    async fn read_all_within(tcp: &mut TcpStream, secs: u64) -> Vec<u8> {
+        let mut got = Vec::new();
+        tokio::time::timeout(Duration::from_secs(secs), tcp.read_to_end(&mut got))
+            .await
+            .expect("the server did not close the connection in time")
+            .ok();
+        got
+    }
+
+    #[tokio::test]
+    async fn a_client_sending_its_headers_too_slowly_is_cut_off() {
+        let app = TestApp::spawn_with(Backend::Sqlite, |c| {
+            c.request_read_timeout = Duration::from_secs(1)
+        })
+        .await;
+        let mut tcp = TcpStream::connect(app.server.addr).await.unwrap();
+        tcp.write_all(b"POST /login HTTP/1.1\r\nHost: callhub\r\nContent-Le")
+            .await
+            .unwrap();
+        let started = Instant::now();
+        read_all_within(&mut tcp, 5).await;
+        let took = started.elapsed();
+        assert!(
+            took >= Duration::from_millis(900) && took < Duration::from_secs(4),
+            "{took:?}"
+        );
+        // An idle kept-alive connection is closed after the same deadline.
+        let mut idle = TcpStream::connect(app.server.addr).await.unwrap();
+        let started = Instant::now();
+        read_all_within(&mut idle, 5).await;
+        assert!(started.elapsed() < Duration::from_secs(4));
+    }
+
+    #[tokio::test]
+    async fn a_body_trickling_in_is_answered_408_and_cut_off() {
+        let app = TestApp::spawn_with(Backend::Sqlite, |c| {
+            c.request_read_timeout = Duration::from_secs(1)
+        })
+        .await;
+        let mut tcp = TcpStream::connect(app.server.addr).await.unwrap();
+        tcp.write_all(b"POST /login HTTP/1.1\r\nHost: callhub\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"user").await.unwrap();
+        let answer = String::from_utf8_lossy(&read_all_within(&mut tcp, 5).await).into_owned();
+        assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+        assert!(
+            answer.contains("application/problem+json") && answer.contains("did not arrive"),
+            "{answer}"
+        );
+    }
+
+    #[tokio::test]
+    async fn connections_per_client_address_are_bounded() {
+        let app = TestApp::spawn_with(Backend::Sqlite, |c| c.connections_per_ip = 2).await;
+        let held = [
+            TcpStream::connect(app.server.addr).await.unwrap(),
+            TcpStream::connect(app.server.addr).await.unwrap(),
+        ];
+        // Give the server a moment to count both before the third arrives.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let mut third = TcpStream::connect(app.server.addr).await.unwrap();
+        let _ = third
+            .write_all(b"GET /health HTTP/1.1\r\nHost: callhub\r\n\r\n")
+            .await;
+        let refused = read_all_within(&mut third, 3).await;
+        assert!(
+            refused.is_empty(),
+            "the third connection was served: {}",
+            String::from_utf8_lossy(&refused)
+        );
+        // Another address is not affected.
+        assert_eq!(
+            app.raw_from([127, 0, 0, 2], "GET", "/health", None, None)
+                .await
+                .status,
+            200
+        );
+        // A slot freed is a slot again.
+        drop(held);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let socket = TcpSocket::new_v4().unwrap();
+        let mut again = socket.connect(app.server.addr).await.unwrap();
+        again
+            .write_all(b"GET /health HTTP/1.1\r\nHost: callhub\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let answer = String::from_utf8_lossy(&read_all_within(&mut again, 3).await).into_owned();
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    }
+}
