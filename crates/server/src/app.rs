@@ -27,6 +27,10 @@ use crate::{routes, worker};
 
 pub struct App {
     pub store: Arc<dyn Store>,
+    /// The same database on connections of its own, for the deadline worker and
+    /// the outbox: requests that hold every pooled connection cannot delay a ring
+    /// timeout or a delivery.
+    pub background: Arc<dyn Store>,
     pub tokens: Tokens,
     pub config: Config,
     pub rules: Rules,
@@ -70,15 +74,20 @@ pub fn now() -> DateTime<Utc> {
     DateTime::from_timestamp_millis(Utc::now().timestamp_millis()).expect("now is representable")
 }
 
+/// Connections of the background work's own pool (SQLite: its readers).
+pub const BACKGROUND_CONNECTIONS: u32 = 4;
+
 impl App {
     pub async fn new(config: Config) -> anyhow::Result<Arc<App>> {
         // reqwest is built without a crypto provider of its own: SMS and webhooks over HTTPS use ring.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let ring_timeout = chrono::Duration::from_std(config.ring_timeout)?;
         let store = SqlStore::connect(&config.database_url, &config.pool, ring_timeout).await?;
+        let background = store.background(BACKGROUND_CONNECTIONS).await?;
         let secret = load_or_make_secret(config.jwt_secret.as_deref(), &config.data_dir)?;
         Ok(Arc::new(App {
             store: Arc::new(store),
+            background: Arc::new(background),
             tokens: Tokens::new(&secret, config.access_token_ttl, config.refresh_token_ttl),
             rules: Rules {
                 ring_timeout,

@@ -24,7 +24,11 @@ pub async fn run(app: Arc<App>, shutdown: CancellationToken) {
         fire_due(&app).await;
         if last_prune.elapsed() >= Duration::from_secs(3600) {
             last_prune = std::time::Instant::now();
-            if let Err(e) = app.store.prune_messages(now() - MESSAGE_RETENTION).await {
+            if let Err(e) = app
+                .background
+                .prune_messages(now() - MESSAGE_RETENTION)
+                .await
+            {
                 tracing::warn!(error = %e, "pruning messages failed");
             }
         }
@@ -33,7 +37,7 @@ pub async fn run(app: Arc<App>, shutdown: CancellationToken) {
 
 /// Applies `Tick` to every call whose deadline has come.
 pub async fn fire_due(app: &App) {
-    let due = match app.store.due_calls(now(), 500).await {
+    let due = match app.background.due_calls(now(), 500).await {
         Ok(due) => due,
         Err(e) => {
             tracing::warn!(error = %e, "looking for due calls failed");
@@ -43,7 +47,7 @@ pub async fn fire_due(app: &App) {
     for call_id in due {
         let rules = app.rules;
         let result = app
-            .store
+            .background
             .update_call(call_id, &|call| apply(call, Command::Tick, now(), &rules))
             .await;
         match result {

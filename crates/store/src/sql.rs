@@ -58,6 +58,9 @@ pub struct SqlStore {
     write: AnyPool,
     read: AnyPool,
     ring_timeout: chrono::Duration,
+    /// How to open more connections: `background` makes pools of its own.
+    options: AnyConnectOptions,
+    settings: PoolSettings,
 }
 
 pub(crate) fn db_error(e: sqlx::Error) -> StoreError {
@@ -131,6 +134,57 @@ fn user_from_row(r: &AnyRow) -> Result<UserInfo> {
     })
 }
 
+async fn sqlite_pool(
+    options: &AnyConnectOptions,
+    settings: &PoolSettings,
+    max: u32,
+) -> Result<AnyPool> {
+    let busy = settings.statement_timeout.as_millis();
+    AnyPoolOptions::new()
+        .max_connections(max)
+        .acquire_timeout(settings.acquire_timeout)
+        .after_connect(move |conn, _| {
+            Box::pin(async move {
+                // WAL: readers never block the writer. synchronous=NORMAL: a commit
+                // is in the WAL file before it returns, so kill -9 loses nothing
+                // answered; only a power cut may lose the last commits.
+                conn.execute("PRAGMA journal_mode = WAL").await?;
+                conn.execute("PRAGMA synchronous = NORMAL").await?;
+                conn.execute("PRAGMA foreign_keys = ON").await?;
+                conn.execute(sqlx::AssertSqlSafe(format!("PRAGMA busy_timeout = {busy}")))
+                    .await?;
+                Ok(())
+            })
+        })
+        .connect_with(options.clone())
+        .await
+        .map_err(db_error)
+}
+
+async fn postgres_pool(
+    options: &AnyConnectOptions,
+    settings: &PoolSettings,
+    max: u32,
+) -> Result<AnyPool> {
+    let timeout = settings.statement_timeout.as_millis();
+    let pool = AnyPoolOptions::new()
+        .max_connections(max)
+        .acquire_timeout(settings.acquire_timeout)
+        .after_connect(move |conn, _| {
+            Box::pin(async move {
+                conn.execute(sqlx::AssertSqlSafe(format!(
+                    "SET statement_timeout = {timeout}"
+                )))
+                .await?;
+                Ok(())
+            })
+        })
+        .connect_lazy_with(options.clone());
+    // Fail at start when the server is not there, rather than at the first request.
+    pool.acquire().await.map_err(db_error)?;
+    Ok(pool)
+}
+
 impl SqlStore {
     /// Opens (creating where needed) and migrates the database at `url`:
     /// `sqlite://path/to/file.db` or `postgres://…`.
@@ -179,63 +233,53 @@ impl SqlStore {
             format!("{url}?mode=rwc")
         };
         let options = AnyConnectOptions::from_str(&url).map_err(db_error)?;
-        let busy = settings.statement_timeout.as_millis();
-        let pool = |max: u32| {
-            AnyPoolOptions::new()
-                .max_connections(max)
-                .acquire_timeout(settings.acquire_timeout)
-                .after_connect(move |conn, _| {
-                    Box::pin(async move {
-                        // WAL: readers never block the writer. synchronous=NORMAL: a commit
-                        // is in the WAL file before it returns, so kill -9 loses nothing
-                        // answered; only a power cut may lose the last commits.
-                        conn.execute("PRAGMA journal_mode = WAL").await?;
-                        conn.execute("PRAGMA synchronous = NORMAL").await?;
-                        conn.execute("PRAGMA foreign_keys = ON").await?;
-                        conn.execute(sqlx::AssertSqlSafe(format!("PRAGMA busy_timeout = {busy}")))
-                            .await?;
-                        Ok(())
-                    })
-                })
-                .connect_with(options.clone())
-        };
         // One writer: SQLite takes one write transaction at a time anyway, and a
         // single connection never meets a busy upgrade between two of ours.
-        let write = pool(1).await.map_err(db_error)?;
-        let read = pool(settings.max_connections.clamp(1, 8))
-            .await
-            .map_err(db_error)?;
+        let write = sqlite_pool(&options, settings, 1).await?;
+        let read = sqlite_pool(&options, settings, settings.max_connections.clamp(1, 8)).await?;
         Ok(SqlStore {
             dialect: Dialect::Sqlite,
             write,
             read,
             ring_timeout: chrono::Duration::zero(),
+            options,
+            settings: settings.clone(),
         })
     }
 
     async fn connect_postgres(url: &str, settings: &PoolSettings) -> Result<SqlStore> {
         let options = AnyConnectOptions::from_str(url).map_err(db_error)?;
-        let timeout = settings.statement_timeout.as_millis();
-        let pool = AnyPoolOptions::new()
-            .max_connections(settings.max_connections)
-            .acquire_timeout(settings.acquire_timeout)
-            .after_connect(move |conn, _| {
-                Box::pin(async move {
-                    conn.execute(sqlx::AssertSqlSafe(format!(
-                        "SET statement_timeout = {timeout}"
-                    )))
-                    .await?;
-                    Ok(())
-                })
-            })
-            .connect_lazy_with(options);
-        // Fail at start when the server is not there, rather than at the first request.
-        pool.acquire().await.map_err(db_error)?;
+        let pool = postgres_pool(&options, settings, settings.max_connections).await?;
         Ok(SqlStore {
             dialect: Dialect::Postgres,
             write: pool.clone(),
             read: pool,
             ring_timeout: chrono::Duration::zero(),
+            options,
+            settings: settings.clone(),
+        })
+    }
+
+    /// The same database on connections of its own, for background work (ring
+    /// timeouts, planned starts, the outbox): requests that hold every pooled
+    /// connection cannot starve it. SQLite keeps its one writer (the file has one
+    /// anyway) and gets readers of its own.
+    pub async fn background(&self, max_connections: u32) -> Result<SqlStore> {
+        let max = max_connections.max(1);
+        let (write, read) = match self.dialect {
+            Dialect::Sqlite => (
+                self.write.clone(),
+                sqlite_pool(&self.options, &self.settings, max).await?,
+            ),
+            Dialect::Postgres => {
+                let pool = postgres_pool(&self.options, &self.settings, max).await?;
+                (pool.clone(), pool)
+            }
+        };
+        Ok(SqlStore {
+            write,
+            read,
+            ..self.clone()
         })
     }
 

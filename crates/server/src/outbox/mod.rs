@@ -102,7 +102,7 @@ async fn claim(app: &App, cfg: &DeliveryConfig) -> Vec<OutboxEntry> {
     let at = now();
     let lease = chrono::Duration::from_std(cfg.lease).unwrap_or(chrono::Duration::minutes(2));
     match app
-        .store
+        .background
         .claim_deliveries(at, at + lease, cfg.concurrency * 4)
         .await
     {
@@ -174,14 +174,18 @@ async fn deliver(app: &App, entry: OutboxEntry) {
         detail,
     };
     // Unrecorded, the lease runs out and the delivery is tried again: never lost.
-    if let Err(e) = app.store.finish_delivery(entry.id, attempt, next).await {
+    if let Err(e) = app
+        .background
+        .finish_delivery(entry.id, attempt, next)
+        .await
+    {
         tracing::warn!(delivery = entry.id, error = %e, "recording a delivery attempt failed");
     }
 }
 
 async fn send(app: &App, entry: &OutboxEntry) -> Result<Outcome, String> {
     let call: Call = app
-        .store
+        .background
         .call(entry.call_id)
         .await
         .map_err(|e| format!("reading the call: {e}"))?
@@ -223,7 +227,7 @@ async fn send(app: &App, entry: &OutboxEntry) -> Result<Outcome, String> {
                 return Err("a webhook delivery without its webhook or event".into());
             };
             let Some(hook) = app
-                .store
+                .background
                 .webhook(hook_id)
                 .await
                 .map_err(|e| format!("reading the webhook: {e}"))?
