@@ -25,10 +25,14 @@ pub struct Problem {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LoginRequest {
+    /// 1 to 64 letters, digits or `._@-`.
+    #[schema(pattern = r"^ *[A-Za-z0-9._@-]{1,64} *$")]
     pub username: String,
+    #[schema(pattern = r"^[^\u0000-\u001f\u007f-\u009f]*$")]
     pub password: String,
     /// May be omitted when the username is unique.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = r"^ *([A-Za-z0-9._@-]{1,64} *)?$")]
     pub domain: Option<String>,
 }
 
@@ -56,19 +60,33 @@ pub struct TokenResponse {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ContactInput {
+    /// At most 100 characters.
     #[serde(default)]
+    #[schema(max_length = 100, pattern = r"^[^\u0000-\u001f\u007f-\u009f]*$")]
     pub display_name: Option<String>,
     #[serde(default)]
+    #[schema(pattern = r"^ *([A-Za-z0-9._@-]{1,64} *)?$")]
     pub domain: Option<String>,
+    /// `local@host.tld`.
     #[serde(default)]
+    #[schema(
+        max_length = 254,
+        pattern = r"^ *([^\s@\u0000-\u001f\u007f-\u009f]+@[^\s@\u0000-\u001f\u007f-\u009f]*\.[^\s@\u0000-\u001f\u007f-\u009f]*)? *$"
+    )]
     pub email: Option<String>,
+    /// E.164 (`+4917612345678`); spaces, dashes, dots and brackets are dropped.
     #[serde(default)]
+    #[schema(
+        max_length = 64,
+        pattern = r"^ *([ \-.()]*\+[ \-.()]*[1-9]([ \-.()]*[0-9]){6,14}[ \-.()]*)? *$"
+    )]
     pub phone_number: Option<String>,
     /// The database id of the user the contact is linked to.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "integer")]
     pub user_db_id: Option<UserDbId>,
     /// The user id of the user the contact is linked to.
     #[serde(default)]
+    #[schema(pattern = r"^ *([A-Za-z0-9._@-]{1,64} *)?$")]
     pub user_id: Option<String>,
 }
 
@@ -137,11 +155,13 @@ impl TeamInput {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TeamInput {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "integer")]
     pub id: Option<i64>,
     #[serde(default)]
+    #[schema(max_length = 100, pattern = r"^[^\u0000-\u001f\u007f-\u009f]*$")]
     pub name: Option<String>,
     #[serde(default)]
+    #[schema(pattern = r"^ *([A-Za-z0-9._@-]{1,64} *)?$")]
     pub domain: Option<String>,
 }
 
@@ -149,11 +169,20 @@ pub struct TeamInput {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CreateCallRequest {
+    /// 1 to 200 characters after trimming.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
     pub call_title: String,
     #[serde(default = "standard")]
     pub call_reason: CallReason,
     pub call_type: CallType,
+    /// A call holds at most `CALLHUB_MAX_CALL_CONTACTS` contacts (500 by
+    /// default), its creator and the teams' members included.
     #[serde(default)]
+    #[schema(max_items = 499)]
     pub invited_contacts: Vec<ContactInput>,
     #[serde(default)]
     pub invited_teams: Vec<TeamInput>,
@@ -163,11 +192,51 @@ pub struct CreateCallRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub inform_others_directly: Option<bool>,
     /// The `userDbId` to create the call on behalf of (brokers and admins only).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "integer"
+    )]
     pub creator_user: Option<UserDbId>,
-    /// ISO-8601; without an offset it is UTC. In the future, the call is `Planned`.
+    /// ISO-8601; without an offset it is UTC (`2026-11-24T10:00:00` is taken
+    /// too). In the future, the call is `Planned`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(format = DateTime)]
     pub planned_date_time: Option<String>,
+}
+
+/// An integer id, also when a client writes it as `8.0` (JSON has one number
+/// type, and JSON Schema counts `8.0` as an integer).
+fn integer<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    struct Visitor;
+    impl serde::de::Visitor<'_> for Visitor {
+        type Value = Option<i64>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("an integer id or null")
+        }
+        fn visit_none<E>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_unit<E>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
+            Ok(Some(v))
+        }
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Self::Value, E> {
+            i64::try_from(v)
+                .map(Some)
+                .map_err(|_| E::custom(format!("{v} is out of range")))
+        }
+        fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Self::Value, E> {
+            if v.fract() == 0.0 && v.abs() < 9.0e15 {
+                Ok(Some(v as i64))
+            } else {
+                Err(E::custom(format!("{v} is not an integer id")))
+            }
+        }
+    }
+    d.deserialize_any(Visitor)
 }
 
 fn standard() -> CallReason {
@@ -178,6 +247,7 @@ fn standard() -> CallReason {
 #[serde(rename_all = "camelCase")]
 pub struct InviteRequest {
     #[serde(default)]
+    #[schema(max_items = 499)]
     pub invited_contacts: Vec<ContactInput>,
     #[serde(default)]
     pub invited_teams: Vec<TeamInput>,
@@ -198,9 +268,11 @@ pub struct CallLogsQuery {
     pub status: Option<CallStatus>,
     /// From 0.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[param(minimum = 0, maximum = 1000000)]
     pub page: Option<u32>,
     /// 1 to 100; 20 when omitted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[param(minimum = 1, maximum = 100)]
     pub size: Option<u32>,
 }
 
@@ -255,8 +327,17 @@ pub struct JoinResponse {
 pub struct GuestJoinRequest {
     pub call_id: Uuid,
     /// The `t` of the guest link.
+    #[schema(
+        min_length = 1,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
     pub token: String,
     /// The name the others see; 1–100 characters.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
     pub display_name: String,
 }
 
@@ -284,7 +365,12 @@ pub struct GuestPageQuery {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct WebhookRequest {
-    /// `http://` or `https://` URL that receives the domain's call events.
+    /// `http://` or `https://` URL that receives the domain's call events; not
+    /// a loopback, private or link-local address unless the operator allows it.
+    #[schema(
+        max_length = 2000,
+        pattern = r"^ *https?://[^\s\u0000-\u001f\u007f-\u009f]+ *$"
+    )]
     pub url: String,
 }
 

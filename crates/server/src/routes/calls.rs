@@ -127,6 +127,7 @@ async fn resolve(
         (status = 400, description = "Invalid body; the detail names the field", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No or bad access token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "creatorUser names someone else and the caller is no broker", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = TOO_MANY_INVITATIONS, body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body over 1 MiB", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn create_call(
@@ -318,12 +319,15 @@ async fn command(
 }
 
 const NOT_FOUND: &str = "No such call visible to the caller";
+const BAD_CALL_ID: &str = "callId missing or not a UUID";
+const TOO_MANY_INVITATIONS: &str = "More mail and SMS invitations than the account has left this hour (CALLHUB_INVITES_PER_HOUR); see Retry-After";
 const CONFLICT: &str = "The call has ended, or the command does not fit the caller's state in it";
 
 #[utoipa::path(post, path = "/rtc/joinCall", tag = "rtc", operation_id = "joinCall",
     params(CallIdQuery),
     responses(
         (status = 200, description = "Joined (writes Join; stops the ringing on the caller's other devices)", body = JoinResponse),
+        (status = 400, description = BAD_CALL_ID, body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No or bad access token", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = NOT_FOUND, body = Problem, content_type = "application/problem+json"),
         (status = 409, description = CONFLICT, body = Problem, content_type = "application/problem+json"),
@@ -345,6 +349,7 @@ pub async fn join_call(
     params(CallIdQuery),
     responses(
         (status = 200, description = "Declined (writes Declined)", body = CallLog),
+        (status = 400, description = BAD_CALL_ID, body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No or bad access token", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = NOT_FOUND, body = Problem, content_type = "application/problem+json"),
         (status = 409, description = CONFLICT, body = Problem, content_type = "application/problem+json"),
@@ -364,6 +369,7 @@ pub async fn decline_call(
     params(CallIdQuery),
     responses(
         (status = 200, description = "Left (writes Leave; the call may end by its rules). A guest leaves with the access token of joinAnonymous", body = CallLog),
+        (status = 400, description = BAD_CALL_ID, body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No or bad access token", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = NOT_FOUND, body = Problem, content_type = "application/problem+json"),
         (status = 409, description = CONFLICT, body = Problem, content_type = "application/problem+json"),
@@ -401,6 +407,7 @@ pub async fn leave_call(
     params(CallIdQuery),
     responses(
         (status = 200, description = "Ended (Leave for those still in, then Ended)", body = CallLog),
+        (status = 400, description = BAD_CALL_ID, body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No or bad access token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Only the creator, the broker or an admin may end the call", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = NOT_FOUND, body = Problem, content_type = "application/problem+json"),
@@ -425,7 +432,8 @@ pub async fn end_call(
         (status = 400, description = "Invalid body; the detail names the contact", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No or bad access token", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = NOT_FOUND, body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = CONFLICT, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The call has ended, or would hold more contacts than CALLHUB_MAX_CALL_CONTACTS", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = TOO_MANY_INVITATIONS, body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn invite_contacts(
     State(app): State<Arc<App>>,

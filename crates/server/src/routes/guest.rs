@@ -58,7 +58,7 @@ async fn call_of_link(app: &App, ip: &str, call_id: Uuid, token: &str) -> ApiRes
         (status = 400, description = "Invalid body; the detail names the field", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "The call does not allow anonymous join", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No call with this guest link (a wrong token)", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The call has ended, or a MESH call is full", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The call has ended, a MESH call is full, or the call holds CALLHUB_MAX_CALL_CONTACTS contacts", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Too many wrong tokens from this address; see Retry-After", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn join_anonymous(
@@ -108,6 +108,7 @@ pub async fn join_anonymous(
     params(("callId" = Uuid, Path, description = "The call"), GuestPageQuery),
     responses(
         (status = 200, description = "The guest page: name the guest and join (HTML; no scripts from elsewhere)", content_type = "text/html"),
+        (status = 400, description = "The query has no t", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "The call does not allow anonymous join", content_type = "text/html"),
         (status = 404, description = "No call with this guest link", content_type = "text/html"),
         (status = 409, description = "The call has ended", content_type = "text/html"),
