@@ -37,7 +37,7 @@ start_server() { # backend
     fi
     URL="http://127.0.0.1:$port"
     CALLHUB_LISTEN="127.0.0.1:$port" CALLHUB_DATABASE_URL="$DB_URL" CALLHUB_DATA_DIR="$WORK" CALLHUB_LOG=warn \
-        CALLHUB_DB_MAX_CONNECTIONS=32 "$BIN/callhub" serve 2>"$WORK/server.log" &
+        CALLHUB_DB_MAX_CONNECTIONS=32 CALLHUB_CONNECTIONS_PER_IP=30000 "$BIN/callhub" serve 2>"$WORK/server.log" &
     SERVER_PID=$!
     for _ in $(seq 1 100); do curl -sf "$URL/health" >/dev/null && return 0; sleep 0.1; done
     echo "server did not start"; cat "$WORK/server.log"; exit 1

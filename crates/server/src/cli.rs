@@ -42,10 +42,13 @@ pub enum Cmd {
 pub enum UserCmd {
     /// Create an account; prints its UserInfo as one JSON line.
     Add {
+        /// 1 to 64 letters, digits or ._@-
         #[arg(long)]
         domain: String,
+        /// 1 to 64 letters, digits or ._@-
         #[arg(long = "user-id")]
         user_id: String,
+        /// 1 to 100 characters, no control characters; the user id when omitted.
         #[arg(long = "display-name")]
         display_name: Option<String>,
         #[arg(long)]
@@ -66,8 +69,10 @@ pub enum UserCmd {
 pub enum TeamCmd {
     /// Create a team of existing users; prints the team as one JSON line.
     Add {
+        /// 1 to 64 letters, digits or ._@-
         #[arg(long)]
         domain: String,
+        /// 1 to 100 characters, no control characters.
         #[arg(long)]
         name: String,
         /// A member's user id; may be given more than once.

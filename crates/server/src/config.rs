@@ -253,7 +253,7 @@ impl Config {
             )?,
             invites_per_hour: src.parse("CALLHUB_INVITES_PER_HOUR", 1000)?,
             request_read_timeout: src.secs("CALLHUB_REQUEST_READ_TIMEOUT_SECS", 10)?,
-            connections_per_ip: src.parse("CALLHUB_CONNECTIONS_PER_IP", 256)?,
+            connections_per_ip: src.parse("CALLHUB_CONNECTIONS_PER_IP", 1000)?,
         };
         if cfg.max_call_contacts < 2 || cfg.invites_per_hour == 0 || cfg.connections_per_ip == 0 {
             bail!(

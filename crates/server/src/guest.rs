@@ -16,7 +16,12 @@ pub fn token_hash_for(app: &App, call_id: Uuid) -> String {
 pub fn token_matches(call: &Call, token: &str) -> bool {
     call.guest_token_hash
         .as_deref()
-        .is_some_and(|h| constant_time_eq(h.as_bytes(), token_hash(token).as_bytes()))
+        .is_some_and(|h| token_matches_hash(h, token))
+}
+
+/// Whether `token` is the one whose hash a call keeps (compared in constant time).
+pub fn token_matches_hash(hash: &str, token: &str) -> bool {
+    constant_time_eq(hash.as_bytes(), token_hash(token).as_bytes())
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
