@@ -54,7 +54,7 @@ schemathesis --config-file .ci/schemathesis.toml run "http://127.0.0.1:$PORT/ope
     --header "Authorization: Bearer $TOKEN" \
     --max-examples "$EXAMPLES" \
     --max-time "$MAX_TIME" \
-    --workers 2 \
+    --workers 1 \
     --seed 13 \
     --suppress-health-check all \
     --request-timeout 20 || status=$?

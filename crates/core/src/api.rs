@@ -455,7 +455,7 @@ pub struct ContactsQuery {
     /// Text the account's id, display name or email (or the team's name) contains,
     /// case-insensitively; empty or omitted lists the domain by display name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[param(max_length = 100)]
+    #[param(max_length = 100, pattern = r"^[^\u0000-\u001f\u007f-\u009f]*$")]
     pub q: Option<String>,
     /// 1 to 100; 20 when omitted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
