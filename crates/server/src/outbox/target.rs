@@ -45,7 +45,7 @@ fn is_public_v6(ip: Ipv6Addr) -> bool {
 }
 
 /// The host and port of an `http://` or `https://` URL.
-fn host_port(url: &str) -> Result<(String, u16), String> {
+pub fn host_port(url: &str) -> Result<(String, u16), String> {
     let parsed = reqwest::Url::parse(url).map_err(|e| format!("{url:?} is not a URL: {e}"))?;
     if !matches!(parsed.scheme(), "http" | "https") {
         return Err(format!("{url:?} is not an http:// or https:// URL"));

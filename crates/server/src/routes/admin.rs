@@ -47,14 +47,9 @@ async fn check_url(app: &App, url: &str) -> ApiResult<()> {
         return Err(refuse(format!("{url:?} is not an http:// or https:// URL")));
     }
     if app.senders.webhook_allow_private {
-        let scheme_ok = url.starts_with("http://") || url.starts_with("https://");
-        let parsed = reqwest::Url::parse(url)
-            .ok()
-            .filter(|u| u.host_str().is_some());
-        if !scheme_ok || parsed.is_none() {
-            return Err(refuse(format!("{url:?} is not an http:// or https:// URL")));
-        }
-        return Ok(());
+        return crate::outbox::target::host_port(url)
+            .map(|_| ())
+            .map_err(refuse);
     }
     crate::outbox::target::check_url(url).await.map_err(refuse)
 }
