@@ -10,6 +10,7 @@ use axum::extract::ws::{
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, Uri};
 use axum::response::Response;
+use callhub_core::wire::ClientFrame;
 use callhub_core::{ContactOrigin, UserInfo};
 use futures::{SinkExt, StreamExt};
 use serde::Deserialize;
@@ -44,21 +45,6 @@ pub struct WsParams {
     access_token: Option<String>,
     /// Resume at connect: replay every message after this `seq` first.
     since: Option<i64>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(tag = "type", rename_all = "camelCase")]
-enum ClientFrame {
-    Resume {
-        since: i64,
-    },
-    #[serde(rename_all = "camelCase")]
-    Signal {
-        call_id: Uuid,
-        to: i64,
-        payload: serde_json::Value,
-    },
-    Ping,
 }
 
 /// Who holds a socket.
