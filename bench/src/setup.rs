@@ -32,8 +32,12 @@ pub async fn run(
         let new = NewUser {
             domain: "bench".into(),
             user_id: user_id.clone(),
-            display_name: format!("User {i}"),
-            email: None,
+            display_name: person(i),
+            email: Some(format!(
+                "{}.{i}@plant-{}.example",
+                person(i).to_lowercase().replace(' ', "."),
+                i % 7
+            )),
             phone_number: None,
             roles: vec![Role::User],
             password_hash: hash.clone(),
@@ -65,4 +69,65 @@ pub async fn run(
     out.flush()?;
     store.close().await;
     Ok(())
+}
+
+const FIRST: [&str; 50] = [
+    "Anna", "Ben", "Clara", "David", "Elif", "Farid", "Greta", "Hannes", "Ines", "Jonas", "Katrin",
+    "Lukas", "Mara", "Nico", "Olga", "Paul", "Quentin", "Rosa", "Stefan", "Tanja", "Uwe", "Vera",
+    "Wolfgang", "Xenia", "Yusuf", "Zoe", "Aylin", "Bernd", "Chiara", "Dennis", "Emma", "Florian",
+    "Gül", "Heike", "Igor", "Jana", "Kai", "Lea", "Mehmet", "Nina", "Oskar", "Petra", "Ralf",
+    "Sophie", "Timo", "Ute", "Viktor", "Wiebke", "Yannick", "Zeynep",
+];
+const LAST: [&str; 40] = [
+    "Müller",
+    "Schmidt",
+    "Schneider",
+    "Fischer",
+    "Weber",
+    "Meyer",
+    "Wagner",
+    "Becker",
+    "Schulz",
+    "Hoffmann",
+    "Koch",
+    "Richter",
+    "Klein",
+    "Wolf",
+    "Schröder",
+    "Neumann",
+    "Schwarz",
+    "Braun",
+    "Zimmermann",
+    "Krüger",
+    "Hartmann",
+    "Lange",
+    "Werner",
+    "Krause",
+    "Lehmann",
+    "Köhler",
+    "Herrmann",
+    "König",
+    "Walter",
+    "Mayer",
+    "Huber",
+    "Kaiser",
+    "Fuchs",
+    "Peters",
+    "Lang",
+    "Scholz",
+    "Möller",
+    "Weiß",
+    "Jung",
+    "Hahn",
+];
+
+/// A plausible name for bench user `i` (the directory's benchmark searches them):
+/// 2,000 first-and-last pairs, numbered beyond that as people share names.
+pub fn person(i: usize) -> String {
+    let pair = i % (FIRST.len() * LAST.len());
+    let name = format!("{} {}", FIRST[pair % FIRST.len()], LAST[pair / FIRST.len()]);
+    match i / (FIRST.len() * LAST.len()) {
+        0 => name,
+        n => format!("{name} {}", n + 1),
+    }
 }

@@ -979,14 +979,6 @@ impl Store for SqlStore {
         const BUSY: &str = "EXISTS (SELECT 1 FROM call_contacts cc JOIN calls c ON c.id = cc.call_pk \
                             WHERE cc.user_db_id = u.id AND cc.joined = 1 AND c.status <> 'Ended')";
         let mut conn = self.read.acquire().await.map_err(db_error)?;
-        let domain_id: Option<i64> = sqlx::query_scalar("SELECT id FROM domains WHERE name = $1")
-            .bind(domain)
-            .fetch_optional(&mut *conn)
-            .await
-            .map_err(db_error)?;
-        let Some(domain_id) = domain_id else {
-            return Ok((Vec::new(), Vec::new()));
-        };
         let order = match self.dialect {
             Dialect::Sqlite => "ORDER BY u.name_key, u.id",
             Dialect::Postgres => "ORDER BY u.name_key COLLATE \"C\", u.id",
@@ -1007,10 +999,10 @@ impl Store for SqlStore {
         };
         let sql = format!(
             "SELECT {USER_COLUMNS}, {BUSY} FROM users u JOIN domains d ON d.id = u.domain_id \
-             WHERE u.domain_id = $1 {filter} {order} LIMIT $2"
+             WHERE d.name = $1 {filter} {order} LIMIT $2"
         );
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(domain_id)
+            .bind(domain)
             .bind(i64::from(size));
         if !needle.is_empty() {
             q = match self.dialect {
@@ -1032,10 +1024,10 @@ impl Store for SqlStore {
             })
             .collect::<Result<_>>()?;
         let rows = sqlx::query(
-            "SELECT t.id, t.name FROM teams t WHERE t.domain_id = $1 AND lower(t.name) LIKE $2 ESCAPE '\\' \
-             ORDER BY lower(t.name), t.id LIMIT $3",
+            "SELECT t.id, t.name FROM teams t JOIN domains d ON d.id = t.domain_id \
+             WHERE d.name = $1 AND lower(t.name) LIKE $2 ESCAPE '\\' ORDER BY lower(t.name), t.id LIMIT $3",
         )
-        .bind(domain_id)
+        .bind(domain)
         .bind(contains_pattern(needle))
         .bind(i64::from(size))
         .fetch_all(&mut *conn)
