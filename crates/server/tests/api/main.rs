@@ -13,6 +13,7 @@ mod deliveries;
 mod durability;
 mod guests;
 mod openapi;
+mod operator;
 mod outage;
 mod sockets;
 mod timers;
