@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod calls;
+mod docs_page;
 pub mod guest;
 pub mod meta;
 pub mod session;
