@@ -367,12 +367,7 @@ impl<'a> Page<'a> {
         };
         match ty {
             "object" => {
-                let required: Vec<&str> = schema["required"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(Value::as_str)
-                    .collect();
+                let required = required_fields(schema);
                 let props = schema["properties"].as_object();
                 // Fields that are optional and may be null are left out; an object with
                 // nothing required shows all its fields, or it would say nothing.
@@ -425,12 +420,7 @@ impl<'a> Page<'a> {
         let Some(props) = s["properties"].as_object() else {
             return;
         };
-        let required: Vec<&str> = s["required"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-            .collect();
+        let required = required_fields(s);
         h.push_str("<table class=fields><tr><th>field</th><th>type</th><th>meaning</th></tr>");
         for (p, v) in props {
             let _ = write!(
@@ -444,6 +434,15 @@ impl<'a> Page<'a> {
         }
         h.push_str("</table>");
     }
+}
+
+fn required_fields(schema: &Value) -> Vec<&str> {
+    schema["required"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect()
 }
 
 fn ref_name(r: &str) -> &str {
