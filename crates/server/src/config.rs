@@ -255,6 +255,7 @@ impl Config {
     /// The SQLite file, when the database is one.
     pub fn sqlite_file(&self) -> Option<PathBuf> {
         callhub_store::sqlite_path(&self.database_url)
+            .filter(|p| !p.as_os_str().is_empty() && p.as_os_str() != ":memory:")
             .map(|p| std::path::absolute(p).unwrap_or_else(|_| p.to_owned()))
     }
 

@@ -63,25 +63,28 @@ const USER_ADD: [&str; 7] = [
 ];
 
 #[tokio::test]
-async fn user_add_in_a_folder_without_a_database_refuses_and_names_where_it_looked() {
+async fn user_and_team_add_in_a_folder_without_a_database_refuse_and_name_where_they_looked() {
     let dir = empty_dir();
     let db = dir.join("data").join("callhub.db");
 
-    let mut cmd = callhub_in(&dir);
-    cmd.args(USER_ADD);
-    let out = run(cmd, &format!("{PASSWORD}\n")).await;
-    let err = stderr(&out);
-    assert!(!out.status.success(), "{err}");
-    assert!(
-        err.contains(&format!("callhub: database SQLite {}", db.display())),
-        "{err}"
-    );
-    assert!(
-        err.contains(&format!("no database at {}", db.display())),
-        "{err}"
-    );
-    assert!(err.contains("callhub migrate"), "{err}");
-    assert!(!db.exists(), "a refused user add made a database");
+    let team_add = ["team", "add", "--domain", "ubimax", "--name", "Field"];
+    for args in [&USER_ADD[..], &team_add[..]] {
+        let mut cmd = callhub_in(&dir);
+        cmd.args(args);
+        let out = run(cmd, &format!("{PASSWORD}\n")).await;
+        let err = stderr(&out);
+        assert!(!out.status.success(), "{args:?}: {err}");
+        assert!(
+            err.contains(&format!("callhub: database SQLite {}", db.display())),
+            "{err}"
+        );
+        assert!(
+            err.contains(&format!("no database at {}", db.display())),
+            "{err}"
+        );
+        assert!(err.contains("callhub migrate"), "{err}");
+        assert!(!db.exists(), "a refused {args:?} made a database");
+    }
 
     // `migrate` makes it and says so; then `user add` works and names it too.
     let mut cmd = callhub_in(&dir);
