@@ -1,7 +1,7 @@
 //! `callhub-cli`: log in once, then create, read and answer calls and watch
 //! notifications as they come, from a terminal or a script.
 
-use std::io::Read;
+use std::io::{IsTerminal, Read};
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
@@ -220,8 +220,19 @@ fn print<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    match Cli::parse().command {
+async fn main() -> std::process::ExitCode {
+    match run(Cli::parse()).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // One line with its causes (no backtrace, whatever RUST_BACKTRACE says).
+            eprintln!("callhub-cli: error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
         Cmd::Login {
             server,
             user,
@@ -229,9 +240,15 @@ async fn main() -> anyhow::Result<()> {
         } => {
             let server = server_url(&server)?;
             let mut password = String::new();
-            std::io::stdin()
-                .read_to_string(&mut password)
-                .context("reading the password from standard input")?;
+            let mut stdin = std::io::stdin();
+            if stdin.is_terminal() {
+                // Typed by hand: one line ends it (waiting for end-of-file looks like a hang).
+                eprint!("password for {user} (shown as you type; pipe it in to hide it): ");
+                stdin.read_line(&mut password)
+            } else {
+                stdin.read_to_string(&mut password)
+            }
+            .context("reading the password from standard input")?;
             let password = password.trim_end_matches(['\r', '\n']);
             if password.is_empty() {
                 bail!(
