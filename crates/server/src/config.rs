@@ -77,9 +77,18 @@ pub struct Source {
 
 impl Source {
     pub fn load() -> anyhow::Result<Source> {
-        let path = std::env::var("CALLHUB_CONFIG").unwrap_or_else(|_| "callhub.toml".into());
+        // A file named on purpose must be there; the default one is optional.
+        let named = std::env::var("CALLHUB_CONFIG")
+            .ok()
+            .filter(|p| !p.is_empty());
+        let path = named.clone().unwrap_or_else(|| "callhub.toml".into());
         let mut file = HashMap::new();
-        if let Ok(text) = std::fs::read_to_string(&path) {
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => Some(text),
+            Err(e) if named.is_some() => bail!("CALLHUB_CONFIG={path:?} cannot be read: {e}"),
+            Err(_) => None,
+        };
+        if let Some(text) = text {
             let table: toml::Table = text
                 .parse()
                 .with_context(|| format!("{path} is not valid TOML"))?;
@@ -241,6 +250,30 @@ impl Config {
             bail!("CALLHUB_DB_MAX_CONNECTIONS must be at least 1");
         }
         Ok(cfg)
+    }
+
+    /// The SQLite file, when the database is one.
+    pub fn sqlite_file(&self) -> Option<PathBuf> {
+        callhub_store::sqlite_path(&self.database_url)
+            .filter(|p| !p.as_os_str().is_empty() && p.as_os_str() != ":memory:")
+            .map(|p| std::path::absolute(p).unwrap_or_else(|_| p.to_owned()))
+    }
+
+    /// The database as an operator looks for it: SQLite's absolute path, or the
+    /// PostgreSQL URL without its password.
+    pub fn database_shown(&self) -> String {
+        if let Some(file) = self.sqlite_file() {
+            return format!("SQLite {}", file.display());
+        }
+        let url = &self.database_url;
+        match (url.split_once("://"), url.rsplit_once('@')) {
+            (Some((scheme, rest)), Some((_, host))) => {
+                let user = rest.split('@').next().unwrap_or("");
+                let user = user.split(':').next().unwrap_or(user);
+                format!("{scheme}://{user}@{host}")
+            }
+            _ => url.clone(),
+        }
     }
 
     /// A configuration for tests and embedding: defaults, on the given database.

@@ -9,9 +9,11 @@ pub mod error;
 pub mod extract;
 pub mod guest;
 pub mod hub;
+pub mod node_lock;
 pub mod outbox;
 pub mod presence;
 pub mod routes;
+pub mod settings;
 pub mod worker;
 pub mod ws;
 

@@ -1,10 +1,13 @@
-use callhub_server::cli::{Cli, Cmd};
+use std::process::ExitCode;
+
+use callhub_server::cli::{Cli, Cmd, IfMissing};
+use callhub_server::node_lock::NodeLock;
 use callhub_server::{Config, Server, cli};
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> ExitCode {
     let args = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -12,7 +15,20 @@ async fn main() -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
+    match run(args).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // One line with its causes, for an operator and for scripts reading stderr.
+            eprintln!("callhub: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Cli) -> anyhow::Result<()> {
     let cfg = Config::from_env()?;
+    // Relative defaults make a new database in whatever folder a command runs in.
+    eprintln!("callhub: database {}", cfg.database_shown());
     match args.command {
         Cmd::Serve => serve(cfg).await,
         Cmd::Migrate => cli::migrate(&cfg).await,
@@ -28,6 +44,12 @@ async fn main() -> anyhow::Result<()> {
 }
 
 async fn serve(cfg: Config) -> anyhow::Result<()> {
+    // One node per SQLite database: a second would ring nobody live.
+    let _lock = cfg
+        .sqlite_file()
+        .map(|db| NodeLock::take(&db))
+        .transpose()?;
+    cli::check_database(&cfg, IfMissing::Create)?;
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", cfg.listen))?;

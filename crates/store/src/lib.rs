@@ -12,7 +12,7 @@ use callhub_core::{
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-pub use sql::{PoolSettings, SqlStore};
+pub use sql::{PoolSettings, SqlStore, sqlite_path};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

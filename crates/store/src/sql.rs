@@ -1,6 +1,7 @@
 //! The `Store` on SQL, one implementation for SQLite and PostgreSQL through sqlx's
 //! `Any` driver. Where the two differ (locking, transaction start) `Dialect` says.
 
+use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -11,7 +12,7 @@ use callhub_core::{
 };
 use chrono::{DateTime, Utc};
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
-use sqlx::{AnyConnection, AnyPool, Executor, Row};
+use sqlx::{AnyConnection, AnyPool, ConnectOptions, Connection, Executor, Row};
 use uuid::Uuid;
 
 use crate::*;
@@ -130,6 +131,34 @@ fn user_from_row(r: &AnyRow) -> Result<UserInfo> {
     })
 }
 
+/// The file of a `sqlite://path` (or `sqlite:path`) URL; `None` for other databases.
+pub fn sqlite_path(url: &str) -> Option<&Path> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    Some(Path::new(rest.split('?').next().unwrap_or_default()))
+}
+
+/// `host:port` of a PostgreSQL URL, as an operator would look it up.
+fn server_address(options: &AnyConnectOptions) -> String {
+    let url = &options.database_url;
+    let host = url.host_str().unwrap_or("localhost");
+    format!("{host}:{}", url.port().unwrap_or(5432))
+}
+
+/// Why a connection could not be made, in an operator's words.
+fn cause(e: &sqlx::Error) -> String {
+    match e {
+        sqlx::Error::Io(io) => match io.kind() {
+            std::io::ErrorKind::ConnectionRefused => "connection refused".into(),
+            std::io::ErrorKind::TimedOut => "connection timed out".into(),
+            _ => io.to_string(),
+        },
+        sqlx::Error::Database(d) => d.message().to_owned(),
+        other => other.to_string(),
+    }
+}
+
 impl SqlStore {
     /// Opens (creating where needed) and migrates the database at `url`:
     /// `sqlite://path/to/file.db` or `postgres://…`.
@@ -157,14 +186,8 @@ impl SqlStore {
     }
 
     async fn connect_sqlite(url: &str, settings: &PoolSettings) -> Result<SqlStore> {
-        let path = url
-            .trim_start_matches("sqlite://")
-            .trim_start_matches("sqlite:");
-        let path = path.split('?').next().unwrap_or_default();
-        if let Some(dir) = std::path::Path::new(path)
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty())
-        {
+        let path = sqlite_path(url).unwrap_or(Path::new(""));
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| {
                 StoreError::Unavailable(format!(
                     "cannot create data directory {}: {e}",
@@ -227,9 +250,23 @@ impl SqlStore {
                     Ok(())
                 })
             })
-            .connect_lazy_with(options);
-        // Fail at start when the server is not there, rather than at the first request.
-        pool.acquire().await.map_err(db_error)?;
+            .connect_lazy_with(options.clone());
+        // Fail at start when the server is not there, rather than at the first request:
+        // one attempt, whose cause is named (the pool would retry until its timeout and
+        // report only that it timed out).
+        let at = server_address(&options);
+        match tokio::time::timeout(settings.acquire_timeout, options.connect()).await {
+            Err(_) => {
+                return Err(StoreError::Unavailable(format!(
+                    "no answer within {} s at {at}",
+                    settings.acquire_timeout.as_secs()
+                )));
+            }
+            Ok(Err(e)) => return Err(StoreError::Unavailable(format!("{} at {at}", cause(&e)))),
+            Ok(Ok(conn)) => {
+                let _ = conn.close().await;
+            }
+        }
         Ok(SqlStore {
             dialect: Dialect::Postgres,
             write: pool.clone(),

@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod calls;
 pub mod directory;
+mod docs_page;
 pub mod guest;
 pub mod meta;
 pub mod session;

@@ -14,6 +14,7 @@ mod directory;
 mod durability;
 mod guests;
 mod openapi;
+mod operator;
 mod outage;
 mod sockets;
 mod timers;
