@@ -13,8 +13,12 @@ use tokio::sync::{Notify, mpsc};
 /// What a socket's task is told.
 #[derive(Debug, Clone)]
 pub enum Push {
-    /// A committed, sequenced message.
-    Sequenced { seq: i64, body: std::sync::Arc<str> },
+    /// A committed, sequenced message, and when it was handed over after its commit.
+    Sequenced {
+        seq: i64,
+        body: std::sync::Arc<str>,
+        committed: std::time::Instant,
+    },
     /// A frame that is not stored (signaling).
     Transient(std::sync::Arc<str>),
 }
@@ -105,6 +109,7 @@ impl Hub {
         if messages.is_empty() {
             return;
         }
+        let committed = std::time::Instant::now();
         let sockets = self.sockets.lock().expect("hub lock");
         for m in messages {
             let Some(list) = sockets.get(&m.user) else {
@@ -116,6 +121,7 @@ impl Hub {
                     .try_send(Push::Sequenced {
                         seq: m.seq,
                         body: body.clone(),
+                        committed,
                     })
                     .is_err()
                 {

@@ -9,6 +9,8 @@ pub mod error;
 pub mod extract;
 pub mod guest;
 pub mod hub;
+pub mod metrics;
+pub mod observe;
 pub mod outbox;
 pub mod presence;
 pub mod routes;

@@ -1,4 +1,7 @@
+use std::io::IsTerminal;
+
 use callhub_server::cli::{Cli, Cmd};
+use callhub_server::config::LogFormat;
 use callhub_server::{Config, Server, cli};
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
@@ -6,14 +9,23 @@ use tracing_subscriber::EnvFilter;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_env("CALLHUB_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    if let Cmd::Openapi = args.command {
+        println!("{}", callhub_server::routes::openapi().to_pretty_json()?);
+        return Ok(());
+    }
     let cfg = Config::from_env()?;
+    let filter = EnvFilter::try_from_env("CALLHUB_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        // Colour codes only for a person at a terminal, never into files or pipes.
+        .with_ansi(std::io::stderr().is_terminal());
+    match cfg.log_format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().flatten_event(true).init(),
+    }
     match args.command {
+        Cmd::Openapi => Ok(()),
         Cmd::Serve => serve(cfg).await,
         Cmd::Migrate => cli::migrate(&cfg).await,
         Cmd::User(cmd) => {
