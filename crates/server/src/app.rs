@@ -156,7 +156,11 @@ impl Server {
             serve,
             tokio::spawn(worker::run(app.clone(), shutdown.clone())),
             tokio::spawn(crate::outbox::run(app.clone(), shutdown.clone())),
-            tokio::spawn(crate::metrics::refresh(app.clone(), app.config.gauge_refresh, shutdown.clone())),
+            tokio::spawn(crate::metrics::refresh(
+                app.clone(),
+                app.config.gauge_refresh,
+                shutdown.clone(),
+            )),
         ];
         let c = &app.config;
         tracing::info!(%addr, database = %crate::config::redacted(&c.database_url), docs = %format!("{}/docs", c.public_url),

@@ -318,7 +318,10 @@ mod tests {
             redacted("postgres://callhub:s3cret@db.example.org:5432/callhub?sslmode=require"),
             "postgres://callhub@db.example.org:5432/callhub?sslmode=require"
         );
-        assert_eq!(redacted("sqlite://data/callhub.db"), "sqlite://data/callhub.db");
+        assert_eq!(
+            redacted("sqlite://data/callhub.db"),
+            "sqlite://data/callhub.db"
+        );
         assert_eq!(redacted("postgres://db/x"), "postgres://db/x");
     }
 }

@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use callhub_core::{CallStatus, Channel};
 use metrics::{counter, gauge, histogram};
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
+use metrics_exporter_prometheus::{
+    Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
+};
 
 use crate::app::App;
 
@@ -47,7 +49,9 @@ impl Default for Metrics {
     fn default() -> Self {
         let recorder = PrometheusBuilder::new()
             .set_buckets_for_metric(Matcher::Full(DELIVERY_DELAY.into()), DELIVERY_BUCKETS)
-            .and_then(|b| b.set_buckets_for_metric(Matcher::Suffix("_seconds".into()), FAST_BUCKETS))
+            .and_then(|b| {
+                b.set_buckets_for_metric(Matcher::Suffix("_seconds".into()), FAST_BUCKETS)
+            })
             .expect("bucket lists are not empty")
             .build_recorder();
         let handle = recorder.handle();
@@ -60,20 +64,60 @@ impl Default for Metrics {
 fn describe() {
     use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
     describe_counter!(HTTP_RESPONSES, "HTTP responses by status class");
-    describe_histogram!(HTTP_DURATION, Unit::Seconds, "HTTP request duration by method, route template and status");
+    describe_histogram!(
+        HTTP_DURATION,
+        Unit::Seconds,
+        "HTTP request duration by method, route template and status"
+    );
     describe_counter!(CALLS_CREATED, "Calls created");
-    describe_counter!(CALL_COMMANDS, "Join, decline, leave, end and invite commands applied");
+    describe_counter!(
+        CALL_COMMANDS,
+        "Join, decline, leave, end and invite commands applied"
+    );
     describe_counter!(LOGINS_FAILED, "Logins refused for a wrong name or password");
-    describe_counter!(DEADLINES_FIRED, "Ring timeouts and planned starts applied by the worker");
+    describe_counter!(
+        DEADLINES_FIRED,
+        "Ring timeouts and planned starts applied by the worker"
+    );
     describe_counter!(DELIVERIES_SENT, "Mails, SMS and webhooks sent");
-    describe_counter!(DELIVERIES_FAILED, "Deliveries given up after the retry window");
-    describe_counter!(DELIVERY_RETRIES, "Delivery attempts that failed and will be retried");
-    describe_histogram!(DELIVERY_DELAY, Unit::Seconds, "From a delivery's creation to its sending (or logging), by channel");
-    describe_histogram!(POPUP_DELAY, Unit::Seconds, "From the commit that rings a user to the incomingCall frame written to their socket");
+    describe_counter!(
+        DELIVERIES_FAILED,
+        "Deliveries given up after the retry window"
+    );
+    describe_counter!(
+        DELIVERY_RETRIES,
+        "Delivery attempts that failed and will be retried"
+    );
+    describe_histogram!(
+        DELIVERY_DELAY,
+        Unit::Seconds,
+        "From a delivery's creation to its sending (or logging), by channel"
+    );
+    describe_histogram!(
+        POPUP_DELAY,
+        Unit::Seconds,
+        "From the commit that rings a user to the incomingCall frame written to their socket"
+    );
     describe_gauge!(SOCKETS_OPEN, "WebSockets open on this node");
     describe_gauge!(CALLS, "Calls by status, read from the store");
-    describe_gauge!(CONTACTS_RINGING, "Invited contacts ringing now, read from the store");
+    describe_gauge!(
+        CONTACTS_RINGING,
+        "Invited contacts ringing now, read from the store"
+    );
     describe_gauge!(OUTBOX_BACKLOG, "Deliveries waiting to be sent, by channel");
+    // Shown at zero from the start, as the hand-made counters were: a rate over a
+    // counter that appears only at its first event misses that event.
+    for name in [
+        CALLS_CREATED,
+        CALL_COMMANDS,
+        LOGINS_FAILED,
+        DEADLINES_FIRED,
+        DELIVERIES_SENT,
+        DELIVERIES_FAILED,
+        DELIVERY_RETRIES,
+    ] {
+        counter!(name).increment(0);
+    }
 }
 
 impl Metrics {
@@ -106,7 +150,11 @@ impl Metrics {
 
 /// Refreshes the store's gauges and the socket count until shutdown, and trims
 /// the histograms' buffers (the exporter leaves that to its owner).
-pub async fn refresh(app: std::sync::Arc<App>, every: Duration, shutdown: tokio_util::sync::CancellationToken) {
+pub async fn refresh(
+    app: std::sync::Arc<App>,
+    every: Duration,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
     let mut ticks = tokio::time::interval(every);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -145,5 +193,8 @@ async fn refresh_once(app: &App) {
 }
 
 fn count_of(counts: &[(String, i64)], name: &str) -> i64 {
-    counts.iter().find(|(k, _)| k == name).map_or(0, |(_, n)| *n)
+    counts
+        .iter()
+        .find(|(k, _)| k == name)
+        .map_or(0, |(_, n)| *n)
 }

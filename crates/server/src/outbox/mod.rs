@@ -144,7 +144,9 @@ async fn deliver(app: &App, entry: OutboxEntry) {
     };
     match &next {
         AttemptResult::Done(DeliveryStatus::Sent) => app.metrics.count(metrics::DELIVERIES_SENT),
-        AttemptResult::Done(DeliveryStatus::Failed) => app.metrics.count(metrics::DELIVERIES_FAILED),
+        AttemptResult::Done(DeliveryStatus::Failed) => {
+            app.metrics.count(metrics::DELIVERIES_FAILED)
+        }
         AttemptResult::Retry(_) => app.metrics.count(metrics::DELIVERY_RETRIES),
         _ => {}
     }

@@ -12,6 +12,7 @@ mod concurrency;
 mod deliveries;
 mod durability;
 mod guests;
+mod observability;
 mod openapi;
 mod outage;
 mod sockets;

@@ -14,7 +14,7 @@ use uuid::Uuid;
 use crate::helpers::*;
 
 /// A connected stream of a new device (its own login) of `user`.
-async fn device(app: &TestApp, user: &TestUser) -> Notifications {
+pub(crate) async fn device(app: &TestApp, user: &TestUser) -> Notifications {
     let c = Client::new(&app.url);
     c.login(&user.info.user_id, PASSWORD, Some(&user.info.domain))
         .await
@@ -27,7 +27,7 @@ async fn device(app: &TestApp, user: &TestUser) -> Notifications {
 }
 
 /// Waits for the first notification that `pick` accepts.
-async fn expect<T>(
+pub(crate) async fn expect<T>(
     n: &mut Notifications,
     secs: u64,
     mut pick: impl FnMut(&Notification) -> Option<T>,
