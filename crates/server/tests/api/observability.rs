@@ -190,69 +190,68 @@ backend_tests! {
 }
 
 /// A `callhub serve` child process on a free port with a data dir of its own, its
-/// stderr piped; the lines up to and including the start line, and the address.
-fn serve(
-    dir: &std::path::Path,
-    format: &str,
-) -> (Child, BufReader<std::process::ChildStderr>, Vec<String>) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_callhub"))
-        .arg("serve")
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("CALLHUB_DATA_DIR", dir)
-        .env("CALLHUB_LISTEN", "127.0.0.1:0")
-        .env("CALLHUB_LOG_FORMAT", format)
-        .env("CALLHUB_CORS_ORIGINS", "https://app.example.org")
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut err = BufReader::new(child.stderr.take().unwrap());
-    let mut lines = Vec::new();
-    loop {
-        let mut line = String::new();
-        assert!(
-            err.read_line(&mut line).unwrap() > 0,
-            "serve exited early: {lines:?}"
-        );
-        let started = line.contains("callhub listening");
-        lines.push(line);
-        if started {
-            return (child, err, lines);
+/// stderr piped and read line by line; killed when dropped.
+struct Served {
+    child: Child,
+    err: BufReader<std::process::ChildStderr>,
+    lines: Vec<String>,
+    dir: std::path::PathBuf,
+}
+
+impl Served {
+    /// Started, and its log read up to and including the start line.
+    fn start(format: &str) -> Served {
+        let dir =
+            std::env::temp_dir().join(format!("callhub-log-{}", uuid::Uuid::new_v4().simple()));
+        let mut child = Command::new(env!("CARGO_BIN_EXE_callhub"))
+            .arg("serve")
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("CALLHUB_DATA_DIR", &dir)
+            .env("CALLHUB_LISTEN", "127.0.0.1:0")
+            .env("CALLHUB_LOG_FORMAT", format)
+            .env("CALLHUB_CORS_ORIGINS", "https://app.example.org")
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let err = BufReader::new(child.stderr.take().unwrap());
+        let mut served = Served {
+            child,
+            err,
+            lines: Vec::new(),
+            dir,
+        };
+        served.read_until("callhub listening");
+        served
+    }
+
+    /// Reads lines until one contains `needle`; that line.
+    fn read_until(&mut self, needle: &str) -> String {
+        loop {
+            let mut line = String::new();
+            let read = self.err.read_line(&mut line).unwrap_or(0);
+            assert!(read > 0, "no line with {needle:?} in {:?}", self.lines);
+            self.lines.push(line.clone());
+            if line.contains(needle) {
+                return line;
+            }
         }
     }
 }
 
-/// Reads lines until one contains `needle`.
-fn read_until(
-    err: &mut BufReader<std::process::ChildStderr>,
-    lines: &mut Vec<String>,
-    needle: &str,
-) {
-    loop {
-        let mut line = String::new();
-        assert!(
-            err.read_line(&mut line).unwrap() > 0,
-            "no line with {needle:?} in {lines:?}"
-        );
-        let found = line.contains(needle);
-        lines.push(line);
-        if found {
-            return;
-        }
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
-}
-
-fn stop(mut child: Child) {
-    let _ = child.kill();
-    let _ = child.wait();
 }
 
 #[tokio::test]
 async fn a_served_log_written_to_a_pipe_has_no_colour_codes_and_names_each_request() {
-    let dir = tempdir();
-    let (child, mut err, mut lines) = serve(&dir, "text");
-    let start = lines.last().unwrap().clone();
+    let mut served = Served::start("text");
+    let start = served.lines.last().unwrap().clone();
     let addr = start
         .split("addr=")
         .nth(1)
@@ -269,9 +268,7 @@ async fn a_served_log_written_to_a_pipe_has_no_colour_codes_and_names_each_reque
     );
     let res = reqwest::get(format!("http://{addr}/health")).await.unwrap();
     let id = res.headers()["x-request-id"].to_str().unwrap().to_owned();
-    read_until(&mut err, &mut lines, &id);
-    stop(child);
-    let request = lines.last().unwrap();
+    let request = served.read_until(&id);
     for part in [
         "INFO",
         "method=\"GET\"",
@@ -281,16 +278,14 @@ async fn a_served_log_written_to_a_pipe_has_no_colour_codes_and_names_each_reque
     ] {
         assert!(request.contains(part), "{part} in {request}");
     }
-    let all = lines.concat();
+    let all = served.lines.concat();
     assert!(!all.contains('\u{1b}'), "no ESC bytes in {all:?}");
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[tokio::test]
 async fn the_json_log_format_writes_one_json_object_a_line() {
-    let dir = tempdir();
-    let (child, mut err, mut lines) = serve(&dir, "json");
-    let start: Value = serde_json::from_str(lines.last().unwrap()).unwrap();
+    let mut served = Served::start("json");
+    let start: Value = serde_json::from_str(served.lines.last().unwrap()).unwrap();
     let addr = start["addr"].as_str().unwrap().to_owned();
     assert!(
         start["database"].as_str().unwrap().starts_with("sqlite://"),
@@ -303,13 +298,11 @@ async fn the_json_log_format_writes_one_json_object_a_line() {
     );
     let res = reqwest::get(format!("http://{addr}/nope")).await.unwrap();
     let id = res.headers()["x-request-id"].to_str().unwrap().to_owned();
-    read_until(&mut err, &mut lines, &id);
-    stop(child);
-    for line in &lines {
+    let request: Value = serde_json::from_str(&served.read_until(&id)).unwrap();
+    for line in &served.lines {
         let v: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line:?}"));
         assert!(v["level"].is_string() && v["message"].is_string(), "{line}");
     }
-    let request: Value = serde_json::from_str(lines.last().unwrap()).unwrap();
     assert_eq!(
         (
             &request["method"],
@@ -325,11 +318,4 @@ async fn the_json_log_format_writes_one_json_object_a_line() {
         )
     );
     assert!(request["duration_ms"].as_f64().is_some());
-    let _ = std::fs::remove_dir_all(dir);
-}
-
-fn tempdir() -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("callhub-log-{}", uuid::Uuid::new_v4().simple()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }
