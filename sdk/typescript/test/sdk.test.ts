@@ -23,6 +23,14 @@ function login(s: TestServer, username: string): Promise<Callhub> {
   return Callhub.login({ baseUrl: s.url, username, password: PASSWORD, domain: "ubimax" });
 }
 
+/** A server with the seed's two accounts, both logged in. */
+async function callerAndTester(env: Record<string, string> = {}) {
+  const s = await server(env);
+  s.userAdd("callertest1");
+  const testerInfo = s.userAdd("tester");
+  return { s, testerInfo, caller: await login(s, "callertest1"), tester: await login(s, "tester") };
+}
+
 /** Watches `hub`'s notifications from now on (after the socket's hello). */
 async function watch(hub: Callhub) {
   const notes = hub.notifications();
@@ -33,11 +41,7 @@ async function watch(hub: Callhub) {
 }
 
 test("the seed's flow: create a call, the invitee's pop-up, join, read the log", async () => {
-  const s = await server();
-  s.userAdd("callertest1");
-  const testerInfo = s.userAdd("tester");
-  const caller = await login(s, "callertest1");
-  const tester = await login(s, "tester");
+  const { testerInfo, caller, tester } = await callerAndTester();
   const { frames } = await watch(tester);
 
   const created = await caller.rtc.createCallForContacts({
@@ -112,11 +116,7 @@ test("the broker flow: the expert rings first, the glasses user once the expert 
 });
 
 test("a long watch outlives its access token: refreshed once at a time, the socket kept", async () => {
-  const s = await server({ CALLHUB_ACCESS_TOKEN_TTL_SECS: "2" });
-  s.userAdd("callertest1");
-  const testerInfo = s.userAdd("tester");
-  const caller = await login(s, "callertest1");
-  const tester = await login(s, "tester");
+  const { testerInfo, caller, tester } = await callerAndTester({ CALLHUB_ACCESS_TOKEN_TTL_SECS: "2" });
   const first = await tester.accessToken();
   const { notes, frames } = await watch(tester);
 
@@ -145,11 +145,7 @@ test("a long watch outlives its access token: refreshed once at a time, the sock
 });
 
 test("notifications resume after the server restarts on the same data dir", async () => {
-  const s = await server();
-  s.userAdd("callertest1");
-  const testerInfo = s.userAdd("tester");
-  const caller = await login(s, "callertest1");
-  const tester = await login(s, "tester");
+  const { s, testerInfo, caller, tester } = await callerAndTester();
   const { notes, frames } = await watch(tester);
   const request = { callTitle: "Before", callType: "MESH" as const, invitedContacts: [contact(testerInfo)] };
   const before = await caller.rtc.createCallForContacts(request);

@@ -51,6 +51,11 @@ async fn metrics_when(app: &TestApp, secs: u64, check: impl Fn(&str) -> bool) ->
     }
 }
 
+async fn get_with_id(app: &TestApp, path: &str, request_id: &str) -> Answer {
+    let req = reqwest::Client::new().get(format!("{}{path}", app.url));
+    Answer::of(req.header("x-request-id", request_id).send().await.unwrap()).await
+}
+
 /// The metric names the dashboard's queries use.
 fn dashboard_metrics() -> Vec<String> {
     let path = concat!(
@@ -163,28 +168,12 @@ backend_tests! {
         assert_eq!(id.len(), 32, "a new id: {id}");
         assert_eq!(made.json["requestId"], id);
 
-        let kept = Answer::of(
-            reqwest::Client::new()
-                .get(format!("{}/no/such/route", app.url))
-                .header("x-request-id", "connector-7f3a:42")
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await;
+        let kept = get_with_id(&app, "/no/such/route", "connector-7f3a:42").await;
         kept.assert_problem(404, "no such route");
         assert_eq!(kept.headers["x-request-id"], "connector-7f3a:42");
         assert_eq!(kept.json["requestId"], "connector-7f3a:42");
 
-        let forged = Answer::of(
-            reqwest::Client::new()
-                .get(format!("{}/health", app.url))
-                .header("x-request-id", "a b\" level=error")
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await;
+        let forged = get_with_id(&app, "/health", "a b\" level=error").await;
         assert_ne!(forged.headers["x-request-id"], "a b\" level=error", "an id with spaces and quotes is replaced");
     }
 }
