@@ -8,6 +8,10 @@ import type { paths } from "./schema.js";
 export class RtcControllerApi {
   constructor(private readonly client: Client<paths>) {}
 
+  async getContacts(query: NonNullable<paths["/rtc/contacts"]["get"]["parameters"]["query"]> = {}) {
+    return unwrap(await this.client.GET("/rtc/contacts", { params: { query } }));
+  }
+
   async createCallForContacts(body: NonNullable<paths["/rtc/createCall"]["post"]["requestBody"]>["content"]["application/json"]) {
     return unwrap(await this.client.POST("/rtc/createCall", { body }));
   }

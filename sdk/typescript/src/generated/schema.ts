@@ -144,6 +144,22 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/rtc/contacts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["getContacts"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/rtc/createCall": {
         parameters: {
             query?: never;
@@ -414,6 +430,11 @@ export interface components {
             /** @description The user id of the user the contact is linked to. */
             userId?: string | null;
         };
+        /** @description The answer of `GET /rtc/contacts`: at most `size` accounts and `size` teams. */
+        Contacts: {
+            contacts: components["schemas"]["DirectoryContact"][];
+            teams: components["schemas"]["Team"][];
+        };
         /** @description The seed's createCall body. */
         CreateCallRequest: {
             callReason?: components["schemas"]["CallReason"];
@@ -479,6 +500,16 @@ export interface components {
             /** Format: int64 */
             webhookId?: number | null;
         };
+        /** @description An account of the directory, with whether it can take a call now. */
+        DirectoryContact: {
+            displayName: string;
+            domain: string;
+            email?: string;
+            phoneNumber?: string;
+            presence: components["schemas"]["Presence"];
+            userDbId: components["schemas"]["i64"];
+            userId: string;
+        };
         /** @enum {string} */
         EventType: "Created" | "Join" | "Leave" | "Invited" | "Ringing" | "Declined" | "Missed" | "Ended";
         /** @description `POST /rtc/joinAnonymous`: a guest link's call and token, and the guest's name. */
@@ -541,12 +572,18 @@ export interface components {
          */
         Media: {
             callType: components["schemas"]["CallType"];
+            /**
+             * Format: int64
+             * @description The caller's own contact id in this call (`from`/`to` of signaling frames).
+             */
+            contactId: number;
             iceServers: components["schemas"]["IceServer"][];
             /** @description WebSocket URL for notifications and signaling. */
             signalingUrl: string;
         };
         /** @description A sequenced message for one user, without its sequence number. */
         Notification: {
+            busy: boolean;
             call: components["schemas"]["CallLog"];
             /** @enum {string} */
             type: "incomingCall";
@@ -564,6 +601,13 @@ export interface components {
             /** @enum {string} */
             type: "callEvent";
         };
+        /**
+         * @description Whether an account can take a call now, derived and never set by hand: `busy`
+         *     while joined in a call that has not ended, else `online` while a socket of theirs
+         *     is open, else `offline`.
+         * @enum {string}
+         */
+        Presence: "online" | "busy" | "offline";
         /** @description RFC 9457 problem details: every error answer of the API. */
         Problem: {
             /** @description What was wrong, naming the field or value. */
@@ -1077,6 +1121,61 @@ export interface operations {
             };
             /** @description Unknown, expired, revoked or reused refresh token (reuse revokes its family) */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getContacts: {
+        parameters: {
+            query?: {
+                /**
+                 * @description Text the account's id, display name or email (or the team's name) contains,
+                 *     case-insensitively; empty or omitted lists the domain by display name.
+                 */
+                q?: string;
+                /** @description 1 to 100; 20 when omitted. */
+                size?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Accounts (with presence) and teams of the caller's domain matching `q`, sorted by name */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Contacts"];
+                };
+            };
+            /** @description `q` over 100 characters or with control characters, or `size` not 1 to 100 */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No or bad access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A guest's call-scoped token: guests do not see the directory */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1618,14 +1717,14 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Switching to the WebSocket: the server sends `hello`, then `incomingCall`, `ringingStopped`, `callEvent` (each with a per-user `seq`, see the Notification schema) and `signal`; the client may send `resume`, `signal` and `ping` */
+            /** @description Switching to the WebSocket: the server sends `hello`, then `incomingCall`, `ringingStopped`, `callEvent` (each with a per-user `seq`, see the Notification schema), `signal` and `presence` (not sequenced); the client may send `resume`, `signal` and `ping`. A guest's call-scoped token opens it for `signal` frames of its own call (and that call's events, unsequenced) */
             101: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content?: never;
             };
-            /** @description Not a WebSocket upgrade */
+            /** @description Not a WebSocket upgrade, or `since` is not an integer (after authentication) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -1636,6 +1735,15 @@ export interface operations {
             };
             /** @description No, bad, expired or revoked access token */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A guest who is no longer in its call */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
