@@ -39,6 +39,8 @@ pub enum Cmd {
     /// Manage teams.
     #[command(subcommand)]
     Team(TeamCmd),
+    /// Print the OpenAPI document (as served at /openapi.json) and exit; the SDKs' types are generated from it.
+    Openapi,
 }
 
 #[derive(Subcommand)]

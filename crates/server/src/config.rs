@@ -36,6 +36,44 @@ pub struct Config {
     /// Wrong guest-link tokens a client address may present per minute.
     pub guest_failures_per_ip: u32,
     pub delivery: DeliveryConfig,
+    /// How often the gauges read from the store (calls, ringing, backlog) are refreshed.
+    pub gauge_refresh: Duration,
+    pub log_format: LogFormat,
+}
+
+/// How log lines are written to stderr (`CALLHUB_LOG_FORMAT`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines, coloured only on a terminal.
+    Text,
+    /// One JSON object a line, for log shippers.
+    Json,
+}
+
+impl std::str::FromStr for LogFormat {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "text" => Ok(LogFormat::Text),
+            "json" => Ok(LogFormat::Json),
+            _ => Err("expected text or json".into()),
+        }
+    }
+}
+
+/// A database URL without its password, for logs.
+pub fn redacted(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    match rest[..authority_end].rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split(':').next().unwrap_or_default();
+            format!("{scheme}://{user}@{host}{}", &rest[authority_end..])
+        }
+        None => url.to_owned(),
+    }
 }
 
 /// Mail, SMS and the outbox worker that sends them (`CALLHUB_SMTP_URL`, …).
@@ -245,7 +283,12 @@ impl Config {
             login_failures_per_account: src.parse("CALLHUB_LOGIN_FAILURES_PER_ACCOUNT", 5)?,
             guest_failures_per_ip: src.parse("CALLHUB_GUEST_FAILURES_PER_IP", 10)?,
             delivery,
+            gauge_refresh: Duration::from_millis(src.parse("CALLHUB_GAUGE_REFRESH_MILLIS", 5000)?),
+            log_format: src.parse("CALLHUB_LOG_FORMAT", LogFormat::Text)?,
         };
+        if cfg.gauge_refresh.is_zero() {
+            bail!("CALLHUB_GAUGE_REFRESH_MILLIS must be at least 1");
+        }
         if cfg.pool.max_connections == 0 {
             bail!("CALLHUB_DB_MAX_CONNECTIONS must be at least 1");
         }
@@ -300,5 +343,18 @@ mod tests {
         );
         assert_eq!(public_host("http://127.0.0.1:8080"), "127.0.0.1");
         assert_eq!(public_host("http://u:p@[::1]:80/"), "::1");
+    }
+
+    #[test]
+    fn logged_database_urls_carry_no_password() {
+        assert_eq!(
+            redacted("postgres://callhub:s3cret@db.example.org:5432/callhub?sslmode=require"),
+            "postgres://callhub@db.example.org:5432/callhub?sslmode=require"
+        );
+        assert_eq!(
+            redacted("sqlite://data/callhub.db"),
+            "sqlite://data/callhub.db"
+        );
+        assert_eq!(redacted("postgres://db/x"), "postgres://db/x");
     }
 }

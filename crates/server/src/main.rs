@@ -1,6 +1,8 @@
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use callhub_server::cli::{Cli, Cmd, IfMissing};
+use callhub_server::config::LogFormat;
 use callhub_server::node_lock::NodeLock;
 use callhub_server::{Config, Server, cli};
 use clap::Parser;
@@ -9,12 +11,6 @@ use tracing_subscriber::EnvFilter;
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_env("CALLHUB_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     match run(args).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -26,10 +22,25 @@ async fn main() -> ExitCode {
 }
 
 async fn run(args: Cli) -> anyhow::Result<()> {
+    if let Cmd::Openapi = args.command {
+        println!("{}", callhub_server::routes::openapi().to_pretty_json()?);
+        return Ok(());
+    }
     let cfg = Config::from_env()?;
+    let filter = EnvFilter::try_from_env("CALLHUB_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        // Colour codes only for a person at a terminal, never into files or pipes.
+        .with_ansi(std::io::stderr().is_terminal());
+    match cfg.log_format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().flatten_event(true).init(),
+    }
     // Relative defaults make a new database in whatever folder a command runs in.
     eprintln!("callhub: database {}", cfg.database_shown());
     match args.command {
+        Cmd::Openapi => Ok(()),
         Cmd::Serve => serve(cfg).await,
         Cmd::Migrate => cli::migrate(&cfg).await,
         Cmd::User(cmd) => {

@@ -1531,6 +1531,30 @@ impl Store for SqlStore {
         Ok(out)
     }
 
+    async fn gauges(&self) -> Result<crate::Gauges> {
+        let count_by = |sql: &'static str| async move {
+            sqlx::query_as::<_, (String, i64)>(sql)
+                .fetch_all(&self.read)
+                .await
+                .map_err(db_error)
+        };
+        let ringing: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM call_contacts cc JOIN calls c ON c.id = cc.call_pk \
+             WHERE cc.ringing_since IS NOT NULL AND c.status <> 'Ended'",
+        )
+        .fetch_one(&self.read)
+        .await
+        .map_err(db_error)?;
+        Ok(crate::Gauges {
+            calls_by_status: count_by("SELECT status, COUNT(*) FROM calls GROUP BY status").await?,
+            ringing,
+            backlog_by_channel: count_by(
+                "SELECT channel, COUNT(*) FROM deliveries WHERE status = 'pending' GROUP BY channel",
+            )
+            .await?,
+        })
+    }
+
     async fn last_seq(&self, user: UserDbId) -> Result<i64> {
         let seq: Option<i64> = sqlx::query_scalar("SELECT last_seq FROM users WHERE id = $1")
             .bind(user)

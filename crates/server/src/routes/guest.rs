@@ -12,7 +12,7 @@ use callhub_core::{Call, CallStatus, Command, apply};
 use callhub_store::StoreError;
 use uuid::Uuid;
 
-use crate::app::{App, Metrics, now};
+use crate::app::{App, now};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{ApiJson, ApiQuery, ClientIp};
 use crate::guest::token_matches;
@@ -88,7 +88,7 @@ pub async fn join_anonymous(
             )
         })
         .await;
-    Metrics::inc(&app.metrics.call_commands);
+    app.metrics.count(crate::metrics::CALL_COMMANDS);
     let committed = match result {
         Ok(c) => c,
         Err(StoreError::NotFound) => return Err(wrong_token()),

@@ -3,7 +3,6 @@
 
 use std::fmt::Write;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use axum::Json;
 use axum::Router;
@@ -37,33 +36,11 @@ pub async fn health(State(app): State<Arc<App>>) -> Result<Json<Health>, ApiErro
 #[utoipa::path(get, path = "/metrics", tag = "operations", security(()),
     responses((status = 200, description = "Prometheus text exposition", content_type = "text/plain")))]
 pub async fn metrics(State(app): State<Arc<App>>) -> Response {
-    let m = &app.metrics;
-    let mut out = String::new();
-    let _ = writeln!(out, "# TYPE callhub_http_responses_total counter");
-    for (i, c) in m.responses.iter().enumerate() {
-        let _ = writeln!(
-            out,
-            "callhub_http_responses_total{{class=\"{}xx\"}} {}",
-            i + 1,
-            c.load(Ordering::Relaxed)
-        );
-    }
-    for (name, c) in [
-        ("callhub_calls_created_total", &m.calls_created),
-        ("callhub_call_commands_total", &m.call_commands),
-        ("callhub_logins_failed_total", &m.logins_failed),
-        ("callhub_deadlines_fired_total", &m.deadlines_fired),
-        ("callhub_deliveries_sent_total", &m.deliveries_sent),
-        ("callhub_deliveries_failed_total", &m.deliveries_failed),
-        ("callhub_delivery_retries_total", &m.delivery_retries),
-    ] {
-        let _ = writeln!(
-            out,
-            "# TYPE {name} counter\n{name} {}",
-            c.load(Ordering::Relaxed)
-        );
-    }
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        app.metrics.render(),
+    )
+        .into_response()
 }
 
 pub fn router() -> Router<Arc<App>> {

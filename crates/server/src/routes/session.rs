@@ -10,7 +10,7 @@ use callhub_core::UserInfo;
 use callhub_core::api::{LoginRequest, RefreshRequest, TokenResponse};
 use callhub_store::Rotation;
 
-use crate::app::{App, Metrics, now};
+use crate::app::{App, now};
 use crate::auth::{random_token, token_hash, verify_password};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{ApiJson, ClientIp};
@@ -60,7 +60,7 @@ pub async fn login(
     let ok = verify_password(req.password, hash).await;
     let Some(user) = user.filter(|_| ok) else {
         app.login_failures.spend(&account_key);
-        Metrics::inc(&app.metrics.logins_failed);
+        app.metrics.count(crate::metrics::LOGINS_FAILED);
         return Err(ApiError::Unauthorized(BAD_LOGIN.into()));
     };
     let family = uuid::Uuid::new_v4().to_string();

@@ -13,6 +13,7 @@ mod deliveries;
 mod directory;
 mod durability;
 mod guests;
+mod observability;
 mod openapi;
 mod operator;
 mod outage;

@@ -85,3 +85,25 @@ backend_tests! {
         assert!(metrics.text.contains("callhub_http_responses_total{class=\"4xx\"} 1"), "{}", metrics.text);
     }
 }
+
+/// The SDKs' types are generated from `callhub openapi`: it must be the served document.
+#[tokio::test]
+async fn the_openapi_command_prints_the_served_document() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_callhub"))
+        .arg("openapi")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let served = app.raw("GET", "/openapi.json", None, None).await;
+    assert_eq!(printed, served.json);
+    assert_eq!(
+        printed["paths"]["/rtc/getCallLogs"]["get"]["operationId"],
+        "getCallLogs"
+    );
+}
