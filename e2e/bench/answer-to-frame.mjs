@@ -1,0 +1,69 @@
+// Answer-to-first-remote-frame of 1:1 (MESH) calls on loopback, and the server's
+// CPU per call (media is peer to peer, so it should be about nothing).
+// Run inside the loopback namespace: E2E_CMD="node bench/answer-to-frame.mjs" ./run.sh
+// (CALLS=20 by default). Prints one JSON line with the figures.
+import { chromium } from '@playwright/test';
+import { startStack, addUser, cpuSeconds } from '../harness/stack.js';
+import { launchOptions } from '../harness/browser.js';
+import { openPage, logIn, callAndAnswer, hangUp } from '../harness/people.js';
+import { expectRemoteVideoFlowing, sleep } from '../harness/media.js';
+
+const CALLS = Number(process.env.CALLS ?? 20);
+
+const quantile = (xs, q) => {
+  const s = [...xs].sort((x, y) => x - y);
+  return s[Math.min(s.length - 1, Math.ceil(q * s.length) - 1)];
+};
+
+const firstFrameAt = (page) => page.evaluate(() => window.__e2e.firstRemoteFrameAt);
+const answeredAt = (page) => page.evaluate(() => Number(sessionStorage.getItem('e2e.click.Answer')));
+const forget = (page) => page.evaluate(() => {
+  window.__e2e.firstRemoteFrameAt = null;
+  sessionStorage.removeItem('e2e.click.Answer');
+  document.querySelectorAll('video').forEach((v) => { v.__e2eWatched = false; });
+});
+
+const stack = await startStack();
+const browser = await chromium.launch(launchOptions);
+try {
+  const alice = addUser(stack.env, { userId: 'alice', displayName: 'Alice Field' });
+  const bob = addUser(stack.env, { userId: 'bob', displayName: 'Bob Expert' });
+  const a = await openPage(browser, stack.baseURL);
+  const b = await openPage(browser, stack.baseURL);
+  await logIn(a, alice);
+  await logIn(b, bob);
+
+  // The server's idle CPU over a few seconds, to set beside the calls' figure.
+  const idle0 = cpuSeconds(stack.serverPid);
+  const idleStart = Date.now();
+  await sleep(5000);
+  const idlePerSecond = (cpuSeconds(stack.serverPid) - idle0) / ((Date.now() - idleStart) / 1000);
+
+  const samples = [];
+  const cpu0 = cpuSeconds(stack.serverPid);
+  const start = Date.now();
+  for (let i = 0; i < CALLS; i++) {
+    await forget(a);
+    await forget(b);
+    await callAndAnswer(a, b, bob);
+    await expectRemoteVideoFlowing(a);
+    await expectRemoteVideoFlowing(b);
+    const answered = await answeredAt(b);
+    const seen = Math.max(await firstFrameAt(a), await firstFrameAt(b));
+    if (!answered || !seen) throw new Error(`call ${i}: no timestamps (answer ${answered}, frame ${seen})`);
+    samples.push(seen - answered);
+    await hangUp(a);
+    await a.getByLabel('Search contacts').waitFor();
+    await b.getByLabel('Search contacts').waitFor();
+  }
+  const seconds = (Date.now() - start) / 1000;
+  const cpu = cpuSeconds(stack.serverPid) - cpu0;
+  console.log(JSON.stringify({
+    calls: CALLS,
+    answerToFirstRemoteFrameMs: { median: Math.round(quantile(samples, 0.5)), p95: Math.round(quantile(samples, 0.95)), all: samples.map(Math.round) },
+    serverCpuSeconds: { total: +cpu.toFixed(3), perCall: +(cpu / CALLS).toFixed(4), overSeconds: +seconds.toFixed(1), idlePerSecond: +idlePerSecond.toFixed(4) },
+  }));
+} finally {
+  await browser.close();
+  await stack.stop();
+}

@@ -1,0 +1,54 @@
+// How the tests run Chromium: Debian's binary (no browser download), a fake
+// camera and microphone, and the WebRTC flags MEDIA.md found necessary on loopback.
+export const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
+
+export const CHROMIUM_ARGS = [
+  '--use-fake-device-for-media-stream',
+  '--use-fake-ui-for-media-stream',
+  '--no-sandbox',
+  '--autoplay-policy=no-user-gesture-required',
+  '--disable-features=WebRtcHideLocalIpsWithMdns',
+  '--allow-loopback-in-peer-connection',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--no-first-run',
+];
+
+export const launchOptions = { executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS };
+
+/**
+ * Runs in every page before its own scripts: keeps each RTCPeerConnection the
+ * client makes (so tests read getStats without knowing the client's code) and
+ * the time each remote <video data-contact-id> shows its first frame.
+ */
+export function observeMedia() {
+  const Native = window.RTCPeerConnection;
+  const e2e = { pcs: [], firstRemoteFrameAt: null, clicks: {} };
+  window.__e2e = e2e;
+  window.RTCPeerConnection = class extends Native {
+    constructor(...args) {
+      super(...args);
+      e2e.pcs.push(this);
+    }
+  };
+  const watch = (video) => {
+    if (video.__e2eWatched || !video.requestVideoFrameCallback) return;
+    video.__e2eWatched = true;
+    video.requestVideoFrameCallback(() => {
+      e2e.firstRemoteFrameAt ??= performance.timeOrigin + performance.now();
+    });
+  };
+  const scan = () => document.querySelectorAll('video[data-contact-id]').forEach(watch);
+  // When a button is pressed, by its accessible text: the start of a measured interval.
+  document.addEventListener('click', (ev) => {
+    const button = ev.target.closest?.('button');
+    const name = button && (button.getAttribute('aria-label') || button.textContent.trim());
+    if (!name) return;
+    const at = performance.timeOrigin + performance.now();
+    e2e.clicks[name] = at;
+    // Kept across a navigation the click may cause (same tab).
+    try { sessionStorage.setItem(`e2e.click.${name}`, String(at)); } catch { /* storage off */ }
+  }, true);
+  new MutationObserver(scan).observe(document, { childList: true, subtree: true, attributes: true, attributeFilter: ['data-contact-id'] });
+}
