@@ -25,7 +25,9 @@ export function callhubBinary() {
 
 /** Media tests are only honest on a namespace whose one interface is loopback (MEDIA.md). */
 export function assertLoopbackOnly() {
-  const links = readdirSync('/sys/class/net');
+  // /proc/net/dev is the reader's own namespace (sysfs may show the host's).
+  const links = readFileSync('/proc/net/dev', 'utf8').split('\n').slice(2)
+    .map((l) => l.split(':')[0].trim()).filter(Boolean);
   if (links.length !== 1 || links[0] !== 'lo') {
     throw new Error(`the browser tests must run in a network namespace with only loopback (found ${links.join(', ')}): use e2e/run.sh`);
   }
@@ -89,46 +91,55 @@ export async function startStack() {
   const mailDir = join(dir, 'mail');
   const procs = [];
 
-  const turn = spawn('turnserver', [
-    '-c', join(REPO, 'deploy/coturn/turnserver.conf'),
-    // The test override: loopback only, and loopback peers allowed (never in production).
-    '--listening-ip', '127.0.0.1', '--relay-ip', '127.0.0.1', '--allow-loopback-peers',
-    '--listening-port', String(PORTS.turn),
-    '--min-port', String(PORTS.relayMin), '--max-port', String(PORTS.relayMax),
-    '--static-auth-secret', TURN_SECRET, '--realm', 'callhub.test',
-    '--log-file', 'stdout', '--pidfile', join(dir, 'turnserver.pid'), '--no-tls', '--no-dtls',
-  ], { stdio: ['ignore', 'pipe', 'pipe'] });
-  procs.push(turn);
-  await started(turn, 'coturn', /Relay ports initialization done/);
-  forward(turn, 'coturn');
-
-  const sink = spawn('python3', [join(REPO, 'crates/server/tests/support/smtp_sink.py'), String(PORTS.smtp), mailDir],
-    { stdio: ['ignore', 'pipe', 'pipe'] });
-  procs.push(sink);
-  await started(sink, 'SMTP sink', /ready/);
-  forward(sink, 'smtp');
-
-  const bin = callhubBinary();
+  const stopAll = async () => {
+    for (const p of [...procs].reverse()) {
+      if (p.exitCode === null && p.signalCode === null) {
+        p.stopping = true;
+        p.kill('SIGTERM');
+        await new Promise((r) => { const t = setTimeout(() => { p.kill('SIGKILL'); r(); }, 5000); p.once('exit', () => { clearTimeout(t); r(); }); });
+      }
+    }
+  };
   const env = serverEnv(dir);
-  const migrate = spawnSync(bin, ['migrate'], { env, encoding: 'utf8' });
-  if (migrate.status !== 0) throw new Error(`callhub migrate failed: ${migrate.stderr}`);
-  const server = spawn(bin, ['serve'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  procs.push(server);
-  forward(server, 'callhub');
-  server.on('exit', (code, sig) => { if (!server.stopping) process.stderr.write(`callhub server exited (${code ?? sig})\n`); });
   const baseURL = `http://127.0.0.1:${PORTS.http}`;
-  await httpReady(`${baseURL}/health`);
+  let server;
+  try {
+    const turn = spawn('turnserver', [
+      '-c', join(REPO, 'deploy/coturn/turnserver.conf'),
+      // The test override: loopback only, and loopback peers allowed (never in production).
+      '--listening-ip', '127.0.0.1', '--relay-ip', '127.0.0.1', '--allow-loopback-peers',
+      '--listening-port', String(PORTS.turn),
+      '--min-port', String(PORTS.relayMin), '--max-port', String(PORTS.relayMax),
+      '--static-auth-secret', TURN_SECRET, '--realm', 'callhub.test',
+      '--log-file', 'stdout', '--pidfile', join(dir, 'turnserver.pid'), '--no-tls', '--no-dtls',
+    ], { stdio: ['ignore', 'pipe', 'pipe'] });
+    procs.push(turn);
+    await started(turn, 'coturn', /Relay ports initialization done/);
+    forward(turn, 'coturn');
+
+    const sink = spawn('python3', [join(REPO, 'crates/server/tests/support/smtp_sink.py'), String(PORTS.smtp), mailDir],
+      { stdio: ['ignore', 'pipe', 'pipe'] });
+    procs.push(sink);
+    await started(sink, 'SMTP sink', /ready/);
+    forward(sink, 'smtp');
+
+    const bin = callhubBinary();
+    const migrate = spawnSync(bin, ['migrate'], { env, encoding: 'utf8' });
+    if (migrate.status !== 0) throw new Error(`callhub migrate failed: ${migrate.stderr}`);
+    server = spawn(bin, ['serve'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    procs.push(server);
+    forward(server, 'callhub');
+    server.on('exit', (code, sig) => { if (!server.stopping) process.stderr.write(`callhub server exited (${code ?? sig})\n`); });
+    await httpReady(`${baseURL}/health`);
+  } catch (e) {
+    await stopAll();
+    throw e;
+  }
 
   return {
     dir, mailDir, baseURL, serverPid: server.pid, env,
     async stop() {
-      server.stopping = true;
-      for (const p of procs.reverse()) {
-        if (p.exitCode === null) {
-          p.kill('SIGTERM');
-          await new Promise((r) => { const t = setTimeout(() => { p.kill('SIGKILL'); r(); }, 5000); p.once('exit', () => { clearTimeout(t); r(); }); });
-        }
-      }
+      await stopAll();
       if (!process.env.E2E_KEEP) rmSync(dir, { recursive: true, force: true });
     },
   };
