@@ -10,7 +10,7 @@ export async function openPage(browser, baseURL, { relay = false } = {}) {
   await context.addInitScript(observeMedia);
   if (relay) {
     // The client's switch for relay-only ICE (e2e/FINDINGS.md): forces TURN for every connection.
-    await context.addInitScript(() => localStorage.setItem('callhub.iceTransportPolicy', 'relay'));
+    await context.addInitScript(() => localStorage.setItem('callhub.relay', '1'));
   }
   const page = await context.newPage();
   return page;
