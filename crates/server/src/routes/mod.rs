@@ -6,6 +6,7 @@ pub mod calls;
 pub mod guest;
 pub mod meta;
 pub mod session;
+pub mod web;
 
 use std::sync::{Arc, OnceLock};
 

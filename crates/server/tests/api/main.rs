@@ -16,3 +16,4 @@ mod openapi;
 mod outage;
 mod sockets;
 mod timers;
+mod web;

@@ -1,0 +1,116 @@
+//! The web client: its files embedded in the binary (compressed, with ETags) and
+//! served at `/`, `/assets/…` and its own pages, every HTML answer under a strict CSP.
+
+use std::sync::OnceLock;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header, uri::Authority};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use memory_serve::CacheControl;
+use tower::ServiceExt;
+
+use crate::error::problem;
+
+/// The client's own pages: each opens its single page, which routes by path.
+/// (The guest page, `/join/{callId}`, is `guest::guest_page`: it checks the link first.)
+const PAGES: &[&str] = &["/call/{callId}"];
+
+/// The embedded files as one router, built once: building it copies them.
+fn files() -> &'static Router {
+    static FILES: OnceLock<Router> = OnceLock::new();
+    FILES.get_or_init(|| {
+        let mut serve = memory_serve::load!()
+            .index_file(Some("/index.html"))
+            // Nothing is cache-busted by name: browsers revalidate (a 304 by ETag)
+            // so a new release is seen at once.
+            .html_cache_control(CacheControl::NoCache)
+            .cache_control(CacheControl::NoCache);
+        for page in PAGES {
+            serve = serve.add_alias(page, "/index.html");
+        }
+        serve
+            .into_router()
+            .fallback(|| async { problem(StatusCode::NOT_FOUND, "no such file".into()) })
+    })
+}
+
+pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
+    let files = files().clone();
+    let mut router = Router::new()
+        .route_service("/", files.clone())
+        .route_service("/assets/{*file}", files.clone());
+    for page in PAGES {
+        router = router.route_service(page, files.clone());
+    }
+    router.layer(middleware::from_fn(client_headers))
+}
+
+async fn client_headers(req: Request, next: Next) -> Response {
+    let host = host(req.headers());
+    let mut res = next.run(req).await;
+    secure(&mut res, host.as_ref());
+    res
+}
+
+/// The client's page (`index.html`) as an answer to a request with `headers`,
+/// honouring its `If-None-Match` and `Accept-Encoding`.
+pub async fn client_page(headers: &HeaderMap) -> Response {
+    let mut req = Request::builder().method(Method::GET).uri("/");
+    for name in [header::ACCEPT_ENCODING, header::IF_NONE_MATCH] {
+        if let Some(v) = headers.get(&name) {
+            req = req.header(name, v);
+        }
+    }
+    let req = req.body(Body::empty()).expect("a request to / is valid");
+    let mut res = match files().clone().oneshot(req).await {
+        Ok(res) => res,
+        Err(never) => match never {},
+    };
+    secure(&mut res, host(headers).as_ref());
+    res
+}
+
+/// The host the browser reached us at, when it is a well-formed authority (it goes
+/// into a header, so nothing else is let through).
+fn host(headers: &HeaderMap) -> Option<Authority> {
+    headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| h.parse::<Authority>().ok())
+}
+
+/// The headers of every answer of the client: no sniffing, and for HTML a policy
+/// that lets the page load only its own files and talk only to this server.
+pub fn secure(res: &mut Response, host: Option<&Authority>) {
+    let not_modified = res.status() == StatusCode::NOT_MODIFIED;
+    let h = res.headers_mut();
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+    let is_html = h
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/html"));
+    if !is_html && !not_modified {
+        return;
+    }
+    // CSP Level 3 lets 'self' cover ws(s) of the same host; older browsers need it named.
+    let sockets = host
+        .map(|a| format!(" ws://{a} wss://{a}"))
+        .unwrap_or_default();
+    let csp = format!(
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; \
+         media-src 'self' blob: mediastream:; connect-src 'self'{sockets}; font-src 'self'; \
+         object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    );
+    if let Ok(v) = HeaderValue::from_str(&csp) {
+        h.insert(header::CONTENT_SECURITY_POLICY, v);
+    }
+    // The guest page's address carries its token: never hand it to another site.
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+}
