@@ -91,3 +91,20 @@ export async function callAndAnswer(a, b, callee) {
   await callFromDashboard(a, callee);
   await answer(b);
 }
+
+/**
+ * The seed's broker flow: a connector creates a MESH call for `glasses` with
+ * `expert` invited; the expert's page answers, then the glasses' page rings and
+ * answers. Returns the connector's API and the call.
+ */
+export async function connectorCall(baseURL, connector, { glasses, expert, a, b }) {
+  const rest = await api(baseURL, connector);
+  const call = await rest.post('/rtc/createCall', {
+    callTitle: 'New Call', callReason: 'STANDARD', callType: 'MESH',
+    invitedContacts: [contactOf(expert)], invitedTeams: [],
+    joinAnonymousAllowed: false, informOthersDirectly: true, creatorUser: glasses.userDbId,
+  });
+  await answer(b);
+  await answer(a);
+  return { rest, call };
+}

@@ -1,17 +1,26 @@
-// Media over bad paths: relay-only through coturn, and a 3-second outage.
+// Media over bad paths: relay-only through coturn, and a 3-second outage. The
+// calls start as the seed's connector starts them (call.spec.js covers the dashboard).
 import { execFileSync } from 'node:child_process';
 import { test, expect } from './fixtures.js';
-import { api, callAndAnswer, logIn } from '../harness/people.js';
+import { connectorCall, logIn } from '../harness/people.js';
 import { expectRemoteVideoFlowing, mediaStats, sleep } from '../harness/media.js';
 
-test('relay only: both sides forced through coturn still see each other', async ({ person, newPage }) => {
-  const alice = person('alice', { displayName: 'Alice Field' });
-  const bob = person('bob', { displayName: 'Bob Expert' });
-  const a = await newPage({ relay: true });
-  const b = await newPage({ relay: true });
-  await logIn(a, alice);
-  await logIn(b, bob);
-  await callAndAnswer(a, b, bob);
+/** Two people logged in on pages of their own, and a connector to call them. */
+async function twoPeople({ person, newPage }, pageOptions) {
+  const glasses = person('glasses', { displayName: 'Glasses Wearer' });
+  const expert = person('expert', { displayName: 'Remote Expert' });
+  const connector = person('connector', { role: 'broker' });
+  const a = await newPage(pageOptions);
+  const b = await newPage(pageOptions);
+  await logIn(a, glasses);
+  await logIn(b, expert);
+  return { glasses, expert, connector, a, b };
+}
+
+test('relay only: both sides forced through coturn still see each other', async ({ person, newPage, stack }) => {
+  const people = await twoPeople({ person, newPage }, { relay: true });
+  const { a, b } = people;
+  await connectorCall(stack.baseURL, people.connector, people);
   for (const page of [a, b]) {
     const { stats } = await expectRemoteVideoFlowing(page);
     expect(stats.policies).toEqual(['relay']);
@@ -34,13 +43,9 @@ function blockPorts(ports) {
 }
 
 test('one side offline for 3 s: the call recovers within 10 s and nobody leaves', async ({ person, newPage, stack }) => {
-  const alice = person('alice', { displayName: 'Alice Field' });
-  const bob = person('bob', { displayName: 'Bob Expert' });
-  const a = await newPage();
-  const b = await newPage();
-  await logIn(a, alice);
-  await logIn(b, bob);
-  await callAndAnswer(a, b, bob);
+  const people = await twoPeople({ person, newPage });
+  const { a, b } = people;
+  const { rest, call } = await connectorCall(stack.baseURL, people.connector, people);
   await expectRemoteVideoFlowing(a);
   await expectRemoteVideoFlowing(b);
 
@@ -69,7 +74,7 @@ test('one side offline for 3 s: the call recovers within 10 s and nobody leaves'
   await expectRemoteVideoFlowing(a, { timeout: Math.max(1000, 10000 - (Date.now() - back)) });
   expect(Date.now() - back).toBeLessThan(10000);
 
-  const call = await (await api(stack.baseURL, alice)).latestCall();
-  expect(call.callStatus).toBe('Started');
-  expect(call.callEvents.map((e) => e.type)).not.toContain('Leave');
+  const log = await rest.get(`/rtc/getCallLogById?callId=${call.callId}`);
+  expect(log.callStatus).toBe('Started');
+  expect(log.callEvents.map((e) => e.type)).not.toContain('Leave');
 });
