@@ -1,11 +1,15 @@
 // Answer-to-first-remote-frame of 1:1 (MESH) calls on loopback, and the server's
-// CPU per call (media is peer to peer, so it should be about nothing).
+// CPU per call (media is peer to peer, so it should be about nothing). Each call
+// is the seed's broker flow: a connector's createCall rings the expert (B), who
+// answers; then the glasses user (A) rings and answers, and media starts: the
+// interval runs from A's Answer click to the later of both pages' first remote
+// video frame (requestVideoFrameCallback), on the same clock.
 // Run inside the loopback namespace: E2E_CMD="node bench/answer-to-frame.mjs" ./run.sh
 // (CALLS=20 by default). Prints one JSON line with the figures.
 import { chromium } from '@playwright/test';
 import { startStack, addUser, cpuSeconds } from '../harness/stack.js';
 import { launchOptions } from '../harness/browser.js';
-import { openPage, logIn, callAndAnswer, hangUp } from '../harness/people.js';
+import { openPage, logIn, connectorCall, hangUp } from '../harness/people.js';
 import { expectRemoteVideoFlowing, sleep } from '../harness/media.js';
 
 const CALLS = Number(process.env.CALLS ?? 20);
@@ -26,12 +30,13 @@ const forget = (page) => page.evaluate(() => {
 const stack = await startStack();
 const browser = await chromium.launch(launchOptions);
 try {
-  const alice = addUser(stack.env, { userId: 'alice', displayName: 'Alice Field' });
-  const bob = addUser(stack.env, { userId: 'bob', displayName: 'Bob Expert' });
+  const glasses = addUser(stack.env, { userId: 'glasses', displayName: 'Glasses Wearer' });
+  const expert = addUser(stack.env, { userId: 'expert', displayName: 'Remote Expert' });
+  const connector = addUser(stack.env, { userId: 'connector', role: 'broker' });
   const a = await openPage(browser, stack.baseURL);
   const b = await openPage(browser, stack.baseURL);
-  await logIn(a, alice);
-  await logIn(b, bob);
+  await logIn(a, glasses);
+  await logIn(b, expert);
 
   // The server's idle CPU over a few seconds, to set beside the calls' figure.
   const idle0 = cpuSeconds(stack.serverPid);
@@ -45,10 +50,10 @@ try {
   for (let i = 0; i < CALLS; i++) {
     await forget(a);
     await forget(b);
-    await callAndAnswer(a, b, bob);
+    await connectorCall(stack.baseURL, connector, { glasses, expert, a, b });
     await expectRemoteVideoFlowing(a);
     await expectRemoteVideoFlowing(b);
-    const answered = await answeredAt(b);
+    const answered = await answeredAt(a);
     const seen = Math.max(await firstFrameAt(a), await firstFrameAt(b));
     if (!answered || !seen) throw new Error(`call ${i}: no timestamps (answer ${answered}, frame ${seen})`);
     samples.push(seen - answered);
