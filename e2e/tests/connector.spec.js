@@ -1,6 +1,6 @@
 // The seed's connector request (REST) rings the expert's browser; the smart-glasses
 // user it was made for rings next and talks to the expert (the broker flow).
-import { test, expect } from './fixtures.js';
+import { test, expect, expectAccessible, screenshot } from './fixtures.js';
 import { api, answer, incomingCall, logIn } from '../harness/people.js';
 import { expectRemoteVideoFlowing } from '../harness/media.js';
 
@@ -24,10 +24,15 @@ test('the seed\'s createCall from a connector rings B\'s browser, who then talks
     // The expert rings first; the glasses ring once the expert answers.
     await expect(incomingCall(b)).toBeVisible();
     await expect(incomingCall(a)).toBeHidden();
+    await expectAccessible(b, 'the incoming-call pop-up (connector\'s call)');
+    await screenshot(b, 'connector-incoming-call');
     await answer(b);
     await answer(a);
     await expectRemoteVideoFlowing(a);
     await expectRemoteVideoFlowing(b);
+    await expect(b.getByText('Glasses Wearer').first()).toBeVisible();
+    await expectAccessible(b, 'the call view (connector\'s call)');
+    await screenshot(b, 'connector-call');
 
     const log = await rest.get(`/rtc/getCallLogById?callId=${created.callId}`);
     const joined = log.callEvents.filter((e) => e.type === 'Join').map((e) => e.contact.userId);

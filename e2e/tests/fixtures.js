@@ -37,9 +37,12 @@ export const test = base.extend({
 
 /** No serious or critical axe-core violation on the page as it is now. */
 export async function expectAccessible(page, what) {
+  // A page still fading in has colours of its own; endless ones (a ringing pulse) never settle.
+  await page.waitForFunction(() => document.getAnimations()
+    .every((a) => a.playState !== 'running' || a.effect?.getComputedTiming().iterations === Infinity));
   const results = await new AxeBuilder({ page }).analyze();
   const bad = results.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
-  expect.soft(bad.map((v) => `${v.impact} ${v.id}: ${v.help} (${v.nodes.map((n) => n.target.join(' ')).join('; ')})`),
+  expect.soft(bad.map((v) => `${v.impact} ${v.id}: ${v.help} (${v.nodes.map((n) => `${n.target.join(' ')}: ${n.failureSummary}`).join('; ')})`),
     `axe-core on ${what}`).toEqual([]);
 }
 
