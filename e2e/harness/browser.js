@@ -24,12 +24,14 @@ export const launchOptions = { executablePath: CHROMIUM, headless: true, args: C
  */
 export function observeMedia() {
   const Native = window.RTCPeerConnection;
-  const e2e = { pcs: [], firstRemoteFrameAt: null, clicks: {} };
+  const e2e = { pcs: [], firstRemoteFrameAt: null, clicks: {}, iceStates: [] };
   window.__e2e = e2e;
   window.RTCPeerConnection = class extends Native {
     constructor(...args) {
       super(...args);
       e2e.pcs.push(this);
+      // The ICE states a connection went through, for a test's report.
+      this.addEventListener('iceconnectionstatechange', () => e2e.iceStates.push(this.iceConnectionState));
     }
   };
   const watch = (video) => {
