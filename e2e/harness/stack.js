@@ -3,7 +3,7 @@
 // They run inside the test's own network namespace (see run.sh), so fixed ports
 // are free and no packet leaves the machine.
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, existsSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, existsSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -35,9 +35,12 @@ export function assertLoopbackOnly() {
 
 function serverEnv(dataDir) {
   const base = `http://127.0.0.1:${PORTS.http}`;
+  // An empty config file of the test's own: no stray callhub.toml is read.
+  const config = join(dataDir, 'callhub.toml');
+  writeFileSync(config, '');
   return {
     ...process.env,
-    CALLHUB_CONFIG: join(dataDir, 'none.toml'),
+    CALLHUB_CONFIG: config,
     CALLHUB_LISTEN: `127.0.0.1:${PORTS.http}`,
     CALLHUB_PUBLIC_URL: base,
     CALLHUB_DATA_DIR: dataDir,
