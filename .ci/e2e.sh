@@ -14,7 +14,7 @@ command -v nft >/dev/null || need+=(nftables)
 if ((${#need[@]})); then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -q
-    apt-get install -y -q --no-install-recommends "${need[@]}"
+    apt-get install -y -q "${need[@]}"
 fi
 python3 -c 'import aiosmtpd' 2>/dev/null \
     || python3 -m pip install --quiet aiosmtpd || python3 -m pip install --quiet --break-system-packages aiosmtpd
