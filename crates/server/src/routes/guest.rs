@@ -125,7 +125,7 @@ pub async fn guest_page(
 ) -> Response {
     let refused = |status, detail: &str| {
         let mut res = page(status, "This link does not open a call", detail);
-        crate::routes::web::secure(&mut res, None);
+        crate::routes::web::secure_for(&mut res, &headers);
         res
     };
     let Ok(call_id) = call_id.parse::<Uuid>() else {
@@ -149,7 +149,7 @@ pub async fn guest_page(
     };
     if call.status == CallStatus::Ended {
         let mut res = page(StatusCode::CONFLICT, &call.title, "This call has ended.");
-        crate::routes::web::secure(&mut res, None);
+        crate::routes::web::secure_for(&mut res, &headers);
         return res;
     }
     // The client reads the call and the token from its address and joins by them.

@@ -27,7 +27,10 @@ fn files() -> &'static Router {
             // Nothing is cache-busted by name: browsers revalidate (a 304 by ETag)
             // so a new release is seen at once.
             .html_cache_control(CacheControl::NoCache)
-            .cache_control(CacheControl::NoCache);
+            .cache_control(CacheControl::NoCache)
+            // Its defaults compress only in release builds: tests serve what a release serves.
+            .enable_brotli(true)
+            .enable_gzip(true);
         for page in PAGES {
             serve = serve.add_alias(page, "/index.html");
         }
@@ -69,8 +72,13 @@ pub async fn client_page(headers: &HeaderMap) -> Response {
         Ok(res) => res,
         Err(never) => match never {},
     };
-    secure(&mut res, host(headers).as_ref());
+    secure_for(&mut res, headers);
     res
+}
+
+/// `secure` for an answer to a request with `headers`.
+pub fn secure_for(res: &mut Response, headers: &HeaderMap) {
+    secure(res, host(headers).as_ref());
 }
 
 /// The host the browser reached us at, when it is a well-formed authority (it goes
