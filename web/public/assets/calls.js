@@ -41,25 +41,33 @@ export function mine(call, user) {
   return [...contacts(call).values()].find((c) => c.userDbId === user.userDbId) || null;
 }
 
-/** The contact's last event among those that decide its ringing. */
-function ringState(call, id) {
+/** The contact's last event among those that answer an invitation. */
+function lastAnswer(call, id) {
   let state = null;
   for (const e of call.callEvents || []) {
     if (e.contact?.id !== id) continue;
-    if (['Ringing', 'Join', 'Declined', 'Missed', 'Leave'].includes(e.type)) state = e.type;
+    if (['Ringing', 'Invited', 'Join', 'Declined', 'Missed', 'Leave'].includes(e.type)) state = e.type;
   }
   return state;
 }
 
-export function ringingFor(call, user) {
-  const me = mine(call, user);
-  return !!me && call.callStatus !== 'Ended' && ringState(call, me.id) === 'Ringing';
+/**
+ * Whether the call waits for this contact: invited, not in, and it has not
+ * answered, declined or missed (ringing is not always an event in the log).
+ */
+function awaited(call, contact) {
+  if (!contact || call.callStatus !== 'Started') return false;
+  if (joined(call).has(contact.id)) return false;
+  return [null, 'Ringing', 'Invited'].includes(lastAnswer(call, contact.id));
 }
 
-/** Contacts still ringing (not answered, declined or missed). */
+export function ringingFor(call, user) {
+  return awaited(call, mine(call, user));
+}
+
+/** People with an account the call still waits for. */
 export function ringing(call) {
-  if (call.callStatus === 'Ended') return [];
-  return [...contacts(call).values()].filter((c) => ringState(call, c.id) === 'Ringing');
+  return [...contacts(call).values()].filter((c) => c.userDbId && awaited(call, c));
 }
 
 /**
@@ -71,7 +79,9 @@ export function section(call, user) {
   if (call.callStatus === 'Ended') return 'history';
   if (call.callStatus === 'Planned') return 'scheduled';
   if (ringingFor(call, user)) return 'incoming';
-  return joined(call).size > 0 ? 'ongoing' : 'waiting';
+  const inside = joined(call).size;
+  if (inside >= 2 || (inside === 1 && !ringing(call).length)) return 'ongoing';
+  return 'waiting';
 }
 
 /** Whether anybody besides the first to join ever joined (the call was answered). */

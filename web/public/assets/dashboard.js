@@ -50,13 +50,13 @@ export function callsPanel({ user, onOpen }) {
     if (section === 'incoming' || section === 'waiting') {
       const ringing = calls.ringing(call);
       const mineRings = section === 'incoming';
-      const status = mineRings ? 'Ringing you' : ringing.length ? `Ringing ${ringing.map(calls.nameOf).join(', ')}` : 'Nobody in';
+      const status = mineRings ? 'Waiting for you' : ringing.length ? `Calling ${ringing.map(calls.nameOf).join(', ')}` : 'Nobody in';
       const mineCreated = call.creatorContact?.userDbId === user.userDbId;
       return h('li', { class: 'call-row', dataset: { callId: call.callId } }, lead,
         h('span', { class: 'who' }, h('strong', {}, call.callTitle), meta),
         h('span', { class: `badge ${mineRings ? 'warn' : ''}` }, status),
         !mineRings && mineCreated ? act('Cancel', () => calls.endCall(call.callId).then(reload), 'btn small ghost') : null,
-        !mineRings ? act('Join', () => onOpen(call.callId), 'btn small') : null);
+        act('Join', () => onOpen(call.callId), mineRings ? 'btn small primary' : 'btn small'));
     }
     if (section === 'scheduled') {
       return h('li', { class: 'call-row', dataset: { callId: call.callId } },
