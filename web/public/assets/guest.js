@@ -15,13 +15,21 @@ export function forgetGuest(callId) {
   sessionStorage.removeItem(KEY(callId));
 }
 
+/** What the server put in the page about the call: its title and who invites. */
+function meta(name) {
+  return document.querySelector(`meta[name="callhub:${name}"]`)?.content || '';
+}
+
 export function mountGuest(root, { callId, token, onJoined }) {
+  const title = meta('call-title');
+  const inviter = meta('inviter');
   const error = h('p', { class: 'form-error', role: 'alert' });
   const name = h('input', { id: 'guest-name', type: 'text', autocomplete: 'name', maxLength: 100, required: true });
   const form = h('form', { class: 'card narrow login', novalidate: true },
     h('p', { class: 'brand' }, h('img', { src: '/assets/icon.svg', alt: '', width: 28, height: 28 }), 'callhub'),
-    h('h1', {}, 'Join the call'),
-    h('p', { class: 'muted' }, 'You were invited as a guest. Tell the others who you are; your camera and microphone are asked for next.'),
+    h('h1', {}, title || 'Join the call'),
+    h('p', { class: 'muted' }, inviter ? `${inviter} invites you to join as a guest.` : 'You were invited as a guest.',
+      ' Tell the others who you are; your camera and microphone are asked for next.'),
     h('div', { class: 'field' }, h('label', { for: 'guest-name' }, 'Your name'), name),
     error,
     h('button', { class: 'btn primary wide', type: 'submit' }, 'Join'));

@@ -16,6 +16,7 @@ use crate::app::{App, Metrics, now};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{ApiJson, ApiQuery, ClientIp};
 use crate::guest::token_matches;
+use crate::routes::web::esc;
 
 const MAX_NAME: usize = 100;
 
@@ -153,14 +154,8 @@ pub async fn guest_page(
         return res;
     }
     // The client reads the call and the token from its address and joins by them.
-    crate::routes::web::client_page(&headers).await
-}
-
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
+    let inviter = crate::outbox::mail::inviter(&call);
+    crate::routes::web::guest_page(&headers, &call.title, &inviter).await
 }
 
 /// Why a guest link opens no call, in the client's look (its stylesheet; no script).

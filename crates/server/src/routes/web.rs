@@ -8,8 +8,9 @@ use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header, uri::Authority};
 use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::response::{Html, IntoResponse, Response};
 use memory_serve::CacheControl;
+use sha2::{Digest, Sha256};
 use tower::ServiceExt;
 
 use crate::error::problem;
@@ -76,6 +77,57 @@ pub async fn client_page(headers: &HeaderMap) -> Response {
     res
 }
 
+/// The guest page: the client's page naming the call and who invites (in `<meta>`
+/// tags the client reads), so a guest knows what they join before giving a name.
+/// Its own ETag, as the page differs per call.
+pub async fn guest_page(headers: &HeaderMap, title: &str, inviter: &str) -> Response {
+    let plain = client_page(&HeaderMap::new()).await;
+    let Ok(page) = axum::body::to_bytes(plain.into_body(), 1 << 20).await else {
+        return problem(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the client's page is unreadable".into(),
+        );
+    };
+    let page = String::from_utf8_lossy(&page).replacen(
+        "<title>callhub</title>",
+        &format!(
+            "<title>{t} · callhub</title>\n  <meta name=\"callhub:call-title\" content=\"{t}\">\n  \
+             <meta name=\"callhub:inviter\" content=\"{i}\">",
+            t = esc(title),
+            i = esc(inviter),
+        ),
+        1,
+    );
+    let etag = format!("\"{:x}\"", Sha256::digest(page.as_bytes()));
+    let fresh = headers
+        .get(header::IF_NONE_MATCH)
+        .is_some_and(|v| v.as_bytes() == etag.as_bytes());
+    let mut res = if fresh {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        Html(page).into_response()
+    };
+    let h = res.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    if let Ok(v) = HeaderValue::from_str(&etag) {
+        h.insert(header::ETAG, v);
+    }
+    secure_for(&mut res, headers);
+    res
+}
+
+/// Text for HTML, attribute values included.
+pub fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
 /// `secure` for an answer to a request with `headers`.
 pub fn secure_for(res: &mut Response, headers: &HeaderMap) {
     secure(res, host(headers).as_ref());
@@ -120,5 +172,8 @@ pub fn secure(res: &mut Response, host: Option<&Authority>) {
         h.insert(header::CONTENT_SECURITY_POLICY, v);
     }
     // The guest page's address carries its token: never hand it to another site.
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
 }

@@ -9,7 +9,11 @@ use reqwest::header::HeaderMap;
 
 use crate::helpers::*;
 
-async fn get(app: &TestApp, path: &str, headers: &[(&str, &str)]) -> (StatusCode, HeaderMap, Vec<u8>) {
+async fn get(
+    app: &TestApp,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> (StatusCode, HeaderMap, Vec<u8>) {
     let mut req = reqwest::Client::new().get(format!("{}{path}", app.url));
     for (k, v) in headers {
         req = req.header(*k, *v);
@@ -25,7 +29,10 @@ fn header<'h>(headers: &'h HeaderMap, name: &str) -> &'h str {
 
 /// The policy of a client page: only its own files, only this server to talk to.
 fn assert_client_html(app: &TestApp, headers: &HeaderMap) {
-    assert!(header(headers, "content-type").starts_with("text/html"), "{headers:?}");
+    assert!(
+        header(headers, "content-type").starts_with("text/html"),
+        "{headers:?}"
+    );
     assert_eq!(header(headers, "x-content-type-options"), "nosniff");
     let csp = header(headers, "content-security-policy");
     let host = app.url.trim_start_matches("http://");
@@ -40,13 +47,20 @@ fn assert_client_html(app: &TestApp, headers: &HeaderMap) {
     ] {
         assert!(csp.contains(part), "CSP lacks {part}: {csp}");
     }
-    assert!(!csp.contains("unsafe-inline") && !csp.contains("unsafe-eval"), "{csp}");
+    assert!(
+        !csp.contains("unsafe-inline") && !csp.contains("unsafe-eval"),
+        "{csp}"
+    );
 }
 
 /// The relative modules a file imports (`from './x.js'`, `src="/assets/x.js"`).
 fn imports(text: &str) -> Vec<String> {
     let mut found = Vec::new();
-    for (open, base) in [("from './", "/assets/"), ("src=\"/", "/"), ("href=\"/", "/")] {
+    for (open, base) in [
+        ("from './", "/assets/"),
+        ("src=\"/", "/"),
+        ("href=\"/", "/"),
+    ] {
         for piece in text.split(open).skip(1) {
             let end = piece.find(['\'', '"']).unwrap();
             found.push(format!("{base}{}", &piece[..end]));
@@ -139,6 +153,7 @@ backend_tests! {
         let bob = app.user("bob", &[Role::User]).await;
         let mut req = call_request(CallType::Mesh, &[&bob]);
         req.join_anonymous_allowed = true;
+        req.call_title = r#"Pump "7" </title><script>"#.into();
         let call = alice.rtc().create_call_for_contacts(&req).await.unwrap();
         let link = call.join_url.clone().unwrap();
         let path = link.trim_start_matches(&app.url).to_owned();
@@ -147,8 +162,12 @@ backend_tests! {
         assert_eq!(status, 200);
         assert_client_html(&app, &headers);
         assert_eq!(header(&headers, "referrer-policy"), "no-referrer", "the token stays on this site");
-        let (_, _, root) = get(&app, "/", &[]).await;
-        assert_eq!(body, root, "the guest page is the client, which reads the link itself");
+        let html = String::from_utf8(body).unwrap();
+        assert!(html.contains(r#"<script type="module" src="/assets/main.js"></script>"#), "the client reads the link itself: {html}");
+        // What the guest joins, escaped: the title is the creator's text.
+        assert!(html.contains(r#"<meta name="callhub:call-title" content="Pump &quot;7&quot; &lt;/title&gt;&lt;script&gt;">"#), "{html}");
+        assert!(html.contains(r#"<meta name="callhub:inviter" content="ALICE">"#), "{html}");
+        assert!(!html.contains("<script>"));
         let etag = header(&headers, "etag").to_owned();
         let (status, _, _) = get(&app, &path, &[("if-none-match", &etag)]).await;
         assert_eq!(status, 304);
