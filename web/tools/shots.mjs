@@ -16,8 +16,10 @@ import { startStack, addUser } from '../../e2e/harness/stack.js';
 import { launchOptions } from '../../e2e/harness/browser.js';
 import { api, contactOf, logIn, callFromDashboard, answer } from '../../e2e/harness/people.js';
 
-// playwright-core is e2e's package: resolve it from there.
-const { chromium } = createRequire(new URL('../../e2e/package.json', import.meta.url))('playwright-core');
+// playwright-core and axe-core are e2e's packages: resolve them from there.
+const e2eRequire = createRequire(new URL('../../e2e/package.json', import.meta.url));
+const { chromium } = e2eRequire('playwright-core');
+const { default: AxeBuilder } = await import(e2eRequire.resolve('@axe-core/playwright'));
 const out = resolve(process.argv[2] || '/tmp/callhub-shots');
 mkdirSync(out, { recursive: true });
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -51,6 +53,11 @@ try {
   const shot = async (p, name) => {
     await p.screenshot({ path: join(out, `${name}.png`) });
     console.log(`wrote ${join(out, `${name}.png`)}`);
+    // axe-core's serious and critical findings on the same page, as the e2e tests count them.
+    const { violations } = await new AxeBuilder({ page: p }).analyze();
+    for (const v of violations.filter((x) => ['serious', 'critical'].includes(x.impact))) {
+      console.log(`  axe ${v.impact} ${v.id}: ${v.help} (${v.nodes.map((n) => n.target.join(' ')).join('; ')})`);
+    }
   };
 
   const a = await page();
