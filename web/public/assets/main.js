@@ -150,6 +150,11 @@ function shell(user, content) {
 
 function showDashboard() {
   const user = session.current().user;
+  if (callView && !callView.finished) {
+    // Back to the dashboard from a call (the browser's Back): that is hanging up.
+    // A reload or a lost network is not: the call waits for us to come back.
+    calls.leaveCall(callView.callId).catch(() => {});
+  }
   callView?.destroy();
   callView = null;
   document.title = 'callhub';
@@ -166,6 +171,7 @@ function showDashboard() {
 async function showCall(callId) {
   const user = session.current().user;
   dashboard = null;
+  if (callView && !callView.finished && callView.callId !== callId) calls.leaveCall(callView.callId).catch(() => {});
   callView?.destroy();
   const video = nextVideo;
   nextVideo = true;
