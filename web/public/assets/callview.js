@@ -318,6 +318,7 @@ class CallView {
       const fig = this.remoteTile(e.contact.id);
       fig.querySelector('.ph-text').textContent = 'Connecting…';
       this.setBanner(`Connecting to ${this.nameOf(e.contact.id)}…`);
+      this.subEl.textContent = `with ${this.nameOf(e.contact.id)}`;
     } else if (e.type === 'Declined' || e.type === 'Missed') {
       toast(`${this.nameOf(e.contact.id)} ${e.type === 'Declined' ? 'declined' : 'did not answer'}.`);
       if (!this.peer) this.showWaiting();

@@ -60,7 +60,8 @@ export function icon(name) {
 
 /** Initials for an avatar. */
 export function initials(name) {
-  const parts = String(name || '?').trim().split(/\s+/);
+  const parts = String(name || '').split(/\s+/).map((w) => w.replace(/[^\p{L}\p{N}]/gu, '')).filter(Boolean);
+  if (!parts.length) return '?';
   return (parts[0][0] + (parts.length > 1 ? parts[parts.length - 1][0] : '')).toUpperCase();
 }
 
