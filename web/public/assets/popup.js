@@ -4,7 +4,7 @@
 
 import { h, avatar } from './dom.js';
 import * as ringtone from './ringtone.js';
-import { contacts, joined, mine, nameOf } from './calls.js';
+import { contacts, joined, mine, nameOf } from './calllog.js';
 
 const STOP_TEXT = {
   answeredElsewhere: 'Answered on another device',
