@@ -22,13 +22,15 @@ for r in rows:
     elif kind == "http":
         load = f"{r['offered_per_s']}/s offered" if r.get("offered_per_s") else f"saturation, {r['concurrency']} in flight"
         ratio = ""
-        floor = find(b, bench="http", route="health", mode=r["mode"], offered_per_s=r.get("offered_per_s"), concurrency=r.get("concurrency"))
+        floor = find(b, bench="http", route="health", mode=r["mode"], offered_per_s=r.get("offered_per_s"), concurrency=r.get("concurrency"), accounts=r.get("accounts"))
         if r["route"] != "health" and floor and floor["achieved_per_s"]:
             ratio = f"{r['achieved_per_s'] / floor['achieved_per_s']:.2f} of /health"
         dbf = find(b, bench="floor")
         if r["route"] == "createCall" and r["mode"] == "saturation" and dbf:
             ratio += f"; {r['achieved_per_s'] / dbf['achieved_per_s']:.2f} of DB floor"
         errs = f" ({r['errors']} errors, {r['dropped']} dropped)" if r["errors"] or r["dropped"] else ""
+        if r.get("accounts"):
+            errs += f", {r['accounts']} accounts"
         print(f"| {b} | {r['route']}{errs} | {load} | {r['achieved_per_s']:.0f} | {r['p50_ms']} | {r['p99_ms']} | {r['p999_ms']} | {ratio} |")
     elif kind == "ring":
         fa = r["from_answer"]

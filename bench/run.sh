@@ -12,10 +12,10 @@ SMOKE=0
 TARGET="${CARGO_TARGET_DIR:-target}"
 if [ "$SMOKE" = 1 ]; then
     cargo build --locked -p callhub-server -p callhub-bench
-    BIN="$TARGET/debug"; DUR=1; USERS=60; INVITEES=20; RATES="50"; RING_RATES="20"; SOCKETS=300; FAN_USERS=200; OUT="$(mktemp -d)/smoke.jsonl"
+    BIN="$TARGET/debug"; DUR=1; USERS=60; INVITEES=20; RATES="50"; RING_RATES="20"; SOCKETS=300; FAN_USERS=200; DIR_USERS=200; DIR_RATE=50; OUT="$(mktemp -d)/smoke.jsonl"
 else
     cargo build --locked --release -p callhub-server -p callhub-bench
-    BIN="$TARGET/release"; DUR=${BENCH_SECS:-10}; USERS=400; INVITEES=100; RATES="500 2000"; RING_RATES="100 500 2000"; SOCKETS=${BENCH_SOCKETS:-19000}; FAN_USERS=10000
+    BIN="$TARGET/release"; DUR=${BENCH_SECS:-10}; USERS=400; INVITEES=100; RATES="500 2000"; RING_RATES="100 500 2000"; SOCKETS=${BENCH_SOCKETS:-19000}; FAN_USERS=10000; DIR_USERS=10000; DIR_RATE=500
     mkdir -p bench/results; OUT="bench/results/$(date -u +%Y%m%dT%H%M%SZ).jsonl"
 fi
 PG="${CALLHUB_BENCH_PG:-postgres://postgres@127.0.0.1:5432}"
@@ -69,6 +69,19 @@ for backend in sqlite postgres; do
     record "$L" "$("$BENCH" http --url "$URL" --tokens "$WORK/tokens" --route get --concurrency 64 --duration-secs "$DUR")"
     for rate in $RING_RATES; do
         record "$L" "$("$BENCH" ring --url "$URL" --tokens "$WORK/tokens" --rate "$rate" --invitees "$INVITEES" --duration-secs "$DUR")"
+    done
+    stop_server
+done
+
+# The directory with DIR_USERS accounts in one domain, beside /health, at saturation
+# and at a fixed rate (its p99 is the directory's own latency, not queueing).
+for backend in sqlite postgres; do
+    start_server "$backend"
+    "$BENCH" setup --database-url "$DB_URL" --data-dir "$WORK" --users "$DIR_USERS" --tokens "$WORK/tokens"
+    L="{\"backend\":\"$backend\",\"accounts\":$DIR_USERS}"
+    for route in health contacts; do
+        record "$L" "$("$BENCH" http --url "$URL" --tokens "$WORK/tokens" --route "$route" --concurrency 16 --duration-secs "$DUR")"
+        record "$L" "$("$BENCH" http --url "$URL" --tokens "$WORK/tokens" --route "$route" --rate "$DIR_RATE" --duration-secs "$DUR")"
     done
     stop_server
 done

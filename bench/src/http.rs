@@ -17,6 +17,10 @@ pub enum Route {
     Create,
     /// GET /rtc/getCallLogById on a call with 50 events.
     Get,
+    /// GET /rtc/contacts, the directory: by turns a user id (`u<n>`, served by the
+    /// trigram index), a name fragment (`user <n>`, many matches), one character,
+    /// and the whole domain by name.
+    Contacts,
     /// GET /health: the server's floor (routing, a database round trip, JSON).
     Health,
 }
@@ -72,6 +76,18 @@ impl Target {
                     self.call_id.expect("a call")
                 ))
                 .bearer_auth(&t[0].2),
+            Route::Contacts => {
+                let q = match n % 4 {
+                    0 => format!("u{}", n.wrapping_mul(7919) % t.len()),
+                    1 => format!("user {}", n % 1000),
+                    2 => (n % 10).to_string(),
+                    _ => String::new(),
+                };
+                self.client
+                    .get(format!("{}/rtc/contacts", self.url))
+                    .query(&[("q", q.as_str()), ("size", "20")])
+                    .bearer_auth(&t[n % t.len()].2)
+            }
             Route::Health => self.client.get(format!("{}/health", self.url)),
         };
         match req.send().await {
@@ -149,6 +165,7 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
     let route = match a.route {
         Route::Create => "createCall",
         Route::Get => "getCallLogById (50 events)",
+        Route::Contacts => "contacts (directory)",
         Route::Health => "health",
     };
     let report = json!({

@@ -5,7 +5,7 @@ use std::io::Read;
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
-use callhub_client::api::{CallLogsQuery, ContactInput, CreateCallRequest};
+use callhub_client::api::{CallLogsQuery, ContactInput, ContactsQuery, CreateCallRequest};
 use callhub_client::{Client, Frame, SavedSession};
 use callhub_core::{CallReason, CallStatus, CallType};
 use clap::{Parser, Subcommand, ValueEnum};
@@ -37,11 +37,23 @@ enum Cmd {
     /// Calls.
     #[command(subcommand)]
     Call(CallCmd),
-    /// Print notifications (pop-ups, ringing stopped, call events) as they come.
+    /// Find people and teams of your domain to call, with their presence.
+    Contacts {
+        /// Text their user id, name or email contains (case-insensitive); none lists everyone.
+        #[arg(long)]
+        q: Option<String>,
+        /// How many of each, 1 to 100.
+        #[arg(long, default_value_t = 20)]
+        size: u32,
+    },
+    /// Print notifications (pop-ups, ringing stopped, call events, presence) as they come.
     Watch {
         /// Replay every message after this sequence number first.
         #[arg(long)]
         since: Option<i64>,
+        /// Also print presence changes of your domain (`{"type":"presence",…}`).
+        #[arg(long)]
+        presence: bool,
     },
 }
 
@@ -186,7 +198,7 @@ async fn main() -> anyhow::Result<()> {
             std::fs::remove_file(session_path()).ok();
             Ok(())
         }
-        Cmd::Watch { since } => {
+        Cmd::Watch { since, presence } => {
             let client = load()?;
             let mut stream = client.notifications_since(since);
             loop {
@@ -196,6 +208,9 @@ async fn main() -> anyhow::Result<()> {
                             let mut v = serde_json::to_value(&notification)?;
                             v["seq"] = seq.into();
                             print(&v)?;
+                        }
+                        Some(Frame::Presence { user_db_id, presence: now }) if presence => {
+                            print(&serde_json::json!({"type": "presence", "userDbId": user_db_id, "presence": now}))?;
                         }
                         Some(Frame::Hello { seq, .. }) => eprintln!("connected; latest message is {seq}"),
                         Some(Frame::Error(e)) => eprintln!("server: {e}"),
@@ -207,6 +222,18 @@ async fn main() -> anyhow::Result<()> {
                 save(&client)?;
             }
             save(&client)
+        }
+        Cmd::Contacts { q, size } => {
+            let client = load()?;
+            let found = client
+                .rtc()
+                .get_contacts(&ContactsQuery {
+                    q,
+                    size: Some(size),
+                })
+                .await;
+            save(&client)?;
+            print(&found?)
         }
         Cmd::Call(cmd) => {
             let client = load()?;

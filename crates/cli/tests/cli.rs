@@ -1,4 +1,5 @@
-//! `callhub-cli` against a real server: log in, create, read, and watch a pop-up.
+//! `callhub-cli` against a real server: log in, create, read, watch a pop-up, and
+//! search the directory.
 
 use std::process::Stdio;
 
@@ -120,6 +121,11 @@ async fn login_create_get_and_watch_a_pop_up() {
     assert_eq!(kinds, ["Created", "Join", "Join"]);
     let list = run(&bob, &["call", "list"], None).await;
     assert_eq!(list["totalElements"], 1);
+    // The directory: Bob is in the call (and his watch holds a socket).
+    let found = run(&alice, &["contacts", "--q", "BO"], None).await;
+    assert_eq!(found["contacts"][0]["userId"], "bob");
+    assert_eq!(found["contacts"][0]["presence"], "busy");
+    assert_eq!(found["contacts"].as_array().unwrap().len(), 1);
     server.stop().await;
     let _ = std::fs::remove_dir_all(dir);
 }

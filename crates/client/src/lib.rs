@@ -392,4 +392,16 @@ impl RtcControllerApi {
     pub async fn ice_servers(&self) -> Result<IceServers> {
         answer(self.client.request(Method::GET, "/rtc/iceServers").await?).await
     }
+
+    /// `GET /rtc/contacts`: accounts (with presence) and teams of the caller's
+    /// domain whose id, name or email contains `query`.
+    pub async fn get_contacts(&self, query: &ContactsQuery) -> Result<Contacts> {
+        answer(
+            self.client
+                .request(Method::GET, "/rtc/contacts")
+                .await?
+                .query(query),
+        )
+        .await
+    }
 }

@@ -32,6 +32,11 @@ pub enum Frame {
         from: i64,
         payload: Value,
     },
+    /// Someone of the domain became online, busy or offline (not sequenced).
+    Presence {
+        user_db_id: i64,
+        presence: callhub_core::Presence,
+    },
     /// The server refused a frame of ours.
     Error(String),
     Pong,
@@ -49,6 +54,10 @@ impl Frame {
                 call_id: v["callId"].as_str()?.parse().ok()?,
                 from: v["from"].as_i64()?,
                 payload: v["payload"].clone(),
+            },
+            "presence" => Frame::Presence {
+                user_db_id: v["userDbId"].as_i64()?,
+                presence: serde_json::from_value(v["presence"].clone()).ok()?,
             },
             "error" => Frame::Error(v["detail"].as_str().unwrap_or_default().to_owned()),
             "pong" => Frame::Pong,

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use crate::model::{CallLog, CallReason, CallStatus, CallType, UserDbId, UserInfo};
+use crate::model::{CallLog, CallReason, CallStatus, CallType, Presence, Team, UserDbId, UserInfo};
 
 /// RFC 9457 problem details: every error answer of the API.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -176,6 +176,8 @@ pub struct Media {
     pub ice_servers: Vec<IceServer>,
     /// WebSocket URL for notifications and signaling.
     pub signaling_url: String,
+    /// The caller's own contact id in this call (`from`/`to` of signaling frames).
+    pub contact_id: i64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -293,4 +295,43 @@ pub struct DeliveryView {
 pub struct DeliveryList {
     pub call_id: Uuid,
     pub deliveries: Vec<DeliveryView>,
+}
+
+/// `GET /rtc/contacts`: a search of the caller's domain.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+pub struct ContactsQuery {
+    /// Text the account's id, display name or email (or the team's name) contains,
+    /// case-insensitively; empty or omitted lists the domain by display name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[param(max_length = 100)]
+    pub q: Option<String>,
+    /// 1 to 100; 20 when omitted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[param(minimum = 1, maximum = 100)]
+    pub size: Option<u32>,
+}
+
+/// An account of the directory, with whether it can take a call now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DirectoryContact {
+    pub user_db_id: UserDbId,
+    pub user_id: String,
+    pub display_name: String,
+    pub domain: String,
+    #[serde(default)]
+    pub email: String,
+    #[serde(default)]
+    pub phone_number: String,
+    pub presence: Presence,
+}
+
+/// The answer of `GET /rtc/contacts`: at most `size` accounts and `size` teams.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Contacts {
+    pub contacts: Vec<DirectoryContact>,
+    pub teams: Vec<Team>,
 }

@@ -87,6 +87,28 @@ str_enum!(EventType {
     Ringing => "Ringing", Declined => "Declined", Missed => "Missed", Ended => "Ended",
 });
 str_enum!(Role { User => "user", Broker => "broker", Admin => "admin" });
+str_enum!(Presence { Online => "online", Busy => "busy", Offline => "offline" });
+
+/// Whether an account can take a call now, derived and never set by hand: `busy`
+/// while joined in a call that has not ended, else `online` while a socket of theirs
+/// is open, else `offline`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Presence {
+    Online,
+    Busy,
+    Offline,
+}
+
+impl Presence {
+    pub fn of(busy: bool, connected: bool) -> Presence {
+        match (busy, connected) {
+            (true, _) => Presence::Busy,
+            (false, true) => Presence::Online,
+            (false, false) => Presence::Offline,
+        }
+    }
+}
 
 /// An account as the API shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

@@ -12,8 +12,9 @@ use crate::rules::{StopReason, Transition};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "type", rename_all = "camelCase")]
 pub enum Notification {
-    /// The pop-up: a call rings on every device of the user.
-    IncomingCall { call: Box<CallLog> },
+    /// The pop-up: a call rings on every device of the user. `busy`: they are in
+    /// another call now (a client shows "call waiting").
+    IncomingCall { call: Box<CallLog>, busy: bool },
     #[serde(rename_all = "camelCase")]
     RingingStopped { call_id: Uuid, reason: StopReason },
     #[serde(rename_all = "camelCase")]
@@ -27,7 +28,7 @@ pub enum Notification {
 impl Notification {
     pub fn call_id(&self) -> Uuid {
         match self {
-            Notification::IncomingCall { call } => call.call_id,
+            Notification::IncomingCall { call, .. } => call.call_id,
             Notification::RingingStopped { call_id, .. }
             | Notification::CallEvent { call_id, .. } => *call_id,
         }
@@ -37,7 +38,12 @@ impl Notification {
 /// The messages a stored transition sends, in order: ringing starts and stops first
 /// (they are what a person notices), then the new events to every member of the call.
 /// `old_events` is how many events the call had before; ids must be assigned.
-pub fn notifications(t: &Transition, old_events: usize) -> Vec<(UserDbId, Notification)> {
+/// `busy`: the users who are in another call now (their pop-up says so).
+pub fn notifications(
+    t: &Transition,
+    old_events: usize,
+    busy: &[UserDbId],
+) -> Vec<(UserDbId, Notification)> {
     let call = &t.call;
     let mut out = Vec::new();
     let user = |id| call.contact(id).user_db_id();
@@ -47,6 +53,7 @@ pub fn notifications(t: &Transition, old_events: usize) -> Vec<(UserDbId, Notifi
                 u,
                 Notification::IncomingCall {
                     call: Box::new(call.to_call_log(None)),
+                    busy: busy.contains(&u),
                 },
             ));
         }

@@ -416,9 +416,14 @@ fn notifications_pop_up_for_the_invitee_and_events_reach_every_member() {
         create(new_call(alice(), CallType::Sfu, &[bob()]), t0()).unwrap(),
         &mut id,
     );
-    let n = notifications(&t, 0);
+    let n = notifications(&t, 0, &[]);
     assert!(
-        matches!(&n[0], (2, Notification::IncomingCall { call }) if call.call_events.len() == 2)
+        matches!(&n[0], (2, Notification::IncomingCall { call, busy: false }) if call.call_events.len() == 2)
+    );
+    let n = notifications(&t, 0, &[2]);
+    assert!(
+        matches!(&n[0], (2, Notification::IncomingCall { busy: true, .. })),
+        "a callee in another call hears that this one waits"
     );
     let events: Vec<_> = n
         .iter()
@@ -427,7 +432,7 @@ fn notifications_pop_up_for_the_invitee_and_events_reach_every_member() {
     assert_eq!(events.len(), 4, "two events to two members");
     let old = t.call.events.len();
     let t = store(run(&t.call, Command::Join(act(bob())), secs(1)), &mut id);
-    let n = notifications(&t, old);
+    let n = notifications(&t, old, &[]);
     assert_eq!(
         n[0],
         (

@@ -39,6 +39,7 @@ pub struct App {
     /// Wrong guest-link tokens per client address.
     pub guest_failures: RateLimiter,
     pub senders: crate::outbox::Senders,
+    pub presence: crate::presence::Tracker,
 }
 
 /// Counters for `/metrics`.
@@ -86,6 +87,7 @@ impl App {
             hub: crate::hub::Hub::default(),
             guest_failures: RateLimiter::new(config.guest_failures_per_ip, Duration::from_secs(60)),
             senders: crate::outbox::Senders::new(&config.delivery)?,
+            presence: Default::default(),
             config,
         }))
     }
@@ -97,10 +99,33 @@ impl App {
         self.hub.deliver(messages);
     }
 
-    /// What follows a commit: its messages to the sockets, and a nudge to the
-    /// outbox worker when it wrote deliveries (they wait for it, not the request).
-    pub fn after_commit(&self, committed: &callhub_store::Committed) {
+    /// What follows a commit: its messages to the sockets (and its events to the
+    /// call's guests, who have no stored messages), presence where someone joined
+    /// or left, and a nudge to the outbox worker when it wrote deliveries (they wait
+    /// for it, not the request).
+    pub fn after_commit(self: &Arc<Self>, committed: &callhub_store::Committed) {
         self.publish(&committed.messages);
+        let call = &committed.call;
+        if call
+            .contacts
+            .iter()
+            .any(|c| c.origin == callhub_core::ContactOrigin::Guest)
+        {
+            let frames: Vec<String> = committed
+                .new_events()
+                .iter()
+                .map(|e| {
+                    let event = callhub_core::Notification::CallEvent {
+                        call_id: call.call_id,
+                        event: call.event_view(e),
+                        call_status: call.status,
+                    };
+                    serde_json::to_string(&event).expect("a notification serializes")
+                })
+                .collect();
+            self.hub.send_to_guests(call.call_id, &frames);
+        }
+        crate::presence::call_changed(self, committed);
         if committed.deliveries > 0 {
             self.senders.wake.notify_one();
         }

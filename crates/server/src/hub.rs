@@ -1,33 +1,46 @@
-//! The node's sockets by user: committed messages and signaling reach every
-//! connected device of their user at once. In-process for one node; what crosses
+//! The node's sockets by owner (an account, or a guest of one call): committed
+//! messages and signaling reach every connected device of their owner at once, and
+//! presence changes every socket of a domain. In-process for one node; what crosses
 //! nodes goes through a bus in front of `deliver`.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
-use callhub_core::UserDbId;
+use callhub_core::{ContactId, UserDbId};
 use callhub_store::Message;
 use tokio::sync::{Notify, mpsc};
+use uuid::Uuid;
+
+/// Whose socket it is.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Owner {
+    User(UserDbId),
+    /// A guest holds a call-scoped token: signaling and events of that call only.
+    Guest(Uuid, ContactId),
+}
 
 /// What a socket's task is told.
 #[derive(Debug, Clone)]
 pub enum Push {
     /// A committed, sequenced message.
-    Sequenced { seq: i64, body: std::sync::Arc<str> },
-    /// A frame that is not stored (signaling).
-    Transient(std::sync::Arc<str>),
+    Sequenced { seq: i64, body: Arc<str> },
+    /// A frame that is not stored (signaling, presence, a guest's call events).
+    Transient(Arc<str>),
 }
 
 /// One connected device.
 struct Socket {
     id: u64,
-    family: String,
+    /// The refresh-token family of an account's socket (None for guests).
+    family: Option<String>,
+    /// The domain whose presence changes it hears (None for guests).
+    domain: Option<Arc<str>>,
     tx: mpsc::Sender<Push>,
     /// Wakes the socket to close it (its session was revoked).
-    revoked: std::sync::Arc<Notify>,
+    revoked: Arc<Notify>,
     /// Wakes the socket to read what it missed from the store (its queue overflowed).
-    lagged: std::sync::Arc<Notify>,
+    lagged: Arc<Notify>,
 }
 
 /// Queued messages a socket may fall behind by before it is dropped; the client
@@ -36,7 +49,7 @@ pub const SOCKET_QUEUE: usize = 256;
 
 #[derive(Default)]
 pub struct Hub {
-    sockets: Mutex<HashMap<UserDbId, Vec<Socket>>>,
+    sockets: Mutex<HashMap<Owner, Vec<Socket>>>,
     next_id: AtomicU64,
     pub connected: AtomicU64,
 }
@@ -44,20 +57,20 @@ pub struct Hub {
 /// A socket's registration; dropping it unregisters the socket.
 pub struct Registration<'a> {
     hub: &'a Hub,
-    user: UserDbId,
+    owner: Owner,
     pub id: u64,
     pub rx: mpsc::Receiver<Push>,
-    pub revoked: std::sync::Arc<Notify>,
-    pub lagged: std::sync::Arc<Notify>,
+    pub revoked: Arc<Notify>,
+    pub lagged: Arc<Notify>,
 }
 
 impl Drop for Registration<'_> {
     fn drop(&mut self) {
         let mut sockets = self.hub.sockets.lock().expect("hub lock");
-        if let Some(list) = sockets.get_mut(&self.user) {
+        if let Some(list) = sockets.get_mut(&self.owner) {
             list.retain(|s| s.id != self.id);
             if list.is_empty() {
-                sockets.remove(&self.user);
+                sockets.remove(&self.owner);
             }
         }
         self.hub.connected.fetch_sub(1, Ordering::Relaxed);
@@ -65,14 +78,34 @@ impl Drop for Registration<'_> {
 }
 
 impl Hub {
-    pub fn register(&self, user: UserDbId, family: &str) -> Registration<'_> {
+    /// Registers an account's socket, of a refresh-token family, in its domain.
+    pub fn register(&self, user: UserDbId, family: &str, domain: &str) -> Registration<'_> {
+        self.add(
+            Owner::User(user),
+            Some(family.to_owned()),
+            Some(domain.into()),
+        )
+    }
+
+    /// Registers a guest's socket for its call.
+    pub fn register_guest(&self, call: Uuid, contact: ContactId) -> Registration<'_> {
+        self.add(Owner::Guest(call, contact), None, None)
+    }
+
+    fn add(
+        &self,
+        owner: Owner,
+        family: Option<String>,
+        domain: Option<Arc<str>>,
+    ) -> Registration<'_> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::channel(SOCKET_QUEUE);
-        let revoked = std::sync::Arc::new(Notify::new());
-        let lagged = std::sync::Arc::new(Notify::new());
+        let revoked = Arc::new(Notify::new());
+        let lagged = Arc::new(Notify::new());
         let socket = Socket {
             id,
-            family: family.to_owned(),
+            family,
+            domain,
             tx,
             revoked: revoked.clone(),
             lagged: lagged.clone(),
@@ -80,13 +113,13 @@ impl Hub {
         self.sockets
             .lock()
             .expect("hub lock")
-            .entry(user)
+            .entry(owner.clone())
             .or_default()
             .push(socket);
         self.connected.fetch_add(1, Ordering::Relaxed);
         Registration {
             hub: self,
-            user,
+            owner,
             id,
             rx,
             revoked,
@@ -94,9 +127,9 @@ impl Hub {
         }
     }
 
-    /// Whether `user` has a socket on this node.
-    pub fn is_connected(&self, user: UserDbId) -> bool {
-        self.sockets.lock().expect("hub lock").contains_key(&user)
+    /// Whether `owner` has a socket on this node.
+    pub fn is_connected(&self, owner: &Owner) -> bool {
+        self.sockets.lock().expect("hub lock").contains_key(owner)
     }
 
     /// Hands committed messages to their users' sockets. A socket whose queue is
@@ -107,10 +140,10 @@ impl Hub {
         }
         let sockets = self.sockets.lock().expect("hub lock");
         for m in messages {
-            let Some(list) = sockets.get(&m.user) else {
+            let Some(list) = sockets.get(&Owner::User(m.user)) else {
                 continue;
             };
-            let body: std::sync::Arc<str> = m.body.as_str().into();
+            let body: Arc<str> = m.body.as_str().into();
             for s in list {
                 if s.tx
                     .try_send(Push::Sequenced {
@@ -125,11 +158,40 @@ impl Hub {
         }
     }
 
-    /// Sends a frame that is not stored to every socket of `user`.
-    pub fn send_transient(&self, user: UserDbId, frame: &str) {
+    /// Sends a frame that is not stored to every socket of `owner`.
+    pub fn send_transient(&self, owner: &Owner, frame: &str) {
         let sockets = self.sockets.lock().expect("hub lock");
-        let frame: std::sync::Arc<str> = frame.into();
-        for s in sockets.get(&user).into_iter().flatten() {
+        let frame: Arc<str> = frame.into();
+        for s in sockets.get(owner).into_iter().flatten() {
+            let _ = s.tx.try_send(Push::Transient(frame.clone()));
+        }
+    }
+
+    /// Sends a frame that is not stored to every socket of the guests of `call`.
+    pub fn send_to_guests(&self, call: Uuid, frames: &[String]) {
+        let sockets = self.sockets.lock().expect("hub lock");
+        let guests: Vec<&Socket> = sockets
+            .iter()
+            .filter(|(owner, _)| matches!(owner, Owner::Guest(c, _) if *c == call))
+            .flat_map(|(_, list)| list)
+            .collect();
+        for frame in frames {
+            let frame: Arc<str> = frame.as_str().into();
+            for s in &guests {
+                let _ = s.tx.try_send(Push::Transient(frame.clone()));
+            }
+        }
+    }
+
+    /// Sends a frame that is not stored to every account's socket of `domain`.
+    pub fn send_to_domain(&self, domain: &str, frame: &str) {
+        let sockets = self.sockets.lock().expect("hub lock");
+        let frame: Arc<str> = frame.into();
+        for s in sockets
+            .values()
+            .flatten()
+            .filter(|s| s.domain.as_deref() == Some(domain))
+        {
             let _ = s.tx.try_send(Push::Transient(frame.clone()));
         }
     }
@@ -137,7 +199,11 @@ impl Hub {
     /// Closes every socket of a revoked refresh-token family.
     pub fn revoke_family(&self, family: &str) {
         let sockets = self.sockets.lock().expect("hub lock");
-        for s in sockets.values().flatten().filter(|s| s.family == family) {
+        for s in sockets
+            .values()
+            .flatten()
+            .filter(|s| s.family.as_deref() == Some(family))
+        {
             s.revoked.notify_one();
         }
     }

@@ -32,7 +32,7 @@ pub async fn run(app: Arc<App>, shutdown: CancellationToken) {
 }
 
 /// Applies `Tick` to every call whose deadline has come.
-pub async fn fire_due(app: &App) {
+pub async fn fire_due(app: &Arc<App>) {
     let due = match app.store.due_calls(now(), 500).await {
         Ok(due) => due,
         Err(e) => {

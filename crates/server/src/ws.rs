@@ -8,21 +8,24 @@ use axum::extract::ws::{
     CloseFrame, Message as WsMessage, WebSocket, WebSocketUpgrade, close_code,
 };
 use axum::extract::{Query, State};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, Uri};
 use axum::response::Response;
-use callhub_core::{Command, UserInfo, apply};
+use callhub_core::{ContactOrigin, UserInfo};
 use futures::{SinkExt, StreamExt};
 use serde::Deserialize;
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::app::{App, now};
+use crate::app::App;
+use crate::auth::GuestClaims;
 use crate::error::{ApiError, Problem};
 use crate::extract::Authed;
-use crate::hub::Push;
+use crate::hub::{Owner, Push};
 
 /// Frames over this size get an `error` frame; the socket stays.
 pub const MAX_FRAME: usize = 64 * 1024;
+/// Messages over this size close the socket with 1009 (message too big).
+const MAX_MESSAGE: usize = 1024 * 1024;
 /// Bad frames a socket may send within `BAD_WINDOW` before it is closed with 1008.
 const BAD_FRAMES: u32 = 10;
 const BAD_WINDOW: Duration = Duration::from_secs(10);
@@ -33,6 +36,7 @@ const REPLAY_PAGE: u32 = 500;
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(rename_all = "camelCase")]
 #[into_params(parameter_in = Query)]
+#[allow(dead_code)] // read by hand after authentication; this documents them
 pub struct WsParams {
     /// The access token, for browsers that cannot set `Authorization`.
     #[serde(rename = "access_token")]
@@ -57,19 +61,54 @@ enum ClientFrame {
     Ping,
 }
 
+/// Who holds a socket.
+enum Who {
+    User {
+        user: UserInfo,
+        family: String,
+    },
+    /// A guest: signaling of its own call only.
+    Guest(GuestClaims),
+}
+
+impl Who {
+    fn owner(&self) -> Owner {
+        match self {
+            Who::User { user, .. } => Owner::User(user.user_db_id),
+            Who::Guest(g) => Owner::Guest(g.call, g.cid),
+        }
+    }
+
+    fn domain(&self) -> Option<String> {
+        match self {
+            Who::User { user, .. } => Some(user.domain.clone()),
+            Who::Guest(_) => None,
+        }
+    }
+}
+
 #[utoipa::path(get, path = "/ws", tag = "notifications",
     params(WsParams),
     responses(
-        (status = 101, description = "Switching to the WebSocket: the server sends `hello`, then `incomingCall`, `ringingStopped`, `callEvent` (each with a per-user `seq`, see the Notification schema) and `signal`; the client may send `resume`, `signal` and `ping`"),
-        (status = 400, description = "Not a WebSocket upgrade", body = Problem, content_type = "application/problem+json"),
+        (status = 101, description = "Switching to the WebSocket: the server sends `hello`, then `incomingCall`, `ringingStopped`, `callEvent` (each with a per-user `seq`, see the Notification schema), `signal` and `presence` (not sequenced); the client may send `resume`, `signal` and `ping`. A guest's call-scoped token opens it for `signal` frames of its own call (and that call's events, unsequenced)"),
+        (status = 400, description = "Not a WebSocket upgrade, or `since` is not an integer (after authentication)", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No, bad, expired or revoked access token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "A guest who is no longer in its call", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn ws(
     State(app): State<Arc<App>>,
-    Query(params): Query<WsParams>,
+    uri: Uri,
     headers: HeaderMap,
     upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
+    // Authenticate first: whatever else is wrong, a stranger only learns 401.
+    let query = Query::<Vec<(String, String)>>::try_from_uri(&uri).map(|Query(q)| q);
+    let param = |name: &str| {
+        query
+            .as_ref()
+            .ok()
+            .and_then(|q| q.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
+    };
     let bearer = headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|h| h.to_str().ok())
@@ -78,37 +117,66 @@ pub async fn ws(
                 .or_else(|| h.strip_prefix("bearer "))
         })
         .map(str::to_owned);
-    let token = bearer.or(params.access_token).ok_or_else(|| {
+    let token = bearer.or_else(|| param("access_token")).ok_or_else(|| {
         ApiError::Unauthorized(
             "missing Authorization: Bearer <accessToken> or ?access_token=".into(),
         )
     })?;
-    let (user, family) = Authed::session(&app, token.trim()).await?;
+    let who = match app.tokens.verify_guest(token.trim()) {
+        Some(guest) => {
+            let call = app.store.call(guest.call).await?;
+            let in_call = call.is_some_and(|c| {
+                (1..=c.contacts.len() as i64).contains(&guest.cid) && c.is_joined(guest.cid)
+            });
+            if !in_call {
+                return Err(ApiError::Forbidden(
+                    "this guest is no longer in its call; join again by the link".into(),
+                ));
+            }
+            Who::Guest(guest)
+        }
+        None => {
+            let (user, family) = Authed::session(&app, token.trim()).await?;
+            Who::User { user, family }
+        }
+    };
+    if let Err(e) = &query {
+        return Err(ApiError::BadRequest(format!(
+            "the query string is malformed: {}",
+            e.body_text()
+        )));
+    }
+    let since = param("since")
+        .map(|s| {
+            s.trim().parse::<i64>().map_err(|_| {
+                ApiError::BadRequest(format!("since: {s:?} is not an integer (a message seq)"))
+            })
+        })
+        .transpose()?;
     let upgrade = upgrade
         .map_err(|e| ApiError::BadRequest(format!("not a WebSocket upgrade: {}", e.body_text())))?;
-    let since = params.since;
     Ok(upgrade
-        .max_message_size(1024 * 1024)
+        .max_message_size(MAX_MESSAGE)
+        .max_frame_size(MAX_MESSAGE)
         .read_buffer_size(1024)
         .write_buffer_size(0)
         .on_upgrade(move |socket| async move {
-            let user_id = user.user_db_id;
+            let owner = who.owner();
+            let domain = who.domain();
             Session {
                 app: app.clone(),
-                user,
-                family,
+                who,
                 last_sent: 0,
             }
             .run(socket, since)
             .await;
-            crate::presence::socket_closed(app, user_id);
+            crate::presence::socket_closed(app, owner, domain);
         }))
 }
 
 struct Session {
     app: Arc<App>,
-    user: UserInfo,
-    family: String,
+    who: Who,
     /// The last sequenced message this socket has sent.
     last_sent: i64,
 }
@@ -123,11 +191,19 @@ enum Flow {
 impl Session {
     async fn run(mut self, socket: WebSocket, since: Option<i64>) {
         let app = self.app.clone();
-        let mut reg = app.hub.register(self.user.user_db_id, &self.family);
+        let mut reg = match &self.who {
+            Who::User { user, family } => app.hub.register(user.user_db_id, family, &user.domain),
+            Who::Guest(g) => app.hub.register_guest(g.call, g.cid),
+        };
+        crate::presence::socket_opened(&app, &self.who.owner(), self.who.domain().as_deref()).await;
         let (mut sink, mut stream) = socket.split();
         // Registered before reading the counter: nothing committed after it is missed.
-        let Ok(current) = app.store.last_seq(self.user.user_db_id).await else {
-            return;
+        let current = match &self.who {
+            Who::User { user, .. } => match app.store.last_seq(user.user_db_id).await {
+                Ok(current) => current,
+                Err(_) => return,
+            },
+            Who::Guest(_) => 0,
         };
         self.last_sent = current;
         let hello = json!({"type": "hello", "seq": current, "sessionId": Uuid::new_v4()});
@@ -138,8 +214,11 @@ impl Session {
         {
             return;
         }
-        if let Some(since) = since
-            && self.replay(&mut sink, since, i64::MAX).await.is_err()
+        if let Some(since) = since.filter(|_| matches!(self.who, Who::User { .. }))
+            && self
+                .replay(&mut sink, since.max(0), i64::MAX)
+                .await
+                .is_err()
         {
             return;
         }
@@ -160,6 +239,7 @@ impl Session {
                 _ = reg.lagged.notified() => self.replay(&mut sink, self.last_sent, i64::MAX).await.map(|_| Flow::Go),
                 _ = reg.revoked.notified() => Ok(Flow::Close(close_code::POLICY, "session revoked")),
                 frame = stream.next() => match frame {
+                    Some(Err(e)) if too_large(&e) => Ok(Flow::Close(close_code::SIZE, "a message over 1 MiB")),
                     None | Some(Err(_)) | Some(Ok(WsMessage::Close(_))) => Err(()),
                     Some(Ok(m)) => {
                         last_heard = Instant::now();
@@ -181,9 +261,12 @@ impl Session {
                         sink.send(WsMessage::Ping(Default::default())).await.map(|_| Flow::Go).map_err(drop)
                     }
                 },
-                _ = check.tick() => match app.store.token_family_revoked(&self.family).await {
-                    Ok(true) => Ok(Flow::Close(close_code::POLICY, "session revoked")),
-                    _ => Ok(Flow::Go),
+                _ = check.tick() => match &self.who {
+                    Who::User { family, .. } => match app.store.token_family_revoked(family).await {
+                        Ok(true) => Ok(Flow::Close(close_code::POLICY, "session revoked")),
+                        _ => Ok(Flow::Go),
+                    },
+                    Who::Guest(_) => Ok(Flow::Go),
                 },
             };
             match step {
@@ -229,12 +312,16 @@ impl Session {
 
     /// Sends stored messages after `after` up to `upto`.
     async fn replay(&mut self, sink: &mut Sink, after: i64, upto: i64) -> Result<(), ()> {
+        let Who::User { user, .. } = &self.who else {
+            return Ok(()); // guests have no stored messages
+        };
+        let user = user.user_db_id;
         let mut cursor = after;
         loop {
             let page = match self
                 .app
                 .store
-                .messages_since(self.user.user_db_id, cursor, REPLAY_PAGE)
+                .messages_since(user, cursor, REPLAY_PAGE)
                 .await
             {
                 Ok(page) => page,
@@ -293,6 +380,16 @@ impl Session {
         };
         match frame {
             ClientFrame::Ping => send(sink, r#"{"type":"pong"}"#).await?,
+            ClientFrame::Resume { .. } if matches!(self.who, Who::Guest(_)) => {
+                send(
+                    sink,
+                    &error_frame(
+                        "a guest's socket carries signaling only: there is nothing to resume",
+                    ),
+                )
+                .await?;
+                return Ok(false);
+            }
             ClientFrame::Resume { since } => self.replay(sink, since.max(0), i64::MAX).await?,
             ClientFrame::Signal {
                 call_id,
@@ -320,24 +417,33 @@ impl Session {
             .call(call_id)
             .await
             .map_err(|e| e.to_string())?;
-        let call = call
-            .filter(|c| c.visible_to(&self.user))
-            .ok_or("no such call visible to you")?;
-        let from = call
-            .contact_of_user(self.user.user_db_id)
-            .map(|c| c.id)
-            .filter(|&id| call.is_joined(id));
-        let from = from.ok_or("you have not joined this call")?;
+        let from = match &self.who {
+            Who::User { user, .. } => {
+                let call = call
+                    .as_ref()
+                    .filter(|c| c.visible_to(user))
+                    .ok_or("no such call visible to you")?;
+                call.contact_of_user(user.user_db_id).map(|c| c.id)
+            }
+            Who::Guest(g) if g.call == call_id => Some(g.cid),
+            Who::Guest(_) => return Err("a guest signals in its own call only".into()),
+        };
+        let call = call.ok_or("no such call visible to you")?;
+        let from = from
+            .filter(|&id| call.is_joined(id))
+            .ok_or("you have not joined this call")?;
         let recipient = (1..=call.contacts.len() as i64)
             .contains(&to)
             .then(|| call.contact(to))
             .filter(|c| call.is_joined(c.id) && c.id != from)
             .ok_or_else(|| format!("contact {to} is not in this call"))?;
-        let user = recipient
-            .user_db_id()
-            .ok_or("that participant has no socket")?;
+        let owner = match recipient.user_db_id() {
+            Some(user) => Owner::User(user),
+            None if recipient.origin == ContactOrigin::Guest => Owner::Guest(call_id, recipient.id),
+            None => return Err("that participant has no socket".into()),
+        };
         let frame = json!({"type": "signal", "callId": call_id, "from": from, "payload": payload});
-        self.app.hub.send_transient(user, &frame.to_string());
+        self.app.hub.send_transient(&owner, &frame.to_string());
         Ok(())
     }
 }
@@ -350,38 +456,9 @@ fn error_frame(detail: &str) -> String {
     json!({"type": "error", "detail": detail}).to_string()
 }
 
-/// Applies `Drop` for a participant whose sockets all closed (see `presence`).
-pub(crate) async fn drop_participant(app: &App, user: i64) {
-    let Ok(Some(info)) = app.store.user(user).await else {
-        return;
-    };
-    let Ok((calls, _)) = app
-        .store
-        .calls_of_user(user, Some(callhub_core::CallStatus::Started), 0, 100)
-        .await
-    else {
-        return;
-    };
-    for call in calls {
-        let Some(contact) = call
-            .contact_of_user(info.user_db_id)
-            .map(|c| c.id)
-            .filter(|&c| call.is_joined(c))
-        else {
-            continue;
-        };
-        let rules = app.rules;
-        match app
-            .store
-            .update_call(call.call_id, &|c| {
-                apply(c, Command::Drop(contact), now(), &rules)
-            })
-            .await
-        {
-            Ok(committed) => app.after_commit(&committed),
-            Err(e) => {
-                tracing::warn!(call_id = %call.call_id, error = %e, "dropping a participant failed")
-            }
-        }
-    }
+/// Whether a read failed because the peer's message is over the limit (tungstenite's
+/// capacity error, which axum passes on only as text).
+fn too_large(e: &axum::Error) -> bool {
+    let text = e.to_string();
+    text.contains("Space limit exceeded") || text.contains("Message too long")
 }

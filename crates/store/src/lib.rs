@@ -79,6 +79,22 @@ pub struct Committed {
     pub messages: Vec<Message>,
     /// How many outbox deliveries (mail, SMS, webhooks) were written with it.
     pub deliveries: usize,
+    /// How many events the call had before: `call.events[old_events..]` are new.
+    pub old_events: usize,
+}
+
+impl Committed {
+    /// The events this commit wrote.
+    pub fn new_events(&self) -> &[callhub_core::Event] {
+        &self.call.events[self.old_events.min(self.call.events.len())..]
+    }
+}
+
+/// An account found in the directory, and whether it is in a call now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirectoryEntry {
+    pub user: UserInfo,
+    pub busy: bool,
 }
 
 /// A URL an admin registered to receive the call events of a domain.
@@ -200,6 +216,18 @@ pub trait Store: Send + Sync + 'static {
         members: &[String],
     ) -> Result<(Team, Vec<UserInfo>)>;
     async fn team(&self, team: &TeamRef) -> Result<Option<(Team, Vec<UserInfo>)>>;
+
+    /// Accounts and teams of `domain` whose text (id, display name, email; a team's
+    /// name) contains `needle` (lower case; empty: all), at most `size` of each,
+    /// sorted by name.
+    async fn directory(
+        &self,
+        domain: &str,
+        needle: &str,
+        size: u32,
+    ) -> Result<(Vec<DirectoryEntry>, Vec<Team>)>;
+    /// Those of `users` who are joined in a call that has not ended.
+    async fn busy_users(&self, users: &[UserDbId]) -> Result<Vec<UserDbId>>;
 
     /// Starts a refresh-token family with its first token.
     async fn start_token_family(

@@ -354,6 +354,8 @@ impl SqlStore {
             }
         }
         let old_contacts = old.map_or(0, |c| c.contacts.len());
+        let was_joined = old.map(Call::joined).unwrap_or_default();
+        let joined = call.joined();
         let rows = call.contacts[old_contacts..]
             .iter()
             .map(|c| {
@@ -369,26 +371,33 @@ impl SqlStore {
                     Val::Int(s.user_db_id),
                     Val::Text(s.user_id.clone()),
                     Val::Int(c.ringing_since.map(ms)),
+                    Val::Int(Some(i64::from(joined.contains(&c.id)))),
                 ]
             })
             .collect();
         insert_rows(
             conn,
             "INSERT INTO call_contacts (call_pk, contact_id, origin, display_name, domain, email, phone_number, \
-             user_db_id, user_id, ringing_since)",
+             user_db_id, user_id, ringing_since, joined)",
             rows,
         )
         .await?;
         if let Some(old) = old {
             for (was, c) in old.contacts.iter().zip(&call.contacts) {
-                if was.ringing_since != c.ringing_since || was.origin != c.origin {
+                let now_in = joined.contains(&c.id);
+                if was.ringing_since != c.ringing_since
+                    || was.origin != c.origin
+                    || was_joined.contains(&c.id) != now_in
+                {
                     sqlx::query(
-                        "UPDATE call_contacts SET ringing_since = $3, origin = $4 WHERE call_pk = $1 AND contact_id = $2",
+                        "UPDATE call_contacts SET ringing_since = $3, origin = $4, joined = $5 \
+                         WHERE call_pk = $1 AND contact_id = $2",
                     )
                     .bind(call.id)
                     .bind(c.id)
                     .bind(c.ringing_since.map(ms))
                     .bind(c.origin.as_str())
+                    .bind(i64::from(now_in))
                     .execute(&mut *conn)
                     .await
                     .map_err(db_error)?;
@@ -408,7 +417,15 @@ impl SqlStore {
             .await
             .map_err(db_error)?;
         }
-        let messages = write_messages(conn, notifications(t, old_events)).await?;
+        // A callee already in another call still rings; their pop-up says the call waits.
+        let rang: Vec<UserDbId> = t
+            .outcome
+            .rang
+            .iter()
+            .filter_map(|&id| t.call.contact(id).user_db_id())
+            .collect();
+        let busy = busy_in_other_calls(conn, &rang, t.call.id).await?;
+        let messages = write_messages(conn, notifications(t, old_events, &busy)).await?;
         let deliveries = write_deliveries(conn, t, old_events).await?;
         Ok((messages, deliveries))
     }
@@ -625,6 +642,56 @@ async fn write_messages(
     Ok(out)
 }
 
+/// What the directory searches: an account's id, name and email, in lower case.
+fn search_text(user_id: &str, display_name: &str, email: Option<&str>) -> String {
+    format!("{user_id} {display_name} {}", email.unwrap_or_default()).to_lowercase()
+}
+
+/// `$first, $first+1, …` for `n` bound values of an `IN (…)` list.
+fn placeholders(first: usize, n: usize) -> String {
+    (first..first + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A `LIKE` pattern matching `needle` anywhere, its wildcards escaped with `\`.
+fn contains_pattern(needle: &str) -> String {
+    let mut p = String::with_capacity(needle.len() + 2);
+    p.push('%');
+    for ch in needle.chars() {
+        if matches!(ch, '%' | '_' | '\\') {
+            p.push('\\');
+        }
+        p.push(ch);
+    }
+    p.push('%');
+    p
+}
+
+/// Those of `users` joined in a live call other than `except` (a call's own pk).
+async fn busy_in_other_calls(
+    conn: &mut AnyConnection,
+    users: &[UserDbId],
+    except: i64,
+) -> Result<Vec<UserDbId>> {
+    let mut busy = Vec::new();
+    for chunk in users.chunks(100) {
+        let sql = format!(
+            "SELECT DISTINCT cc.user_db_id FROM call_contacts cc JOIN calls c ON c.id = cc.call_pk \
+             WHERE cc.joined = 1 AND c.status <> 'Ended' AND cc.call_pk <> $1 AND cc.user_db_id IN ({})",
+            placeholders(2, chunk.len())
+        );
+        // Only placeholders are spliced in; every value is bound.
+        let mut q = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql)).bind(except);
+        for u in chunk {
+            q = q.bind(*u);
+        }
+        busy.extend(q.fetch_all(&mut *conn).await.map_err(db_error)?);
+    }
+    Ok(busy)
+}
+
 fn call_from_row(r: &AnyRow) -> Result<Call> {
     let g = |e| db_error(e);
     let call_id: String = r.try_get(1).map_err(g)?;
@@ -728,8 +795,8 @@ impl Store for SqlStore {
         let mut tx = self.begin_write().await?;
         let domain = Self::domain_id(&mut tx, &user.domain).await?;
         let id: i64 = sqlx::query_scalar(
-            "INSERT INTO users (domain_id, user_id, display_name, email, phone_number, roles, password_hash, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+            "INSERT INTO users (domain_id, user_id, display_name, email, phone_number, roles, password_hash, created_at, \
+             search_text, name_key) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
         )
         .bind(domain)
         .bind(&user.user_id)
@@ -739,6 +806,8 @@ impl Store for SqlStore {
         .bind(roles_text(&user.roles))
         .bind(&user.password_hash)
         .bind(Utc::now().timestamp_millis())
+        .bind(search_text(&user.user_id, &user.display_name, user.email.as_deref()))
+        .bind(user.display_name.to_lowercase())
         .fetch_one(&mut *tx)
         .await
         .map_err(|e| match db_error(e) {
@@ -901,6 +970,95 @@ impl Store for SqlStore {
         Ok(Some((team, members)))
     }
 
+    async fn directory(
+        &self,
+        domain: &str,
+        needle: &str,
+        size: u32,
+    ) -> Result<(Vec<DirectoryEntry>, Vec<Team>)> {
+        const BUSY: &str = "EXISTS (SELECT 1 FROM call_contacts cc JOIN calls c ON c.id = cc.call_pk \
+                            WHERE cc.user_db_id = u.id AND cc.joined = 1 AND c.status <> 'Ended')";
+        let mut conn = self.read.acquire().await.map_err(db_error)?;
+        let domain_id: Option<i64> = sqlx::query_scalar("SELECT id FROM domains WHERE name = $1")
+            .bind(domain)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(db_error)?;
+        let Some(domain_id) = domain_id else {
+            return Ok((Vec::new(), Vec::new()));
+        };
+        let order = match self.dialect {
+            Dialect::Sqlite => "ORDER BY u.name_key, u.id",
+            Dialect::Postgres => "ORDER BY u.name_key COLLATE \"C\", u.id",
+        };
+        // SQLite finds substrings of three characters or more through its trigram
+        // table (GLOB, whose wildcards must then be absent); PostgreSQL through its
+        // trigram index on LIKE. Shorter needles walk the domain in name order.
+        let filter = match self.dialect {
+            _ if needle.is_empty() => "",
+            Dialect::Sqlite
+                if needle.chars().count() >= 3 && !needle.contains(['*', '?', '[', ']']) =>
+            {
+                "AND u.id IN (SELECT rowid FROM users_search WHERE search_text GLOB '*' || $3 || '*') \
+                 AND instr(u.search_text, $3) > 0"
+            }
+            Dialect::Sqlite => "AND instr(u.search_text, $3) > 0",
+            Dialect::Postgres => "AND u.search_text LIKE $3",
+        };
+        let sql = format!(
+            "SELECT {USER_COLUMNS}, {BUSY} FROM users u JOIN domains d ON d.id = u.domain_id \
+             WHERE u.domain_id = $1 {filter} {order} LIMIT $2"
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(domain_id)
+            .bind(i64::from(size));
+        if !needle.is_empty() {
+            q = match self.dialect {
+                Dialect::Sqlite => q.bind(needle),
+                Dialect::Postgres => q.bind(contains_pattern(needle)),
+            };
+        }
+        let rows = q.fetch_all(&mut *conn).await.map_err(db_error)?;
+        let contacts = rows
+            .iter()
+            .map(|r| {
+                Ok(DirectoryEntry {
+                    user: user_from_row(r)?,
+                    busy: r
+                        .try_get::<bool, _>(7)
+                        .or_else(|_| r.try_get::<i64, _>(7).map(|b| b != 0))
+                        .map_err(db_error)?,
+                })
+            })
+            .collect::<Result<_>>()?;
+        let rows = sqlx::query(
+            "SELECT t.id, t.name FROM teams t WHERE t.domain_id = $1 AND lower(t.name) LIKE $2 ESCAPE '\\' \
+             ORDER BY lower(t.name), t.id LIMIT $3",
+        )
+        .bind(domain_id)
+        .bind(contains_pattern(needle))
+        .bind(i64::from(size))
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(db_error)?;
+        let teams = rows
+            .iter()
+            .map(|r| {
+                Ok(Team {
+                    id: r.try_get(0).map_err(db_error)?,
+                    name: r.try_get(1).map_err(db_error)?,
+                    domain: domain.to_owned(),
+                })
+            })
+            .collect::<Result<_>>()?;
+        Ok((contacts, teams))
+    }
+
+    async fn busy_users(&self, users: &[UserDbId]) -> Result<Vec<UserDbId>> {
+        let mut conn = self.read.acquire().await.map_err(db_error)?;
+        busy_in_other_calls(&mut conn, users, 0).await
+    }
+
     async fn start_token_family(
         &self,
         family: &str,
@@ -1038,6 +1196,7 @@ impl Store for SqlStore {
             call: created.call,
             messages,
             deliveries,
+            old_events: 0,
         })
     }
 
@@ -1049,10 +1208,12 @@ impl Store for SqlStore {
             .ok_or(StoreError::NotFound)?;
         let mut t = update(&old)?;
         if t.call == old {
+            let old_events = old.events.len();
             return Ok(Committed {
                 call: old,
                 messages: Vec::new(),
                 deliveries: 0,
+                old_events,
             }); // nothing to write
         }
         let (messages, deliveries) = self.save(&mut tx, Some(&old), &mut t).await?;
@@ -1061,6 +1222,7 @@ impl Store for SqlStore {
             call: t.call,
             messages,
             deliveries,
+            old_events: old.events.len(),
         })
     }
 

@@ -9,8 +9,8 @@ use axum::extract::State;
 use base64::Engine;
 use callhub_core::api::*;
 use callhub_core::{
-    Actor, Call, CallError, CallLog, Command, ContactSpec, NewCall, Role, Team, UserInfo, apply,
-    create,
+    Actor, Call, CallError, CallLog, Command, ContactId, ContactSpec, NewCall, Role, Team,
+    UserInfo, apply, create,
 };
 use callhub_store::{StoreError, TeamRef};
 use chrono::{DateTime, NaiveDateTime, Utc};
@@ -315,7 +315,7 @@ pub async fn get_call_logs(
 
 /// Runs one command of `me` on a call under its lock and answers with the result.
 async fn command(
-    app: &App,
+    app: &Arc<App>,
     me: UserInfo,
     call_id: Uuid,
     make: impl Fn(Actor) -> Command + Send + Sync,
@@ -362,8 +362,9 @@ pub async fn join_call(
 ) -> ApiResult<Json<JoinResponse>> {
     let user = me.user_db_id;
     let call = command(&app, me, q.call_id, Command::Join).await?;
+    let contact = call.contact_of_user(user).map_or(0, |c| c.id);
     Ok(Json(JoinResponse {
-        media: media(&app, &call, Some(user)),
+        media: media(&app, &call, Some(user), contact),
         call_log: call_log(&app, &call),
     }))
 }
@@ -524,12 +525,15 @@ fn turn_credentials(app: &App, user: Option<i64>) -> Vec<IceServer> {
     }]
 }
 
-pub(crate) fn media(app: &App, call: &Call, user: Option<i64>) -> Media {
+/// How `contact` of `call` reaches its media; `user` names the TURN credentials
+/// (None for a guest).
+pub(crate) fn media(app: &App, call: &Call, user: Option<i64>, contact: ContactId) -> Media {
     let ws = app.config.public_url.replacen("http", "ws", 1);
     Media {
         call_type: call.call_type,
         ice_servers: turn_credentials(app, user),
         signaling_url: format!("{ws}/ws"),
+        contact_id: contact,
     }
 }
 

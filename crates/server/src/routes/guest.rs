@@ -99,10 +99,11 @@ pub async fn join_anonymous(
     let call = committed.call;
     // The guest is the contact the command added: the last one.
     let contact = call.contacts.len() as i64;
+    crate::presence::guest_joined(app.clone(), call.call_id, contact);
     Ok(Json(GuestJoinResponse {
         access_token: app.tokens.issue_guest(call.call_id, contact)?,
         contact_id: contact,
-        media: super::calls::media(&app, &call, None),
+        media: super::calls::media(&app, &call, None, contact),
         call_log: call.to_call_log(None),
     }))
 }

@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod calls;
+pub mod directory;
 pub mod guest;
 pub mod meta;
 pub mod session;
@@ -22,7 +23,7 @@ use crate::app::App;
     info(title = "callhub", description = "Audio and video calls: the RtcControllerApi call API, accounts, notifications."),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
-    components(schemas(callhub_core::Notification, callhub_core::StopReason)),
+    components(schemas(callhub_core::Notification, callhub_core::StopReason, callhub_core::Presence)),
     tags(
         (name = "auth", description = "Login, refresh and logout"),
         (name = "rtc", description = "The seed's RtcControllerApi: calls and their logs"),
@@ -65,6 +66,7 @@ pub fn api() -> OpenApiRouter<Arc<App>> {
         .routes(routes!(calls::end_call))
         .routes(routes!(calls::invite_contacts))
         .routes(routes!(calls::ice_servers))
+        .routes(routes!(directory::contacts))
         .routes(routes!(guest::join_anonymous))
         .routes(routes!(guest::guest_page))
         .routes(routes!(admin::create_webhook, admin::list_webhooks))

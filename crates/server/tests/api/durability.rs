@@ -170,7 +170,7 @@ backend_tests! {
         server.wait().await.unwrap();
         let mut server = serve(&db, port).await;
         let is_pop_up = |f: &callhub_client::Frame| {
-            matches!(f, callhub_client::Frame::Notification { notification: callhub_core::Notification::IncomingCall { call: c }, .. } if c.call_id == call.call_id)
+            matches!(f, callhub_client::Frame::Notification { notification: callhub_core::Notification::IncomingCall { call: c, .. }, .. } if c.call_id == call.call_id)
         };
         // The offline device resumes from what it had seen.
         let mut offline = bob_c.notifications_since(Some(seen));

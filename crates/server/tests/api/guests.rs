@@ -4,18 +4,39 @@
 use std::time::Duration;
 
 use callhub_client::Client;
-use callhub_client::api::GuestJoinRequest;
+use callhub_client::api::{GuestJoinRequest, GuestJoinResponse};
 use callhub_core::EventType::*;
 use callhub_core::{CallType, Role};
 use serde_json::json;
 
 use crate::deliveries::{app_with_mail, external};
 use crate::helpers::*;
+use crate::sockets::{next_text, raw_socket};
+use futures::SinkExt;
+use tokio_tungstenite::tungstenite::Message as WsMessage;
 
-fn open_call(invited: &[&TestUser]) -> callhub_client::api::CreateCallRequest {
+pub(crate) fn open_call(invited: &[&TestUser]) -> callhub_client::api::CreateCallRequest {
     let mut req = call_request(CallType::Sfu, invited);
     req.join_anonymous_allowed = true;
     req
+}
+
+/// Joins `call` by its guest link as `name`.
+pub(crate) async fn join_as_guest(
+    app: &TestApp,
+    call: &callhub_core::CallLog,
+    name: &str,
+) -> GuestJoinResponse {
+    let (call_id, token) =
+        callhub_client::parse_guest_link(call.join_url.as_deref().expect("a guest link")).unwrap();
+    Client::new(&app.url)
+        .join_anonymous(&GuestJoinRequest {
+            call_id,
+            token,
+            display_name: name.into(),
+        })
+        .await
+        .unwrap()
 }
 
 fn join_body(call_id: uuid::Uuid, token: &str, name: &str) -> String {
@@ -67,7 +88,6 @@ backend_tests! {
             ("POST", format!("/rtc/endCall?callId={}", call.call_id)),
             ("GET", "/rtc/iceServers".to_owned()),
             ("GET", "/admin/webhooks".to_owned()),
-            ("GET", "/ws".to_owned()),
         ] {
             let a = app.raw(method, &path, Some(&gt), None).await;
             assert_eq!(a.status, 401, "{method} {path} with a guest token: {}", a.text);
@@ -153,5 +173,76 @@ backend_tests! {
         let page = app.raw("GET", &format!("/join/{}?t=guessed", call.call_id), None, None).await;
         assert_eq!(page.status, 429);
         tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    async fn a_guest_socket_carries_the_signaling_and_events_of_its_own_call_only(backend: Backend) {
+        let app = TestApp::spawn(backend).await;
+        let alice = app.user("alice", &[Role::User]).await;
+        let mut req = open_call(&[]);
+        req.call_type = CallType::Mesh;
+        let call = alice.rtc().create_call_for_contacts(&req).await.unwrap();
+        let other = alice.rtc().create_call_for_contacts(&open_call(&[])).await.unwrap();
+        let guest = join_as_guest(&app, &call, "Visitor").await;
+        assert_eq!(guest.media.contact_id, guest.contact_id, "media names the guest's own contact");
+        let mut g = raw_socket(&app, &guest.access_token).await;
+        let mut a = raw_socket(&app, &alice.token().await).await;
+        let signal = |call_id: uuid::Uuid, to: i64| {
+            WsMessage::Text(json!({"type": "signal", "callId": call_id, "to": to, "payload": {"sdp": {"type": "offer", "sdp": "v=0"}}}).to_string().into())
+        };
+        let next_of = |kind: &'static str| move |f: &serde_json::Value| f["type"] == kind;
+        async fn wait(ws: &mut crate::sockets::RawWs, pick: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+            loop {
+                let f = next_text(ws).await;
+                if pick(&f) { return f; }
+            }
+        }
+        // The guest offers to the creator (contact 1) and hears the answer.
+        g.send(signal(call.call_id, 1)).await.unwrap();
+        let got = wait(&mut a, next_of("signal")).await;
+        assert_eq!((got["from"].as_i64(), got["callId"].as_str()), (Some(guest.contact_id), Some(call.call_id.to_string().as_str())));
+        a.send(signal(call.call_id, guest.contact_id)).await.unwrap();
+        let got = wait(&mut g, next_of("signal")).await;
+        assert_eq!(got["from"], 1);
+        // Nothing else: no other call, no resume.
+        g.send(signal(other.call_id, 1)).await.unwrap();
+        assert!(wait(&mut g, next_of("error")).await["detail"].as_str().unwrap().contains("own call"));
+        g.send(WsMessage::Text(r#"{"type":"resume","since":0}"#.into())).await.unwrap();
+        assert!(wait(&mut g, next_of("error")).await["detail"].as_str().unwrap().contains("signaling only"));
+        // The call's events reach the guest (unsequenced): the creator hangs up, the call ends.
+        alice.rtc().leave_call(call.call_id).await.unwrap();
+        let ended = wait(&mut g, |f| f["type"] == "callEvent" && f["event"]["type"] == "Ended").await;
+        assert!(ended.get("seq").is_none());
+        assert_eq!(ended["callStatus"], "Ended");
+        // Out of the call, the token opens no socket.
+        let url = format!("{}/ws?access_token={}", app.url.replacen("http", "ws", 1), guest.access_token);
+        let err = tokio_tungstenite::connect_async(url).await.unwrap_err();
+        assert!(err.to_string().contains("403"), "{err}");
+    }
+
+    async fn a_guest_without_a_socket_leaves_after_the_grace(backend: Backend) {
+        let app = TestApp::spawn_with(backend, |c| c.rejoin_grace = Duration::from_secs(1)).await;
+        let alice = app.user("alice", &[Role::User]).await;
+        let bob = app.user("bob", &[Role::User]).await;
+        let call = alice.rtc().create_call_for_contacts(&open_call(&[&bob])).await.unwrap();
+        // One guest never connects (a page closed at once): gone after the grace.
+        let ghost = join_as_guest(&app, &call, "Ghost").await;
+        // Another stays connected past the grace, then drops: gone a grace later.
+        let guest = join_as_guest(&app, &call, "Visitor").await;
+        let socket = raw_socket(&app, &guest.access_token).await;
+        let left = |contact: i64| {
+            let alice = &alice;
+            let call_id = call.call_id;
+            async move {
+                let log = alice.rtc().get_call_log_by_id(call_id).await.unwrap();
+                log.call_events.iter().any(|e| e.kind == Leave && e.contact.id == contact)
+            }
+        };
+        eventually(10, || left(ghost.contact_id)).await;
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert!(!left(guest.contact_id).await, "a connected guest stays");
+        drop(socket);
+        eventually(10, || left(guest.contact_id)).await;
+        let log = alice.rtc().get_call_log_by_id(call.call_id).await.unwrap();
+        assert_eq!(log.call_status, callhub_core::CallStatus::Started, "the others are still in");
     }
 }

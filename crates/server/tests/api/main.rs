@@ -10,6 +10,7 @@ mod broker;
 mod calls;
 mod concurrency;
 mod deliveries;
+mod directory;
 mod durability;
 mod guests;
 mod openapi;

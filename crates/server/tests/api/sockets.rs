@@ -14,7 +14,7 @@ use uuid::Uuid;
 use crate::helpers::*;
 
 /// A connected stream of a new device (its own login) of `user`.
-async fn device(app: &TestApp, user: &TestUser) -> Notifications {
+pub(crate) async fn device(app: &TestApp, user: &TestUser) -> Notifications {
     let c = Client::new(&app.url);
     c.login(&user.info.user_id, PASSWORD, Some(&user.info.domain))
         .await
@@ -27,7 +27,7 @@ async fn device(app: &TestApp, user: &TestUser) -> Notifications {
 }
 
 /// Waits for the first notification that `pick` accepts.
-async fn expect<T>(
+pub(crate) async fn expect<T>(
     n: &mut Notifications,
     secs: u64,
     mut pick: impl FnMut(&Notification) -> Option<T>,
@@ -45,9 +45,10 @@ async fn expect<T>(
     }
 }
 
-fn incoming(call_id: Uuid) -> impl FnMut(&Notification) -> Option<()> {
+pub(crate) fn incoming(call_id: Uuid) -> impl FnMut(&Notification) -> Option<()> {
     move |n| {
-        matches!(n, Notification::IncomingCall { call } if call.call_id == call_id).then_some(())
+        matches!(n, Notification::IncomingCall { call, .. } if call.call_id == call_id)
+            .then_some(())
     }
 }
 
@@ -70,7 +71,7 @@ fn event(call_id: Uuid, kind: EventType) -> impl FnMut(&Notification) -> Option<
 }
 
 /// Asserts that no notification `pick` accepts arrives for `ms`.
-async fn never<T>(
+pub(crate) async fn never<T>(
     n: &mut Notifications,
     ms: u64,
     mut pick: impl FnMut(&Notification) -> Option<T>,
@@ -81,10 +82,11 @@ async fn never<T>(
     }
 }
 
-async fn raw_socket(
-    app: &TestApp,
-    token: &str,
-) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
+/// A WebSocket opened by hand, for frames the SDK would not send.
+pub(crate) type RawWs =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+pub(crate) async fn raw_socket(app: &TestApp, token: &str) -> RawWs {
     let url = format!(
         "{}/ws?access_token={token}",
         app.url.replacen("http", "ws", 1)
@@ -95,17 +97,20 @@ async fn raw_socket(
     ws
 }
 
-async fn next_text(
-    ws: &mut tokio_tungstenite::WebSocketStream<
-        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
-    >,
-) -> serde_json::Value {
+/// The next text frame but `presence` ones (anyone of the domain may cause those;
+/// the directory tests read them).
+pub(crate) async fn next_text(ws: &mut RawWs) -> serde_json::Value {
     loop {
         match tokio::time::timeout(Duration::from_secs(5), ws.next())
             .await
             .expect("a frame in time")
         {
-            Some(Ok(WsMessage::Text(t))) => return serde_json::from_str(t.as_str()).unwrap(),
+            Some(Ok(WsMessage::Text(t))) => {
+                let frame: serde_json::Value = serde_json::from_str(t.as_str()).unwrap();
+                if frame["type"] != "presence" {
+                    return frame;
+                }
+            }
             Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_))) => continue,
             other => panic!("expected a text frame, got {other:?}"),
         }
@@ -375,5 +380,42 @@ backend_tests! {
             }
         };
         assert!(closed);
+    }
+
+    async fn socket_errors_are_problems_and_authentication_comes_first(backend: Backend) {
+        let app = TestApp::spawn(backend).await;
+        let alice = app.user("alice", &[Role::User]).await;
+        app.raw("GET", "/ws?since=abc", None, None).await.assert_problem(401, "access");
+        app.raw("GET", "/ws?since=abc&access_token=forged", None, None).await.assert_problem(401, "invalid");
+        let token = alice.token().await;
+        app.raw("GET", &format!("/ws?since=abc&access_token={token}"), None, None).await.assert_problem(400, "since");
+        app.raw("GET", "/ws?since=5", Some(&token), None).await.assert_problem(400, "WebSocket");
+    }
+
+    async fn a_message_over_1_mib_closes_the_socket_with_1009(backend: Backend) {
+        let app = TestApp::spawn(backend).await;
+        let alice = app.user("alice", &[Role::User]).await;
+        let mut ws = raw_socket(&app, &alice.token().await).await;
+        let _ = ws.send(WsMessage::Text("x".repeat(2 * 1024 * 1024).into())).await;
+        let code = loop {
+            match tokio::time::timeout(Duration::from_secs(5), ws.next()).await.unwrap() {
+                Some(Ok(WsMessage::Close(Some(frame)))) => break u16::from(frame.code),
+                Some(Ok(_)) => continue,
+                other => panic!("expected a close frame, got {other:?}"),
+            }
+        };
+        assert_eq!(code, 1009);
+    }
+
+    async fn join_answers_the_callers_own_contact_id(backend: Backend) {
+        let app = TestApp::spawn(backend).await;
+        let alice = app.user("alice", &[Role::User]).await;
+        let bob = app.user("bob", &[Role::User]).await;
+        let call = alice.rtc().create_call_for_contacts(&call_request(CallType::Mesh, &[&bob])).await.unwrap();
+        let joined = bob.rtc().join_call(call.call_id).await.unwrap();
+        let mine = joined.call_log.invited_contacts.iter().find(|c| c.user_db_id == Some(bob.id())).unwrap();
+        assert_eq!(joined.media.contact_id, mine.id);
+        assert_eq!(joined.media.call_type, CallType::Mesh);
+        assert!(joined.media.signaling_url.ends_with("/ws"));
     }
 }
