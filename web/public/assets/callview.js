@@ -27,6 +27,7 @@ class CallView {
     Object.assign(this, opts, { root });
     this.peer = null;
     this.pending = new Map(); // remote contact id -> payloads that came before the peer
+    this.outbox = []; // signal frames to send once the socket is open
     this.muted = false;
     this.cameraOn = opts.video;
     this.screen = null;
@@ -115,7 +116,7 @@ class CallView {
     this.devicesEl = h('div', { class: 'devices', id: 'devices', hidden: true },
       h('label', { for: 'cam-select' }, 'Choose camera'), this.camSelect,
       h('label', { for: 'mic-select' }, 'Choose microphone'), this.micSelect);
-    this.sectionEl = h('section', { class: 'call', 'aria-label': 'Call' },
+    this.sectionEl = h('section', { class: 'call-view', 'aria-label': 'Call' },
       h('header', { class: 'call-top' },
         h('div', { class: 'call-heading' }, this.titleEl, this.subEl),
         this.qualityEl),
@@ -236,7 +237,7 @@ class CallView {
       if (fig.dataset?.contactId !== String(remoteId)) fig.remove();
     }
     const peer = new MeshPeer({
-      send: (payload) => this.socket.send({ type: 'signal', callId: this.callId, to: remoteId, payload }),
+      send: (payload) => this.signal({ type: 'signal', callId: this.callId, to: remoteId, payload }),
       selfId: this.myId,
       remoteId,
       iceServers: this.iceServers,
@@ -260,6 +261,12 @@ class CallView {
     for (const payload of this.pending.get(remoteId) || []) peer.signal(payload);
     this.pending.delete(remoteId);
     return peer;
+  }
+
+  /** Sends a signal frame now, or once the socket is back (an offer must not be lost). */
+  signal(frame) {
+    if (!this.socket.send(frame)) this.outbox.push(frame);
+    return true;
   }
 
   onPeerState(peer) {
@@ -332,6 +339,9 @@ class CallView {
     if (state === 'closed' || state === 'connecting') {
       this.setBanner('Reconnecting…', 'warn');
     } else if (state === 'open') {
+      for (const frame of this.outbox.splice(0)) {
+        if (frame.to === this.peer?.remoteId) this.socket.send(frame);
+      }
       if (resumed && this.peer?.offerer) this.peer.restartIce();
       if (this.peer) this.onPeerState(this.peer);
       else if (this.callLog.callType === 'SFU') this.setBanner('');
