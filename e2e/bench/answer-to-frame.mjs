@@ -9,7 +9,7 @@
 import { chromium } from '@playwright/test';
 import { startStack, addUser, cpuSeconds } from '../harness/stack.js';
 import { launchOptions } from '../harness/browser.js';
-import { openPage, logIn, connectorCall, hangUp } from '../harness/people.js';
+import { api, openPage, logIn, connectorCall, hangUp } from '../harness/people.js';
 import { expectRemoteVideoFlowing, sleep } from '../harness/media.js';
 
 const CALLS = Number(process.env.CALLS ?? 20);
@@ -37,6 +37,7 @@ try {
   const b = await openPage(browser, stack.baseURL);
   await logIn(a, glasses);
   await logIn(b, expert);
+  const rest = await api(stack.baseURL, connector);
 
   // The server's idle CPU over a few seconds, to set beside the calls' figure.
   const idle0 = cpuSeconds(stack.serverPid);
@@ -45,12 +46,14 @@ try {
   const idlePerSecond = (cpuSeconds(stack.serverPid) - idle0) / ((Date.now() - idleStart) / 1000);
 
   const samples = [];
+  const cpuPerCall = [];
   const cpu0 = cpuSeconds(stack.serverPid);
   const start = Date.now();
   for (let i = 0; i < CALLS; i++) {
     await forget(a);
     await forget(b);
-    await connectorCall(stack.baseURL, connector, { glasses, expert, a, b });
+    const callCpu0 = cpuSeconds(stack.serverPid);
+    await connectorCall(stack.baseURL, rest, { glasses, expert, a, b });
     await expectRemoteVideoFlowing(a);
     await expectRemoteVideoFlowing(b);
     const answered = await answeredAt(a);
@@ -60,13 +63,14 @@ try {
     await hangUp(a);
     await a.getByLabel('Search contacts').waitFor();
     await b.getByLabel('Search contacts').waitFor();
+    cpuPerCall.push(cpuSeconds(stack.serverPid) - callCpu0);
   }
   const seconds = (Date.now() - start) / 1000;
   const cpu = cpuSeconds(stack.serverPid) - cpu0;
   console.log(JSON.stringify({
     calls: CALLS,
     answerToFirstRemoteFrameMs: { median: Math.round(quantile(samples, 0.5)), p95: Math.round(quantile(samples, 0.95)), all: samples.map(Math.round) },
-    serverCpuSeconds: { total: +cpu.toFixed(3), perCall: +(cpu / CALLS).toFixed(4), overSeconds: +seconds.toFixed(1), idlePerSecond: +idlePerSecond.toFixed(4) },
+    serverCpuSeconds: { total: +cpu.toFixed(3), perCall: +(cpu / CALLS).toFixed(4), overSeconds: +seconds.toFixed(1), idlePerSecond: +idlePerSecond.toFixed(4), eachCallMs: cpuPerCall.map((c) => Math.round(c * 1000)) },
   }));
 } finally {
   await browser.close();

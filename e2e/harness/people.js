@@ -95,10 +95,11 @@ export async function callAndAnswer(a, b, callee) {
 /**
  * The seed's broker flow: a connector creates a MESH call for `glasses` with
  * `expert` invited; the expert's page answers, then the glasses' page rings and
- * answers. Returns the connector's API and the call.
+ * answers. `connector` is the account or its api(). Returns that api and the call.
  */
 export async function connectorCall(baseURL, connector, { glasses, expert, a, b }) {
-  const rest = await api(baseURL, connector);
+  // An account logs in (argon2, on purpose slow); an api() already logged in is reused.
+  const rest = connector.post ? connector : await api(baseURL, connector);
   const call = await rest.post('/rtc/createCall', {
     callTitle: 'New Call', callReason: 'STANDARD', callType: 'MESH',
     invitedContacts: [contactOf(expert)], invitedTeams: [],
