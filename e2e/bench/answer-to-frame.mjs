@@ -27,6 +27,12 @@ const forget = (page) => page.evaluate(() => {
   document.querySelectorAll('video').forEach((v) => { v.__e2eWatched = false; });
 });
 
+/** HTTP responses the server has answered so far, all classes (GET /metrics). */
+const httpResponses = async (baseURL) => {
+  const text = await (await fetch(`${baseURL}/metrics`)).text();
+  return [...text.matchAll(/^callhub_http_responses_total\{[^}]*\} (\d+)/gm)].reduce((n, m) => n + Number(m[1]), 0);
+};
+
 const stack = await startStack();
 const browser = await chromium.launch(launchOptions);
 try {
@@ -48,6 +54,7 @@ try {
   const samples = [];
   const cpuPerCall = [];
   const cpu0 = cpuSeconds(stack.serverPid);
+  const http0 = await httpResponses(stack.baseURL);
   const start = Date.now();
   for (let i = 0; i < CALLS; i++) {
     await forget(a);
@@ -67,10 +74,12 @@ try {
   }
   const seconds = (Date.now() - start) / 1000;
   const cpu = cpuSeconds(stack.serverPid) - cpu0;
+  const httpPerCall = (await httpResponses(stack.baseURL) - http0) / CALLS;
   console.log(JSON.stringify({
     calls: CALLS,
     answerToFirstRemoteFrameMs: { median: Math.round(quantile(samples, 0.5)), p95: Math.round(quantile(samples, 0.95)), all: samples.map(Math.round) },
     serverCpuSeconds: { total: +cpu.toFixed(3), perCall: +(cpu / CALLS).toFixed(4), overSeconds: +seconds.toFixed(1), idlePerSecond: +idlePerSecond.toFixed(4), eachCallMs: cpuPerCall.map((c) => Math.round(c * 1000)) },
+    httpRequestsPerCall: +httpPerCall.toFixed(1),
   }));
 } finally {
   await browser.close();
