@@ -19,12 +19,13 @@ export const launchOptions = { executablePath: CHROMIUM, headless: true, args: C
 
 /**
  * Runs in every page before its own scripts: keeps each RTCPeerConnection the
- * client makes (so tests read getStats without knowing the client's code) and
- * the time each remote <video data-contact-id> shows its first frame.
+ * client makes (so tests read getStats without knowing the client's code), the
+ * time a remote <video data-contact-id> first shows a frame, and how many
+ * oscillators (the ringtone) are sounding.
  */
 export function observeMedia() {
   const Native = window.RTCPeerConnection;
-  const e2e = { pcs: [], firstRemoteFrameAt: null, clicks: {}, iceStates: [] };
+  const e2e = { pcs: [], firstRemoteFrameAt: null, clicks: {}, iceStates: [], tones: 0 };
   window.__e2e = e2e;
   window.RTCPeerConnection = class extends Native {
     constructor(...args) {
@@ -34,6 +35,18 @@ export function observeMedia() {
       this.addEventListener('iceconnectionstatechange', () => e2e.iceStates.push(this.iceConnectionState));
     }
   };
+  // Oscillators sounding now: a ringtone made in the page is heard through them.
+  if (window.OscillatorNode) {
+    const { start, stop } = OscillatorNode.prototype;
+    OscillatorNode.prototype.start = function (...args) {
+      if (!this.__e2eOn) { this.__e2eOn = true; e2e.tones += 1; }
+      return start.apply(this, args);
+    };
+    OscillatorNode.prototype.stop = function (...args) {
+      if (this.__e2eOn) { this.__e2eOn = false; e2e.tones -= 1; }
+      return stop.apply(this, args);
+    };
+  }
   const watch = (video) => {
     if (video.__e2eWatched || !video.requestVideoFrameCallback) return;
     video.__e2eWatched = true;

@@ -95,11 +95,15 @@ test('B on two tabs: declining on one stops the other ringing', async ({ person,
     callTitle: 'Two tabs', callReason: 'STANDARD', callType: 'MESH',
     invitedContacts: [contactOf(bob)], invitedTeams: [], joinAnonymousAllowed: false,
   });
+  const tones = (page) => page.evaluate(() => window.__e2e.tones);
   await expect(incomingCall(b1)).toBeVisible();
   await expect(incomingCall(b2)).toBeVisible();
+  await expect.poll(() => tones(b2), 'the second tab rings').toBeGreaterThan(0);
   await incomingCall(b1).getByRole('button', { name: 'Decline' }).click();
   await expect(incomingCall(b1)).toBeHidden();
   await expect(incomingCall(b2)).toBeHidden();
+  await expect.poll(() => tones(b2), 'the second tab is silent').toBe(0);
+  expect(await tones(b1)).toBe(0);
 
   // Nobody answered, so the call ended.
   const log = await rest.get(`/rtc/getCallLogById?callId=${call.callId}`);
