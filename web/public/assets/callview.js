@@ -307,7 +307,14 @@ class CallView {
   async onCallEvent(frame) {
     if (frame.callId !== this.callId || this.done) return;
     const e = frame.event;
-    try { this.callLog = await calls.getCall(this.callId); } catch { /* keep the old log */ }
+    try {
+      this.callLog = await calls.getCall(this.callId);
+    } catch {
+      // A guest may not read the log: the event itself keeps it current.
+      if (!this.callLog.callEvents.some((x) => x.id === e.id)) {
+        this.callLog = { ...this.callLog, callStatus: frame.callStatus, callEvents: [...this.callLog.callEvents, e] };
+      }
+    }
     if (e.type === 'Ended' || frame.callStatus === 'Ended') return this.finish('The call has ended.');
     if (e.contact?.id === this.myId && e.type === 'Leave') return this.finish('You left this call on another device.');
     if (this.callLog.callType === 'SFU') return this.showSfu();
@@ -334,7 +341,7 @@ class CallView {
     }
   }
 
-  onSocketState({ state, resumed }) {
+  onSocketState({ state, reconnected }) {
     if (this.done || !this.callLog) return;
     if (state === 'closed' || state === 'connecting') {
       this.setBanner('Reconnecting…', 'warn');
@@ -342,7 +349,7 @@ class CallView {
       for (const frame of this.outbox.splice(0)) {
         if (frame.to === this.peer?.remoteId) this.socket.send(frame);
       }
-      if (resumed && this.peer?.offerer) this.peer.restartIce();
+      if (reconnected && this.peer?.offerer) this.peer.restartIce();
       if (this.peer) this.onPeerState(this.peer);
       else if (this.callLog.callType === 'SFU') this.setBanner('');
       else this.showWaiting();

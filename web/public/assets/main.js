@@ -192,7 +192,7 @@ async function showGuest(callId, token) {
   signOutHere();
   const start = (guest) => {
     useGuestToken(guest.accessToken);
-    const guestSocket = new Socket(async () => guest.accessToken);
+    const guestSocket = new Socket(async () => guest.accessToken, { resume: false });
     guestSocket.start();
     mountCall(root, {
       callId, socket: guestSocket, user: null, guest, video: true,

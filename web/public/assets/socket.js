@@ -6,10 +6,14 @@ const PING_EVERY = 5_000;
 const DEAD_AFTER = 12_000;
 
 export class Socket extends EventTarget {
-  /** token: async () => access token for the next connection. */
-  constructor(token) {
+  /**
+   * token: async () => access token for the next connection; resume: whether the
+   * server keeps our messages to replay (a guest's socket carries signaling only).
+   */
+  constructor(token, { resume = true } = {}) {
     super();
     this.token = token;
+    this.resume = resume;
     this.ws = null;
     this.lastSeq = null; // the newest sequenced message handled
     this.attempts = 0;
@@ -94,11 +98,13 @@ export class Socket extends EventTarget {
 
   receive(frame) {
     if (frame.type === 'hello') {
-      const resumed = this.lastSeq !== null;
+      const resumed = this.resume && this.lastSeq !== null;
       if (resumed) this.ws.send(JSON.stringify({ type: 'resume', since: this.lastSeq }));
-      else this.lastSeq = frame.seq;
+      else this.lastSeq = frame.seq ?? null;
       this.attempts = 0;
-      this.setState('open', { resumed });
+      const reconnected = !!this.everOpened;
+      this.everOpened = true;
+      this.setState('open', { resumed, reconnected });
       return;
     }
     if (frame.type === 'pong') return;
