@@ -114,6 +114,18 @@ try {
   await sleep(3000);
   await shot(g, 'guest-call');
   await shot(a, 'call-with-guest');
+  await a.getByRole('button', { name: 'Hang up' }).click();
+
+  // A group call: two people picked from the directory.
+  await a.getByLabel('Search contacts').waitFor();
+  await a.getByLabel('Select Bob Keller').check();
+  await a.getByLabel('Select Carol Nguyen').check();
+  await sleep(300);
+  await shot(a, 'group-selection');
+  await a.getByRole('button', { name: 'Start group call' }).click();
+  await a.getByRole('button', { name: 'Hang up' }).waitFor();
+  await sleep(1500);
+  await shot(a, 'call-sfu');
 } finally {
   await browser?.close();
   await stack.stop();
