@@ -23,6 +23,7 @@ const firstFrameAt = (page) => page.evaluate(() => window.__e2e.firstRemoteFrame
 const answeredAt = (page) => page.evaluate(() => Number(sessionStorage.getItem('e2e.click.Answer')));
 const forget = (page) => page.evaluate(() => {
   window.__e2e.firstRemoteFrameAt = null;
+  window.__e2e.offers = 0;
   sessionStorage.removeItem('e2e.click.Answer');
   document.querySelectorAll('video').forEach((v) => { v.__e2eWatched = false; });
 });
@@ -53,6 +54,7 @@ try {
 
   const samples = [];
   const cpuPerCall = [];
+  const offers = []; // SDP offers both pages made per call: 1 when the first offer is answered
   const cpu0 = cpuSeconds(stack.serverPid);
   const http0 = await httpResponses(stack.baseURL);
   const start = Date.now();
@@ -67,6 +69,7 @@ try {
     const seen = Math.max(await firstFrameAt(a), await firstFrameAt(b));
     if (!answered || !seen) throw new Error(`call ${i}: no timestamps (answer ${answered}, frame ${seen})`);
     samples.push(seen - answered);
+    offers.push((await a.evaluate(() => window.__e2e.offers)) + (await b.evaluate(() => window.__e2e.offers)));
     await hangUp(a);
     await a.getByLabel('Search contacts').waitFor();
     await b.getByLabel('Search contacts').waitFor();
@@ -78,6 +81,7 @@ try {
   console.log(JSON.stringify({
     calls: CALLS,
     answerToFirstRemoteFrameMs: { median: Math.round(quantile(samples, 0.5)), p95: Math.round(quantile(samples, 0.95)), all: samples.map(Math.round) },
+    offersPerCall: offers,
     serverCpuSeconds: { total: +cpu.toFixed(3), perCall: +(cpu / CALLS).toFixed(4), overSeconds: +seconds.toFixed(1), idlePerSecond: +idlePerSecond.toFixed(4), eachCallMs: cpuPerCall.map((c) => Math.round(c * 1000)) },
     httpRequestsPerCall: +httpPerCall.toFixed(1),
   }));

@@ -25,7 +25,7 @@ export const launchOptions = { executablePath: CHROMIUM, headless: true, args: C
  */
 export function observeMedia() {
   const Native = window.RTCPeerConnection;
-  const e2e = { pcs: [], firstRemoteFrameAt: null, clicks: {}, iceStates: [], tones: 0 };
+  const e2e = { pcs: [], firstRemoteFrameAt: null, clicks: {}, iceStates: [], tones: 0, offers: 0 };
   window.__e2e = e2e;
   window.RTCPeerConnection = class extends Native {
     constructor(...args) {
@@ -33,6 +33,13 @@ export function observeMedia() {
       e2e.pcs.push(this);
       // The ICE states a connection went through, for a test's report.
       this.addEventListener('iceconnectionstatechange', () => e2e.iceStates.push(this.iceConnectionState));
+    }
+
+    // Offers this page made (a second one in a call is a re-offer: ICE restart or renegotiation).
+    setLocalDescription(...args) {
+      const desc = args[0];
+      if ((desc?.type ?? (this.signalingState === 'stable' || this.signalingState === 'have-local-offer' ? 'offer' : 'answer')) === 'offer') e2e.offers += 1;
+      return super.setLocalDescription(...args);
     }
   };
   // Oscillators sounding now: a ringtone made in the page is heard through them.
