@@ -44,7 +44,7 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
  * Waits until the page decodes remote video (getStats framesDecoded > 0) and a
  * remote <video> shows frames that keep advancing. Returns the last readings.
  */
-export async function expectRemoteVideoFlowing(page, { timeout = 15000 } = {}) {
+export async function expectRemoteVideoFlowing(page, { timeout = 20000 } = {}) {
   const until = Date.now() + timeout;
   let last;
   for (;;) {
