@@ -48,6 +48,7 @@ test('A calls B from the dashboard, both see each other, Mute silences A at B, H
     const muted = await audioEnergyOver(b);
     expect(muted.energy, 'B hears nothing of A after Mute').toBeLessThan(speaking.energy / 100);
 
+    // Camera is a toggle too (its media effect is the client's unit tests' concern).
     const camera = a.getByRole('button', { name: 'Camera' });
     const cameraWas = await camera.getAttribute('aria-pressed');
     expect(['true', 'false']).toContain(cameraWas);
