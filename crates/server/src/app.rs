@@ -115,6 +115,7 @@ pub fn router(app: Arc<App>) -> Router {
     let (api, _) = routes::api().split_for_parts();
     let mut router = api
         .merge(routes::meta::router())
+        .merge(routes::web::router())
         .fallback(|| async { problem(StatusCode::NOT_FOUND, "no such route".into()) })
         .method_not_allowed_fallback(|| async {
             problem(

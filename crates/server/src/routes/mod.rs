@@ -8,6 +8,7 @@ mod docs_page;
 pub mod guest;
 pub mod meta;
 pub mod session;
+pub mod web;
 
 use std::sync::{Arc, OnceLock};
 

@@ -19,3 +19,4 @@ mod operator;
 mod outage;
 mod sockets;
 mod timers;
+mod web;
