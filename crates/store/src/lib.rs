@@ -2,6 +2,7 @@
 //! with their contacts and events, and the per-user message log. `SqlStore`
 //! implements it on embedded SQLite and on PostgreSQL.
 
+mod directory;
 mod migrate;
 mod sql;
 

@@ -58,6 +58,7 @@ pub struct SqlStore {
     write: AnyPool,
     read: AnyPool,
     ring_timeout: chrono::Duration,
+    directory: std::sync::Arc<crate::directory::DirectoryCache>,
 }
 
 pub(crate) fn db_error(e: sqlx::Error) -> StoreError {
@@ -232,6 +233,7 @@ impl SqlStore {
             write,
             read,
             ring_timeout: chrono::Duration::zero(),
+            directory: Default::default(),
         })
     }
 
@@ -272,6 +274,7 @@ impl SqlStore {
             write: pool.clone(),
             read: pool,
             ring_timeout: chrono::Duration::zero(),
+            directory: Default::default(),
         })
     }
 
@@ -679,9 +682,13 @@ async fn write_messages(
     Ok(out)
 }
 
-/// What the directory searches: an account's id, name and email, in lower case.
-fn search_text(user_id: &str, display_name: &str, email: Option<&str>) -> String {
-    format!("{user_id} {display_name} {}", email.unwrap_or_default()).to_lowercase()
+/// Tells every node's directory that an account or team was added.
+async fn bump_directory(conn: &mut AnyConnection) -> Result<()> {
+    sqlx::query("UPDATE directory_changes SET version = version + 1 WHERE id = 1")
+        .execute(&mut *conn)
+        .await
+        .map_err(db_error)?;
+    Ok(())
 }
 
 /// `$first, $first+1, …` for `n` bound values of an `IN (…)` list.
@@ -690,20 +697,6 @@ fn placeholders(first: usize, n: usize) -> String {
         .map(|i| format!("${i}"))
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-/// A `LIKE` pattern matching `needle` anywhere, its wildcards escaped with `\`.
-fn contains_pattern(needle: &str) -> String {
-    let mut p = String::with_capacity(needle.len() + 2);
-    p.push('%');
-    for ch in needle.chars() {
-        if matches!(ch, '%' | '_' | '\\') {
-            p.push('\\');
-        }
-        p.push(ch);
-    }
-    p.push('%');
-    p
 }
 
 /// Those of `users` joined in a live call other than `except` (a call's own pk).
@@ -832,8 +825,8 @@ impl Store for SqlStore {
         let mut tx = self.begin_write().await?;
         let domain = Self::domain_id(&mut tx, &user.domain).await?;
         let id: i64 = sqlx::query_scalar(
-            "INSERT INTO users (domain_id, user_id, display_name, email, phone_number, roles, password_hash, created_at, \
-             search_text, name_key) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
+            "INSERT INTO users (domain_id, user_id, display_name, email, phone_number, roles, password_hash, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
         )
         .bind(domain)
         .bind(&user.user_id)
@@ -843,8 +836,6 @@ impl Store for SqlStore {
         .bind(roles_text(&user.roles))
         .bind(&user.password_hash)
         .bind(Utc::now().timestamp_millis())
-        .bind(search_text(&user.user_id, &user.display_name, user.email.as_deref()))
-        .bind(user.display_name.to_lowercase())
         .fetch_one(&mut *tx)
         .await
         .map_err(|e| match db_error(e) {
@@ -853,6 +844,7 @@ impl Store for SqlStore {
             }
             e => e,
         })?;
+        bump_directory(&mut tx).await?;
         tx.commit().await.map_err(db_error)?;
         Ok(UserInfo {
             user_db_id: id,
@@ -964,6 +956,7 @@ impl Store for SqlStore {
                 )));
             }
         }
+        bump_directory(&mut tx).await?;
         tx.commit().await.map_err(db_error)?;
         self.team(&TeamRef::Id(id))
             .await?
@@ -1013,73 +1006,56 @@ impl Store for SqlStore {
         needle: &str,
         size: u32,
     ) -> Result<(Vec<DirectoryEntry>, Vec<Team>)> {
-        const BUSY: &str = "EXISTS (SELECT 1 FROM call_contacts cc JOIN calls c ON c.id = cc.call_pk \
-                            WHERE cc.user_db_id = u.id AND cc.joined = 1 AND c.status <> 'Ended')";
         let mut conn = self.read.acquire().await.map_err(db_error)?;
-        let order = match self.dialect {
-            Dialect::Sqlite => "ORDER BY u.name_key, u.id",
-            Dialect::Postgres => "ORDER BY u.name_key COLLATE \"C\", u.id",
-        };
-        // SQLite finds substrings of three characters or more through its trigram
-        // table (GLOB, whose wildcards must then be absent); PostgreSQL through its
-        // trigram index on LIKE. Shorter needles walk the domain in name order.
-        let filter = match self.dialect {
-            _ if needle.is_empty() => "",
-            Dialect::Sqlite
-                if needle.chars().count() >= 3 && !needle.contains(['*', '?', '[', ']']) =>
-            {
-                "AND u.id IN (SELECT rowid FROM users_search WHERE search_text GLOB '*' || $3 || '*') \
-                 AND instr(u.search_text, $3) > 0"
+        let version: i64 = sqlx::query_scalar("SELECT version FROM directory_changes WHERE id = 1")
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(db_error)?;
+        let listing = match self.directory.get(domain, version) {
+            Some(listing) => listing,
+            None => {
+                let sql = sqlx::AssertSqlSafe(format!(
+                    "SELECT {USER_COLUMNS} FROM users u JOIN domains d ON d.id = u.domain_id WHERE d.name = $1"
+                ));
+                let rows = sqlx::query(sql)
+                    .bind(domain)
+                    .fetch_all(&mut *conn)
+                    .await
+                    .map_err(db_error)?;
+                let users = rows.iter().map(user_from_row).collect::<Result<_>>()?;
+                let rows = sqlx::query(
+                    "SELECT t.id, t.name FROM teams t JOIN domains d ON d.id = t.domain_id WHERE d.name = $1",
+                )
+                .bind(domain)
+                .fetch_all(&mut *conn)
+                .await
+                .map_err(db_error)?;
+                let teams = rows
+                    .iter()
+                    .map(|r| {
+                        Ok(Team {
+                            id: r.try_get(0).map_err(db_error)?,
+                            name: r.try_get(1).map_err(db_error)?,
+                            domain: domain.to_owned(),
+                        })
+                    })
+                    .collect::<Result<_>>()?;
+                let listing =
+                    std::sync::Arc::new(crate::directory::Listing::new(version, users, teams));
+                self.directory.put(domain, listing.clone());
+                listing
             }
-            Dialect::Sqlite => "AND instr(u.search_text, $3) > 0",
-            Dialect::Postgres => "AND u.search_text LIKE $3",
         };
-        let sql = format!(
-            "SELECT {USER_COLUMNS}, {BUSY} FROM users u JOIN domains d ON d.id = u.domain_id \
-             WHERE d.name = $1 {filter} {order} LIMIT $2"
-        );
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(domain)
-            .bind(i64::from(size));
-        if !needle.is_empty() {
-            q = match self.dialect {
-                Dialect::Sqlite => q.bind(needle),
-                Dialect::Postgres => q.bind(contains_pattern(needle)),
-            };
-        }
-        let rows = q.fetch_all(&mut *conn).await.map_err(db_error)?;
-        let contacts = rows
-            .iter()
-            .map(|r| {
-                Ok(DirectoryEntry {
-                    user: user_from_row(r)?,
-                    busy: r
-                        .try_get::<bool, _>(7)
-                        .or_else(|_| r.try_get::<i64, _>(7).map(|b| b != 0))
-                        .map_err(db_error)?,
-                })
+        let (people, teams) = listing.search(needle, size as usize);
+        let ids: Vec<UserDbId> = people.iter().map(|u| u.user_db_id).collect();
+        let busy = busy_in_other_calls(&mut conn, &ids, 0).await?;
+        let contacts = people
+            .into_iter()
+            .map(|user| DirectoryEntry {
+                busy: busy.contains(&user.user_db_id),
+                user,
             })
-            .collect::<Result<_>>()?;
-        let rows = sqlx::query(
-            "SELECT t.id, t.name FROM teams t JOIN domains d ON d.id = t.domain_id \
-             WHERE d.name = $1 AND lower(t.name) LIKE $2 ESCAPE '\\' ORDER BY lower(t.name), t.id LIMIT $3",
-        )
-        .bind(domain)
-        .bind(contains_pattern(needle))
-        .bind(i64::from(size))
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(db_error)?;
-        let teams = rows
-            .iter()
-            .map(|r| {
-                Ok(Team {
-                    id: r.try_get(0).map_err(db_error)?,
-                    name: r.try_get(1).map_err(db_error)?,
-                    domain: domain.to_owned(),
-                })
-            })
-            .collect::<Result<_>>()?;
+            .collect();
         Ok((contacts, teams))
     }
 

@@ -1,7 +1,6 @@
 //! Operations: `/health`, `/metrics`, the OpenAPI document and the page of docs
 //! rendered from it (`docs_page`).
 
-use std::fmt::Write;
 use std::sync::Arc;
 
 use axum::Json;
