@@ -27,7 +27,7 @@ export function applyPresence(frame) {
   for (const el of document.querySelectorAll(`[data-presence-of="${Number(frame.userDbId)}"]`)) {
     el.className = `dot ${frame.presence}`;
     el.title = presenceText(frame.presence);
-    const label = el.parentElement?.querySelector('.presence-text');
+    const label = el.closest('li')?.querySelector('.presence-text');
     if (label) label.textContent = presenceText(frame.presence);
   }
 }
