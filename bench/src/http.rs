@@ -17,9 +17,9 @@ pub enum Route {
     Create,
     /// GET /rtc/getCallLogById on a call with 50 events.
     Get,
-    /// GET /rtc/contacts, the directory: by turns a user id (`u<n>`, served by the
-    /// trigram index), a name fragment (`user <n>`, many matches), one character,
-    /// and the whole domain by name.
+    /// GET /rtc/contacts, the directory of `setup`'s named accounts: by turns a user
+    /// id (`u<n>`), a last name (about 250 matches), a first name with the start of
+    /// a last one, two characters, and the whole domain by name.
     Contacts,
     /// GET /health: the server's floor (routing, a database round trip, JSON).
     Health,
@@ -77,10 +77,13 @@ impl Target {
                 ))
                 .bearer_auth(&t[0].2),
             Route::Contacts => {
-                let q = match n % 4 {
+                let person = crate::setup::person(n.wrapping_mul(7919) % t.len());
+                let (first, last) = person.split_once(' ').unwrap_or((&person, ""));
+                let q = match n % 5 {
                     0 => format!("u{}", n.wrapping_mul(7919) % t.len()),
-                    1 => format!("user {}", n % 1000),
-                    2 => (n % 10).to_string(),
+                    1 => last.split(' ').next().unwrap_or(last).to_owned(),
+                    2 => format!("{first} {}", last.chars().take(2).collect::<String>()),
+                    3 => first.chars().take(2).collect(),
                     _ => String::new(),
                 };
                 self.client

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use callhub_core::Role;
-use callhub_core::text::{DisplayName, Domain, UserId};
+use callhub_core::text::{DisplayName, Domain, Email, UserId};
 use callhub_server::auth::{Tokens, hash_password, load_or_make_secret, random_token, token_hash};
 use callhub_store::{NewUser, PoolSettings, SqlStore, Store, StoreError};
 
@@ -33,8 +33,15 @@ pub async fn run(
         let new = NewUser {
             domain: bench_domain(),
             user_id: UserId::parse("userId", &user_id)?,
-            display_name: DisplayName::parse("displayName", &format!("User {i}"))?,
-            email: None,
+            display_name: DisplayName::parse("displayName", &person(i))?,
+            email: Some(Email::parse(
+                "email",
+                &format!(
+                    "{}.{i}@plant-{}.example",
+                    person(i).to_lowercase().replace(' ', "."),
+                    i % 7
+                ),
+            )?),
             phone_number: None,
             roles: vec![Role::User],
             password_hash: hash.clone(),
@@ -71,4 +78,65 @@ pub async fn run(
 /// The domain every benchmark account lives in.
 pub fn bench_domain() -> Domain {
     Domain::parse("domain", "bench").expect("a valid domain")
+}
+
+const FIRST: [&str; 50] = [
+    "Anna", "Ben", "Clara", "David", "Elif", "Farid", "Greta", "Hannes", "Ines", "Jonas", "Katrin",
+    "Lukas", "Mara", "Nico", "Olga", "Paul", "Quentin", "Rosa", "Stefan", "Tanja", "Uwe", "Vera",
+    "Wolfgang", "Xenia", "Yusuf", "Zoe", "Aylin", "Bernd", "Chiara", "Dennis", "Emma", "Florian",
+    "Gül", "Heike", "Igor", "Jana", "Kai", "Lea", "Mehmet", "Nina", "Oskar", "Petra", "Ralf",
+    "Sophie", "Timo", "Ute", "Viktor", "Wiebke", "Yannick", "Zeynep",
+];
+const LAST: [&str; 40] = [
+    "Müller",
+    "Schmidt",
+    "Schneider",
+    "Fischer",
+    "Weber",
+    "Meyer",
+    "Wagner",
+    "Becker",
+    "Schulz",
+    "Hoffmann",
+    "Koch",
+    "Richter",
+    "Klein",
+    "Wolf",
+    "Schröder",
+    "Neumann",
+    "Schwarz",
+    "Braun",
+    "Zimmermann",
+    "Krüger",
+    "Hartmann",
+    "Lange",
+    "Werner",
+    "Krause",
+    "Lehmann",
+    "Köhler",
+    "Herrmann",
+    "König",
+    "Walter",
+    "Mayer",
+    "Huber",
+    "Kaiser",
+    "Fuchs",
+    "Peters",
+    "Lang",
+    "Scholz",
+    "Möller",
+    "Weiß",
+    "Jung",
+    "Hahn",
+];
+
+/// A plausible name for bench user `i` (the directory's benchmark searches them):
+/// 2,000 first-and-last pairs, numbered beyond that as people share names.
+pub fn person(i: usize) -> String {
+    let pair = i % (FIRST.len() * LAST.len());
+    let name = format!("{} {}", FIRST[pair % FIRST.len()], LAST[pair / FIRST.len()]);
+    match i / (FIRST.len() * LAST.len()) {
+        0 => name,
+        n => format!("{name} {}", n + 1),
+    }
 }

@@ -1,7 +1,7 @@
 //! `callhub-cli` against a real server: log in, create, read, watch a pop-up, and
 //! search the directory.
 
-use std::process::Stdio;
+use std::process::{Output, Stdio};
 
 use callhub_core::Role;
 use callhub_core::text::{DisplayName, Domain, UserId};
@@ -17,11 +17,13 @@ fn cli(session: &std::path::Path) -> Command {
     cmd
 }
 
-async fn run(session: &std::path::Path, args: &[&str], stdin: Option<&str>) -> serde_json::Value {
+/// `callhub-cli args` to its end, with `stdin` piped in.
+async fn output(session: &std::path::Path, args: &[&str], stdin: Option<&str>) -> Output {
     let mut child = cli(session)
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let mut input = child.stdin.take().unwrap();
@@ -30,13 +32,21 @@ async fn run(session: &std::path::Path, args: &[&str], stdin: Option<&str>) -> s
         .await
         .unwrap();
     drop(input);
-    let out = child.wait_with_output().await.unwrap();
-    assert!(out.status.success(), "callhub-cli {args:?} failed");
+    child.wait_with_output().await.unwrap()
+}
+
+async fn run(session: &std::path::Path, args: &[&str], stdin: Option<&str>) -> serde_json::Value {
+    let out = output(session, args, stdin).await;
+    assert!(
+        out.status.success(),
+        "callhub-cli {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn login_create_get_and_watch_a_pop_up() {
+/// A server with `alice` and `bob` (password secret123) on a fresh SQLite database.
+async fn server_with_alice_and_bob() -> (Server, std::path::PathBuf) {
     let dir = std::env::temp_dir().join(format!(
         "callhub-cli-test-{}",
         uuid::Uuid::new_v4().simple()
@@ -63,6 +73,69 @@ async fn login_create_get_and_watch_a_pop_up() {
             .await
             .unwrap();
     }
+    (server, dir)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_to_a_loopback_address_without_scheme_uses_http() {
+    let (server, dir) = server_with_alice_and_bob().await;
+    let session = dir.join("alice.json");
+    let address = server.addr.to_string(); // 127.0.0.1:<port>, no scheme
+    let me = run(
+        &session,
+        &["login", "--server", &address, "--user", "alice"],
+        Some("secret123\n"),
+    )
+    .await;
+    assert_eq!(me["userId"], "alice");
+    let list = run(&session, &["call", "list"], None).await;
+    assert_eq!(list["totalElements"], 0);
+
+    let out = output(
+        &dir.join("other.json"),
+        &["login", "--server", "calls.example.org", "--user", "alice"],
+        Some("secret123\n"),
+    )
+    .await;
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("https://calls.example.org"), "{err}");
+    server.stop().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_password_is_refused_before_anything_is_sent() {
+    // A listener that counts who connects: the refusal must come before any.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let server = format!("http://{}", listener.local_addr().unwrap());
+    let connected = tokio::spawn(async move { listener.accept().await.is_ok() });
+    let dir = std::env::temp_dir().join(format!(
+        "callhub-cli-test-{}",
+        uuid::Uuid::new_v4().simple()
+    ));
+    for stdin in ["", "\n"] {
+        let out = output(
+            &dir.join("s.json"),
+            &["login", "--server", &server, "--user", "alice"],
+            Some(stdin),
+        )
+        .await;
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{stdin:?}");
+        assert!(err.contains("no password on standard input"), "{err}");
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert!(
+        !connected.is_finished(),
+        "callhub-cli connected to the server"
+    );
+    connected.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_create_get_and_watch_a_pop_up() {
+    let (server, dir) = server_with_alice_and_bob().await;
     let (alice, bob) = (dir.join("alice.json"), dir.join("bob.json"));
     let url = server.url();
     let me = run(

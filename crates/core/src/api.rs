@@ -20,6 +20,9 @@ pub struct Problem {
     pub status: u16,
     /// What was wrong, naming the field or value.
     pub detail: String,
+    /// The request's id, as in its `x-request-id` response header and the server log.
+    #[serde(rename = "requestId", default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]

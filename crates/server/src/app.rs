@@ -2,11 +2,10 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::Response;
@@ -18,7 +17,6 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
-use tower_http::trace::TraceLayer;
 
 use crate::auth::{RateLimiter, Tokens, load_or_make_secret};
 use crate::config::Config;
@@ -51,24 +49,7 @@ pub struct App {
     pub presence: crate::presence::Tracker,
 }
 
-/// Counters for `/metrics`.
-#[derive(Default)]
-pub struct Metrics {
-    pub responses: [AtomicU64; 5],
-    pub calls_created: AtomicU64,
-    pub call_commands: AtomicU64,
-    pub logins_failed: AtomicU64,
-    pub deadlines_fired: AtomicU64,
-    pub deliveries_sent: AtomicU64,
-    pub deliveries_failed: AtomicU64,
-    pub delivery_retries: AtomicU64,
-}
-
-impl Metrics {
-    pub fn inc(counter: &AtomicU64) {
-        counter.fetch_add(1, Ordering::Relaxed);
-    }
-}
+pub use crate::metrics::Metrics;
 
 /// The current time at the store's precision (milliseconds).
 pub fn now() -> DateTime<Utc> {
@@ -154,13 +135,6 @@ impl App {
     }
 }
 
-async fn count_responses(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
-    let res = next.run(req).await;
-    let class = (res.status().as_u16() / 100).clamp(1, 5) as usize - 1;
-    Metrics::inc(&app.metrics.responses[class]);
-    res
-}
-
 /// The policy of HTML the server makes itself (the docs page, error pages): no
 /// script, nothing from elsewhere, no framing. Pages with a script of their own
 /// (the web client, the guest page) send their own policy, which is kept.
@@ -193,6 +167,7 @@ pub fn router(app: Arc<App>) -> Router {
     let (api, _) = routes::api().split_for_parts();
     let mut router = api
         .merge(routes::meta::router())
+        .merge(routes::web::router())
         .fallback(|| async { problem(StatusCode::NOT_FOUND, "no such route".into()) })
         .method_not_allowed_fallback(|| async {
             problem(
@@ -201,14 +176,13 @@ pub fn router(app: Arc<App>) -> Router {
             )
         })
         .layer(DefaultBodyLimit::max(1024 * 1024))
-        .layer(axum::middleware::from_fn_with_state(
-            app.clone(),
-            count_responses,
-        ))
         .layer(CatchPanicLayer::custom(|_| {
             problem(StatusCode::INTERNAL_SERVER_ERROR, "internal error".into())
         }))
-        .layer(TraceLayer::new_for_http());
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            crate::observe::observe,
+        ));
     if !app.config.cors_origins.is_empty() {
         let origins: Vec<HeaderValue> = app
             .config
@@ -258,8 +232,15 @@ impl Server {
             serve,
             tokio::spawn(worker::run(app.clone(), shutdown.clone())),
             tokio::spawn(crate::outbox::run(app.clone(), shutdown.clone())),
+            tokio::spawn(crate::metrics::refresh(
+                app.clone(),
+                app.config.gauge_refresh,
+                shutdown.clone(),
+            )),
         ];
-        tracing::info!(%addr, database = %app.config.database_url.split('@').next_back().unwrap_or_default(), "callhub listening");
+        let c = &app.config;
+        tracing::info!(%addr, database = %crate::config::redacted(&c.database_url), docs = %format!("{}/docs", c.public_url),
+            cors_origins = %if c.cors_origins.is_empty() { "none".into() } else { c.cors_origins.join(",") }, "callhub listening");
         Ok(Server {
             addr,
             app,

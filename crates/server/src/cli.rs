@@ -15,10 +15,12 @@ use crate::config::Config;
 
 /// callhub: a self-hosted server for audio and video calls.
 ///
-/// Configured by CALLHUB_* environment variables (or the same keys in ./callhub.toml);
-/// with none set it serves on 127.0.0.1:8080 with SQLite in ./data.
+/// Every command prints the database it uses on standard error. With no settings
+/// it serves on 127.0.0.1:8080 with SQLite in ./data, relative to the folder it
+/// runs in: run the operator commands in that same folder (or with the same
+/// CALLHUB_DATA_DIR / CALLHUB_DATABASE_URL).
 #[derive(Parser)]
-#[command(name = "callhub", version)]
+#[command(name = "callhub", version, after_help = crate::settings::settings_help())]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Cmd,
@@ -27,8 +29,12 @@ pub struct Cli {
 #[derive(Subcommand)]
 pub enum Cmd {
     /// Run the server (migrates the database first).
+    ///
+    /// On SQLite one node serves a database: a second `serve` on it is refused
+    /// (it would ring nobody live); several nodes need PostgreSQL and NATS.
+    #[command(after_help = crate::settings::settings_help())]
     Serve,
-    /// Bring the database schema up to date and exit.
+    /// Bring the database schema up to date and exit (creates a SQLite database).
     Migrate,
     /// Manage accounts.
     #[command(subcommand)]
@@ -36,24 +42,29 @@ pub enum Cmd {
     /// Manage teams.
     #[command(subcommand)]
     Team(TeamCmd),
+    /// Print the OpenAPI document (as served at /openapi.json) and exit; the SDKs' types are generated from it.
+    Openapi,
 }
 
 #[derive(Subcommand)]
 pub enum UserCmd {
     /// Create an account; prints its UserInfo as one JSON line.
+    ///
+    /// The database must exist (run `callhub serve` or `callhub migrate` first).
     Add {
-        /// 1 to 64 letters, digits or ._@-
+        /// The account's domain (tenant), e.g. ubimax.
         #[arg(long)]
         domain: String,
-        /// 1 to 64 letters, digits or ._@-
+        /// The login name, unique in its domain: 1 to 64 letters, digits or ._@-.
         #[arg(long = "user-id")]
         user_id: String,
-        /// 1 to 100 characters, no control characters; the user id when omitted.
+        /// The name others see; the user id when omitted.
         #[arg(long = "display-name")]
         display_name: Option<String>,
+        /// Where invitations are mailed.
         #[arg(long)]
         email: Option<String>,
-        /// E.164, e.g. +4917612345678.
+        /// Where invitations are texted: E.164, e.g. +4917612345678.
         #[arg(long)]
         phone: Option<String>,
         /// May be given more than once; `user` when omitted.
@@ -68,11 +79,13 @@ pub enum UserCmd {
 #[derive(Subcommand)]
 pub enum TeamCmd {
     /// Create a team of existing users; prints the team as one JSON line.
+    ///
+    /// The database must exist (run `callhub serve` or `callhub migrate` first).
     Add {
-        /// 1 to 64 letters, digits or ._@-
+        /// The team's domain; its members are accounts of it.
         #[arg(long)]
         domain: String,
-        /// 1 to 100 characters, no control characters.
+        /// The team's name, unique in its domain.
         #[arg(long)]
         name: String,
         /// A member's user id; may be given more than once.
@@ -83,8 +96,11 @@ pub enum TeamCmd {
 
 #[derive(Clone, Copy, ValueEnum)]
 pub enum RoleArg {
+    /// Makes and answers calls.
     User,
+    /// A connector: creates calls on behalf of other users.
     Broker,
+    /// Manages its domain (webhooks, deliveries).
     Admin,
 }
 
@@ -98,11 +114,67 @@ impl From<RoleArg> for Role {
     }
 }
 
-async fn open_store(cfg: &Config) -> anyhow::Result<SqlStore> {
+/// The commands and flags of `cmd` that `--help` shows without a description.
+pub fn undescribed(cmd: &clap::Command) -> Vec<String> {
+    fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+        for arg in cmd.get_arguments() {
+            let id = arg.get_id().as_str();
+            if arg.get_help().is_none() && id != "help" && id != "version" {
+                missing.push(format!("{path} {id}"));
+            }
+        }
+        for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
+            let path = format!("{path} {}", sub.get_name());
+            if sub.get_about().is_none() {
+                missing.push(path.clone());
+            }
+            walk(sub, &path, missing);
+        }
+    }
+    let mut missing = Vec::new();
+    walk(cmd, cmd.get_name(), &mut missing);
+    missing
+}
+
+/// What a command does with a SQLite database that is not there yet.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum IfMissing {
+    /// `serve` and `migrate`: make it, and say so.
+    Create,
+    /// `user add`, `team add`: refuse. Run from the wrong folder they would fill a
+    /// new database no server reads, and look as if they had worked.
+    Refuse(&'static str),
+}
+
+/// Checks the SQLite file against `if_missing` before anything opens (and so makes) it.
+pub fn check_database(cfg: &Config, if_missing: IfMissing) -> anyhow::Result<()> {
+    let Some(file) = cfg.sqlite_file() else {
+        return Ok(());
+    };
+    if file.exists() {
+        return Ok(());
+    }
+    match if_missing {
+        IfMissing::Create => {
+            eprintln!(
+                "callhub: no database at {} yet: creating it",
+                file.display()
+            );
+            Ok(())
+        }
+        IfMissing::Refuse(command) => bail!(
+            "no database at {}: `{command}` does not create one. Run it in the folder the \
+             server runs in, or set CALLHUB_DATA_DIR (or CALLHUB_DATABASE_URL) to the \
+             server's; for a new installation run `callhub migrate` (or `callhub serve`) first",
+            file.display()
+        ),
+    }
+}
+
+async fn open_store(cfg: &Config, if_missing: IfMissing) -> anyhow::Result<SqlStore> {
+    check_database(cfg, if_missing)?;
     let ring = chrono::Duration::from_std(cfg.ring_timeout)?;
-    SqlStore::connect(&cfg.database_url, &cfg.pool, ring)
-        .await
-        .context("opening the database")
+    Ok(SqlStore::connect(&cfg.database_url, &cfg.pool, ring).await?)
 }
 
 pub async fn user_add(cfg: &Config, cmd: UserCmd) -> anyhow::Result<String> {
@@ -139,7 +211,7 @@ pub async fn user_add(cfg: &Config, cmd: UserCmd) -> anyhow::Result<String> {
     }
     roles.sort_by_key(|r| *r as u8);
     roles.dedup();
-    let store = open_store(cfg).await?;
+    let store = open_store(cfg, IfMissing::Refuse("callhub user add")).await?;
     let user = store
         .create_user(NewUser {
             display_name,
@@ -167,7 +239,7 @@ pub async fn team_add(cfg: &Config, cmd: TeamCmd) -> anyhow::Result<String> {
         .iter()
         .map(|m| UserId::parse("--member", m))
         .collect::<Result<Vec<_>, _>>()?;
-    let store = open_store(cfg).await?;
+    let store = open_store(cfg, IfMissing::Refuse("callhub team add")).await?;
     let (team, users) = store.create_team(&domain, &name, &members).await?;
     store.close().await;
     let mut v = serde_json::to_value(&team)?;
@@ -176,6 +248,18 @@ pub async fn team_add(cfg: &Config, cmd: TeamCmd) -> anyhow::Result<String> {
 }
 
 pub async fn migrate(cfg: &Config) -> anyhow::Result<()> {
-    open_store(cfg).await?.close().await;
+    open_store(cfg, IfMissing::Create).await?.close().await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn every_command_and_flag_is_described() {
+        let missing = undescribed(&Cli::command());
+        assert!(missing.is_empty(), "undescribed: {missing:?}");
+    }
 }

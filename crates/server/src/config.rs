@@ -44,6 +44,44 @@ pub struct Config {
     pub request_read_timeout: Duration,
     /// Open connections one client address may hold.
     pub connections_per_ip: usize,
+    /// How often the gauges read from the store (calls, ringing, backlog) are refreshed.
+    pub gauge_refresh: Duration,
+    pub log_format: LogFormat,
+}
+
+/// How log lines are written to stderr (`CALLHUB_LOG_FORMAT`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines, coloured only on a terminal.
+    Text,
+    /// One JSON object a line, for log shippers.
+    Json,
+}
+
+impl std::str::FromStr for LogFormat {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "text" => Ok(LogFormat::Text),
+            "json" => Ok(LogFormat::Json),
+            _ => Err("expected text or json".into()),
+        }
+    }
+}
+
+/// A database URL without its password, for logs.
+pub fn redacted(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    match rest[..authority_end].rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split(':').next().unwrap_or_default();
+            format!("{scheme}://{user}@{host}{}", &rest[authority_end..])
+        }
+        None => url.to_owned(),
+    }
 }
 
 /// Mail, SMS and the outbox worker that sends them (`CALLHUB_SMTP_URL`, …).
@@ -87,9 +125,18 @@ pub struct Source {
 
 impl Source {
     pub fn load() -> anyhow::Result<Source> {
-        let path = std::env::var("CALLHUB_CONFIG").unwrap_or_else(|_| "callhub.toml".into());
+        // A file named on purpose must be there; the default one is optional.
+        let named = std::env::var("CALLHUB_CONFIG")
+            .ok()
+            .filter(|p| !p.is_empty());
+        let path = named.clone().unwrap_or_else(|| "callhub.toml".into());
         let mut file = HashMap::new();
-        if let Ok(text) = std::fs::read_to_string(&path) {
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => Some(text),
+            Err(e) if named.is_some() => bail!("CALLHUB_CONFIG={path:?} cannot be read: {e}"),
+            Err(_) => None,
+        };
+        if let Some(text) = text {
             let table: toml::Table = text
                 .parse()
                 .with_context(|| format!("{path} is not valid TOML"))?;
@@ -254,6 +301,8 @@ impl Config {
             invites_per_hour: src.parse("CALLHUB_INVITES_PER_HOUR", 1000)?,
             request_read_timeout: src.secs("CALLHUB_REQUEST_READ_TIMEOUT_SECS", 10)?,
             connections_per_ip: src.parse("CALLHUB_CONNECTIONS_PER_IP", 1000)?,
+            gauge_refresh: Duration::from_millis(src.parse("CALLHUB_GAUGE_REFRESH_MILLIS", 5000)?),
+            log_format: src.parse("CALLHUB_LOG_FORMAT", LogFormat::Text)?,
         };
         if cfg.max_call_contacts < 2 || cfg.invites_per_hour == 0 || cfg.connections_per_ip == 0 {
             bail!(
@@ -263,10 +312,37 @@ impl Config {
         if cfg.request_read_timeout.is_zero() {
             bail!("CALLHUB_REQUEST_READ_TIMEOUT_SECS must be at least 1");
         }
+        if cfg.gauge_refresh.is_zero() {
+            bail!("CALLHUB_GAUGE_REFRESH_MILLIS must be at least 1");
+        }
         if cfg.pool.max_connections == 0 {
             bail!("CALLHUB_DB_MAX_CONNECTIONS must be at least 1");
         }
         Ok(cfg)
+    }
+
+    /// The SQLite file, when the database is one.
+    pub fn sqlite_file(&self) -> Option<PathBuf> {
+        callhub_store::sqlite_path(&self.database_url)
+            .filter(|p| !p.as_os_str().is_empty() && p.as_os_str() != ":memory:")
+            .map(|p| std::path::absolute(p).unwrap_or_else(|_| p.to_owned()))
+    }
+
+    /// The database as an operator looks for it: SQLite's absolute path, or the
+    /// PostgreSQL URL without its password.
+    pub fn database_shown(&self) -> String {
+        if let Some(file) = self.sqlite_file() {
+            return format!("SQLite {}", file.display());
+        }
+        let url = &self.database_url;
+        match (url.split_once("://"), url.rsplit_once('@')) {
+            (Some((scheme, rest)), Some((_, host))) => {
+                let user = rest.split('@').next().unwrap_or("");
+                let user = user.split(':').next().unwrap_or(user);
+                format!("{scheme}://{user}@{host}")
+            }
+            _ => url.clone(),
+        }
     }
 
     /// A configuration for tests and embedding: defaults, on the given database.
@@ -293,5 +369,18 @@ mod tests {
         );
         assert_eq!(public_host("http://127.0.0.1:8080"), "127.0.0.1");
         assert_eq!(public_host("http://u:p@[::1]:80/"), "::1");
+    }
+
+    #[test]
+    fn logged_database_urls_carry_no_password() {
+        assert_eq!(
+            redacted("postgres://callhub:s3cret@db.example.org:5432/callhub?sslmode=require"),
+            "postgres://callhub@db.example.org:5432/callhub?sslmode=require"
+        );
+        assert_eq!(
+            redacted("sqlite://data/callhub.db"),
+            "sqlite://data/callhub.db"
+        );
+        assert_eq!(redacted("postgres://db/x"), "postgres://db/x");
     }
 }

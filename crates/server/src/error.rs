@@ -61,6 +61,7 @@ pub fn problem(status: StatusCode, detail: String) -> Response {
         title: status.canonical_reason().unwrap_or("Error").into(),
         status: status.as_u16(),
         detail,
+        request_id: crate::observe::request_id(),
     };
     let mut res = (status, axum::Json(body)).into_response();
     res.headers_mut().insert(

@@ -44,8 +44,8 @@ pub fn join_url(app: &App, call: &Call) -> Option<String> {
 }
 
 /// The link an invitation carries: the guest link where the call allows guests,
-/// else the web client opened on the call.
+/// else the web client's page of the call (it asks an account to log in first).
 pub fn invitation_link(app: &App, call: &Call) -> String {
     join_url(app, call)
-        .unwrap_or_else(|| format!("{}/?callId={}", app.config.public_url, call.call_id))
+        .unwrap_or_else(|| format!("{}/call/{}", app.config.public_url, call.call_id))
 }

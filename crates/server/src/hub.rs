@@ -23,8 +23,12 @@ pub enum Owner {
 /// What a socket's task is told.
 #[derive(Debug, Clone)]
 pub enum Push {
-    /// A committed, sequenced message.
-    Sequenced { seq: i64, body: Arc<str> },
+    /// A committed, sequenced message, and when it was handed over after its commit.
+    Sequenced {
+        seq: i64,
+        body: Arc<str>,
+        committed: std::time::Instant,
+    },
     /// A frame that is not stored (signaling, presence, a guest's call events).
     Transient(Arc<str>),
 }
@@ -138,6 +142,7 @@ impl Hub {
         if messages.is_empty() {
             return;
         }
+        let committed = std::time::Instant::now();
         let sockets = self.sockets.lock().expect("hub lock");
         for m in messages {
             let Some(list) = sockets.get(&Owner::User(m.user)) else {
@@ -149,6 +154,7 @@ impl Hub {
                     .try_send(Push::Sequenced {
                         seq: m.seq,
                         body: body.clone(),
+                        committed,
                     })
                     .is_err()
                 {

@@ -10,9 +10,13 @@ pub mod extract;
 pub mod guest;
 pub mod hub;
 pub mod listen;
+pub mod metrics;
+pub mod node_lock;
+pub mod observe;
 pub mod outbox;
 pub mod presence;
 pub mod routes;
+pub mod settings;
 pub mod worker;
 pub mod ws;
 

@@ -1,19 +1,46 @@
-use callhub_server::cli::{Cli, Cmd};
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use callhub_server::cli::{Cli, Cmd, IfMissing};
+use callhub_server::config::LogFormat;
+use callhub_server::node_lock::NodeLock;
 use callhub_server::{Config, Server, cli};
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> ExitCode {
     let args = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_env("CALLHUB_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    match run(args).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // One line with its causes, for an operator and for scripts reading stderr.
+            eprintln!("callhub: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Cli) -> anyhow::Result<()> {
+    if let Cmd::Openapi = args.command {
+        println!("{}", callhub_server::routes::openapi().to_pretty_json()?);
+        return Ok(());
+    }
     let cfg = Config::from_env()?;
+    let filter = EnvFilter::try_from_env("CALLHUB_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        // Colour codes only for a person at a terminal, never into files or pipes.
+        .with_ansi(std::io::stderr().is_terminal());
+    match cfg.log_format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().flatten_event(true).init(),
+    }
+    // Relative defaults make a new database in whatever folder a command runs in.
+    eprintln!("callhub: database {}", cfg.database_shown());
     match args.command {
+        Cmd::Openapi => Ok(()),
         Cmd::Serve => serve(cfg).await,
         Cmd::Migrate => cli::migrate(&cfg).await,
         Cmd::User(cmd) => {
@@ -28,6 +55,12 @@ async fn main() -> anyhow::Result<()> {
 }
 
 async fn serve(cfg: Config) -> anyhow::Result<()> {
+    // One node per SQLite database: a second would ring nobody live.
+    let _lock = cfg
+        .sqlite_file()
+        .map(|db| NodeLock::take(&db))
+        .transpose()?;
+    cli::check_database(&cfg, IfMissing::Create)?;
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", cfg.listen))?;

@@ -7,7 +7,7 @@ use std::time::Duration;
 use callhub_core::{Command, apply};
 use tokio_util::sync::CancellationToken;
 
-use crate::app::{App, Metrics, now};
+use crate::app::{App, now};
 
 /// Messages are kept two days, twice what a client is promised for resume.
 const MESSAGE_RETENTION: chrono::Duration = chrono::Duration::hours(48);
@@ -53,7 +53,7 @@ pub async fn fire_due(app: &Arc<App>) {
         match result {
             Ok(committed) => {
                 app.after_commit(&committed);
-                Metrics::inc(&app.metrics.deadlines_fired);
+                app.metrics.count(crate::metrics::DEADLINES_FIRED);
             }
             Err(e) => tracing::warn!(%call_id, error = %e, "firing a call's deadline failed"),
         }

@@ -218,7 +218,7 @@ impl Session {
         let flow = loop {
             let step: Result<Flow, ()> = tokio::select! {
                 push = reg.rx.recv() => match push {
-                    Some(Push::Sequenced { seq, body }) => self.forward(&mut sink, seq, &body).await.map(|_| Flow::Go),
+                    Some(Push::Sequenced { seq, body, committed }) => self.forward(&mut sink, seq, &body, committed).await.map(|_| Flow::Go),
                     Some(Push::Transient(frame)) => send(&mut sink, &frame).await.map(|_| Flow::Go),
                     None => Ok(Flow::Close(close_code::AWAY, "node shutting down")),
                 },
@@ -284,7 +284,13 @@ impl Session {
 
     /// Sends a live message in order: older ones are dropped as already sent, and a
     /// gap (a message published late by a concurrent commit) is filled from the store.
-    async fn forward(&mut self, sink: &mut Sink, seq: i64, body: &str) -> Result<(), ()> {
+    async fn forward(
+        &mut self,
+        sink: &mut Sink,
+        seq: i64,
+        body: &str,
+        committed: std::time::Instant,
+    ) -> Result<(), ()> {
         if seq <= self.last_sent {
             return Ok(());
         }
@@ -292,6 +298,10 @@ impl Session {
             self.replay(sink, self.last_sent, seq - 1).await?;
         }
         send(sink, body).await?;
+        if body.contains(r#""type":"incomingCall""#) {
+            let popup = committed.elapsed();
+            self.app.metrics.observe(crate::metrics::POPUP_DELAY, popup);
+        }
         self.last_sent = seq;
         Ok(())
     }

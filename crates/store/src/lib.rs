@@ -2,6 +2,7 @@
 //! with their contacts and events, and the per-user message log. `SqlStore`
 //! implements it on embedded SQLite and on PostgreSQL.
 
+mod directory;
 mod migrate;
 mod sql;
 
@@ -13,7 +14,7 @@ use callhub_core::{
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-pub use sql::{PoolSettings, SqlStore};
+pub use sql::{PoolSettings, SqlStore, sqlite_path};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -190,6 +191,17 @@ pub enum AttemptResult {
     Retry(DateTime<Utc>),
 }
 
+/// Counts an operator watches, read from the store (not per request).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Gauges {
+    /// Calls per stored status (`Planned`, `Started`, `Ended`).
+    pub calls_by_status: Vec<(String, i64)>,
+    /// Invited contacts whose device is ringing now.
+    pub ringing: i64,
+    /// Pending deliveries per channel (`mail`, `sms`, `webhook`).
+    pub backlog_by_channel: Vec<(String, i64)>,
+}
+
 /// The rules to run on a call inside the transaction that holds it.
 pub type CallUpdate<'a> =
     &'a (dyn Fn(&Call) -> std::result::Result<Transition, CallError> + Send + Sync);
@@ -297,5 +309,8 @@ pub trait Store: Send + Sync + 'static {
     async fn last_seq(&self, user: UserDbId) -> Result<i64>;
     async fn messages_since(&self, user: UserDbId, seq: i64, limit: u32) -> Result<Vec<Message>>;
     /// Forgets messages written before `before`.
+    /// Calls by status, contacts ringing and the outbox backlog, for `/metrics`.
+    async fn gauges(&self) -> Result<Gauges>;
+
     async fn prune_messages(&self, before: DateTime<Utc>) -> Result<u64>;
 }

@@ -1,6 +1,7 @@
 //! The `Store` on SQL, one implementation for SQLite and PostgreSQL through sqlx's
 //! `Any` driver. Where the two differ (locking, transaction start) `Dialect` says.
 
+use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -12,7 +13,7 @@ use callhub_core::{
 };
 use chrono::{DateTime, Utc};
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
-use sqlx::{AnyConnection, AnyPool, Executor, Row};
+use sqlx::{AnyConnection, AnyPool, ConnectOptions, Connection, Executor, Row};
 use uuid::Uuid;
 
 use crate::*;
@@ -61,6 +62,7 @@ pub struct SqlStore {
     /// How to open more connections: `background` makes pools of its own.
     options: AnyConnectOptions,
     settings: PoolSettings,
+    directory: std::sync::Arc<crate::directory::DirectoryCache>,
 }
 
 pub(crate) fn db_error(e: sqlx::Error) -> StoreError {
@@ -185,6 +187,34 @@ async fn postgres_pool(
     Ok(pool)
 }
 
+/// The file of a `sqlite://path` (or `sqlite:path`) URL; `None` for other databases.
+pub fn sqlite_path(url: &str) -> Option<&Path> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    Some(Path::new(rest.split('?').next().unwrap_or_default()))
+}
+
+/// `host:port` of a PostgreSQL URL, as an operator would look it up.
+fn server_address(options: &AnyConnectOptions) -> String {
+    let url = &options.database_url;
+    let host = url.host_str().unwrap_or("localhost");
+    format!("{host}:{}", url.port().unwrap_or(5432))
+}
+
+/// Why a connection could not be made, in an operator's words.
+fn cause(e: &sqlx::Error) -> String {
+    match e {
+        sqlx::Error::Io(io) => match io.kind() {
+            std::io::ErrorKind::ConnectionRefused => "connection refused".into(),
+            std::io::ErrorKind::TimedOut => "connection timed out".into(),
+            _ => io.to_string(),
+        },
+        sqlx::Error::Database(d) => d.message().to_owned(),
+        other => other.to_string(),
+    }
+}
+
 impl SqlStore {
     /// Opens (creating where needed) and migrates the database at `url`:
     /// `sqlite://path/to/file.db` or `postgres://…`.
@@ -212,14 +242,8 @@ impl SqlStore {
     }
 
     async fn connect_sqlite(url: &str, settings: &PoolSettings) -> Result<SqlStore> {
-        let path = url
-            .trim_start_matches("sqlite://")
-            .trim_start_matches("sqlite:");
-        let path = path.split('?').next().unwrap_or_default();
-        if let Some(dir) = std::path::Path::new(path)
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty())
-        {
+        let path = sqlite_path(url).unwrap_or(Path::new(""));
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| {
                 StoreError::Unavailable(format!(
                     "cannot create data directory {}: {e}",
@@ -244,12 +268,42 @@ impl SqlStore {
             ring_timeout: chrono::Duration::zero(),
             options,
             settings: settings.clone(),
+            directory: Default::default(),
         })
     }
 
     async fn connect_postgres(url: &str, settings: &PoolSettings) -> Result<SqlStore> {
         let options = AnyConnectOptions::from_str(url).map_err(db_error)?;
-        let pool = postgres_pool(&options, settings, settings.max_connections).await?;
+        let timeout = settings.statement_timeout.as_millis();
+        let pool = AnyPoolOptions::new()
+            .max_connections(settings.max_connections)
+            .acquire_timeout(settings.acquire_timeout)
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    conn.execute(sqlx::AssertSqlSafe(format!(
+                        "SET statement_timeout = {timeout}"
+                    )))
+                    .await?;
+                    Ok(())
+                })
+            })
+            .connect_lazy_with(options.clone());
+        // Fail at start when the server is not there, rather than at the first request:
+        // one attempt, whose cause is named (the pool would retry until its timeout and
+        // report only that it timed out).
+        let at = server_address(&options);
+        match tokio::time::timeout(settings.acquire_timeout, options.connect()).await {
+            Err(_) => {
+                return Err(StoreError::Unavailable(format!(
+                    "no answer within {} s at {at}",
+                    settings.acquire_timeout.as_secs()
+                )));
+            }
+            Ok(Err(e)) => return Err(StoreError::Unavailable(format!("{} at {at}", cause(&e)))),
+            Ok(Ok(conn)) => {
+                let _ = conn.close().await;
+            }
+        }
         Ok(SqlStore {
             dialect: Dialect::Postgres,
             write: pool.clone(),
@@ -257,6 +311,7 @@ impl SqlStore {
             ring_timeout: chrono::Duration::zero(),
             options,
             settings: settings.clone(),
+            directory: Default::default(),
         })
     }
 
@@ -687,9 +742,13 @@ async fn write_messages(
     Ok(out)
 }
 
-/// What the directory searches: an account's id, name and email, in lower case.
-fn search_text(user_id: &str, display_name: &str, email: Option<&str>) -> String {
-    format!("{user_id} {display_name} {}", email.unwrap_or_default()).to_lowercase()
+/// Tells every node's directory that an account or team was added.
+async fn bump_directory(conn: &mut AnyConnection) -> Result<()> {
+    sqlx::query("UPDATE directory_changes SET version = version + 1 WHERE id = 1")
+        .execute(&mut *conn)
+        .await
+        .map_err(db_error)?;
+    Ok(())
 }
 
 /// `$first, $first+1, …` for `n` bound values of an `IN (…)` list.
@@ -698,20 +757,6 @@ fn placeholders(first: usize, n: usize) -> String {
         .map(|i| format!("${i}"))
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-/// A `LIKE` pattern matching `needle` anywhere, its wildcards escaped with `\`.
-fn contains_pattern(needle: &str) -> String {
-    let mut p = String::with_capacity(needle.len() + 2);
-    p.push('%');
-    for ch in needle.chars() {
-        if matches!(ch, '%' | '_' | '\\') {
-            p.push('\\');
-        }
-        p.push(ch);
-    }
-    p.push('%');
-    p
 }
 
 /// Those of `users` joined in a live call other than `except` (a call's own pk).
@@ -840,8 +885,8 @@ impl Store for SqlStore {
         let mut tx = self.begin_write().await?;
         let domain = Self::domain_id(&mut tx, user.domain.as_str()).await?;
         let id: i64 = sqlx::query_scalar(
-            "INSERT INTO users (domain_id, user_id, display_name, email, phone_number, roles, password_hash, created_at, \
-             search_text, name_key) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
+            "INSERT INTO users (domain_id, user_id, display_name, email, phone_number, roles, password_hash, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
         )
         .bind(domain)
         .bind(user.user_id.as_str())
@@ -851,12 +896,6 @@ impl Store for SqlStore {
         .bind(roles_text(&user.roles))
         .bind(&user.password_hash)
         .bind(Utc::now().timestamp_millis())
-        .bind(search_text(
-            user.user_id.as_str(),
-            user.display_name.as_str(),
-            user.email.as_ref().map(Email::as_str),
-        ))
-        .bind(user.display_name.as_str().to_lowercase())
         .fetch_one(&mut *tx)
         .await
         .map_err(|e| match db_error(e) {
@@ -865,6 +904,7 @@ impl Store for SqlStore {
             }
             e => e,
         })?;
+        bump_directory(&mut tx).await?;
         tx.commit().await.map_err(db_error)?;
         Ok(UserInfo {
             user_db_id: id,
@@ -976,6 +1016,7 @@ impl Store for SqlStore {
                 )));
             }
         }
+        bump_directory(&mut tx).await?;
         tx.commit().await.map_err(db_error)?;
         self.team(&TeamRef::Id(id))
             .await?
@@ -1025,81 +1066,56 @@ impl Store for SqlStore {
         needle: &str,
         size: u32,
     ) -> Result<(Vec<DirectoryEntry>, Vec<Team>)> {
-        const BUSY: &str = "EXISTS (SELECT 1 FROM call_contacts cc JOIN calls c ON c.id = cc.call_pk \
-                            WHERE cc.user_db_id = u.id AND cc.joined = 1 AND c.status <> 'Ended')";
         let mut conn = self.read.acquire().await.map_err(db_error)?;
-        let domain_id: Option<i64> = sqlx::query_scalar("SELECT id FROM domains WHERE name = $1")
-            .bind(domain)
-            .fetch_optional(&mut *conn)
+        let version: i64 = sqlx::query_scalar("SELECT version FROM directory_changes WHERE id = 1")
+            .fetch_one(&mut *conn)
             .await
             .map_err(db_error)?;
-        let Some(domain_id) = domain_id else {
-            return Ok((Vec::new(), Vec::new()));
-        };
-        let order = match self.dialect {
-            Dialect::Sqlite => "ORDER BY u.name_key, u.id",
-            Dialect::Postgres => "ORDER BY u.name_key COLLATE \"C\", u.id",
-        };
-        // SQLite finds substrings of three characters or more through its trigram
-        // table (GLOB, whose wildcards must then be absent); PostgreSQL through its
-        // trigram index on LIKE. Shorter needles walk the domain in name order.
-        let filter = match self.dialect {
-            _ if needle.is_empty() => "",
-            Dialect::Sqlite
-                if needle.chars().count() >= 3 && !needle.contains(['*', '?', '[', ']']) =>
-            {
-                "AND u.id IN (SELECT rowid FROM users_search WHERE search_text GLOB '*' || $3 || '*') \
-                 AND instr(u.search_text, $3) > 0"
+        let listing = match self.directory.get(domain, version) {
+            Some(listing) => listing,
+            None => {
+                let sql = sqlx::AssertSqlSafe(format!(
+                    "SELECT {USER_COLUMNS} FROM users u JOIN domains d ON d.id = u.domain_id WHERE d.name = $1"
+                ));
+                let rows = sqlx::query(sql)
+                    .bind(domain)
+                    .fetch_all(&mut *conn)
+                    .await
+                    .map_err(db_error)?;
+                let users = rows.iter().map(user_from_row).collect::<Result<_>>()?;
+                let rows = sqlx::query(
+                    "SELECT t.id, t.name FROM teams t JOIN domains d ON d.id = t.domain_id WHERE d.name = $1",
+                )
+                .bind(domain)
+                .fetch_all(&mut *conn)
+                .await
+                .map_err(db_error)?;
+                let teams = rows
+                    .iter()
+                    .map(|r| {
+                        Ok(Team {
+                            id: r.try_get(0).map_err(db_error)?,
+                            name: r.try_get(1).map_err(db_error)?,
+                            domain: domain.to_owned(),
+                        })
+                    })
+                    .collect::<Result<_>>()?;
+                let listing =
+                    std::sync::Arc::new(crate::directory::Listing::new(version, users, teams));
+                self.directory.put(domain, listing.clone());
+                listing
             }
-            Dialect::Sqlite => "AND instr(u.search_text, $3) > 0",
-            Dialect::Postgres => "AND u.search_text LIKE $3",
         };
-        let sql = format!(
-            "SELECT {USER_COLUMNS}, {BUSY} FROM users u JOIN domains d ON d.id = u.domain_id \
-             WHERE u.domain_id = $1 {filter} {order} LIMIT $2"
-        );
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(domain_id)
-            .bind(i64::from(size));
-        if !needle.is_empty() {
-            q = match self.dialect {
-                Dialect::Sqlite => q.bind(needle),
-                Dialect::Postgres => q.bind(contains_pattern(needle)),
-            };
-        }
-        let rows = q.fetch_all(&mut *conn).await.map_err(db_error)?;
-        let contacts = rows
-            .iter()
-            .map(|r| {
-                Ok(DirectoryEntry {
-                    user: user_from_row(r)?,
-                    busy: r
-                        .try_get::<bool, _>(7)
-                        .or_else(|_| r.try_get::<i64, _>(7).map(|b| b != 0))
-                        .map_err(db_error)?,
-                })
+        let (people, teams) = listing.search(needle, size as usize);
+        let ids: Vec<UserDbId> = people.iter().map(|u| u.user_db_id).collect();
+        let busy = busy_in_other_calls(&mut conn, &ids, 0).await?;
+        let contacts = people
+            .into_iter()
+            .map(|user| DirectoryEntry {
+                busy: busy.contains(&user.user_db_id),
+                user,
             })
-            .collect::<Result<_>>()?;
-        let rows = sqlx::query(
-            "SELECT t.id, t.name FROM teams t WHERE t.domain_id = $1 AND lower(t.name) LIKE $2 ESCAPE '\\' \
-             ORDER BY lower(t.name), t.id LIMIT $3",
-        )
-        .bind(domain_id)
-        .bind(contains_pattern(needle))
-        .bind(i64::from(size))
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(db_error)?;
-        let teams = rows
-            .iter()
-            .map(|r| {
-                Ok(Team {
-                    id: r.try_get(0).map_err(db_error)?,
-                    name: r.try_get(1).map_err(db_error)?,
-                    domain: domain.to_owned(),
-                })
-            })
-            .collect::<Result<_>>()?;
+            .collect();
         Ok((contacts, teams))
     }
 
@@ -1549,6 +1565,30 @@ impl Store for SqlStore {
             out.push((entry, attempts));
         }
         Ok(out)
+    }
+
+    async fn gauges(&self) -> Result<crate::Gauges> {
+        let count_by = |sql: &'static str| async move {
+            sqlx::query_as::<_, (String, i64)>(sql)
+                .fetch_all(&self.read)
+                .await
+                .map_err(db_error)
+        };
+        let ringing: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM call_contacts cc JOIN calls c ON c.id = cc.call_pk \
+             WHERE cc.ringing_since IS NOT NULL AND c.status <> 'Ended'",
+        )
+        .fetch_one(&self.read)
+        .await
+        .map_err(db_error)?;
+        Ok(crate::Gauges {
+            calls_by_status: count_by("SELECT status, COUNT(*) FROM calls GROUP BY status").await?,
+            ringing,
+            backlog_by_channel: count_by(
+                "SELECT channel, COUNT(*) FROM deliveries WHERE status = 'pending' GROUP BY channel",
+            )
+            .await?,
+        })
     }
 
     async fn last_seq(&self, user: UserDbId) -> Result<i64> {

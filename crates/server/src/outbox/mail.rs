@@ -26,7 +26,8 @@ fn reason_text(reason: CallReason) -> &'static str {
     }
 }
 
-fn inviter(call: &Call) -> String {
+/// Who invites to `call`: its creator's name.
+pub fn inviter(call: &Call) -> String {
     call.contact(CREATOR)
         .spec
         .display_name

@@ -16,8 +16,9 @@ use rand::Rng;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::app::{App, Metrics, now};
+use crate::app::{App, now};
 use crate::config::DeliveryConfig;
+use crate::metrics;
 
 /// Everything that sends: SMTP (or the log), an SMS provider (or the log), HTTP.
 pub struct Senders {
@@ -161,10 +162,17 @@ async fn deliver(app: &App, entry: OutboxEntry) {
         }
     };
     match &next {
-        AttemptResult::Done(DeliveryStatus::Sent) => Metrics::inc(&app.metrics.deliveries_sent),
-        AttemptResult::Done(DeliveryStatus::Failed) => Metrics::inc(&app.metrics.deliveries_failed),
-        AttemptResult::Retry(_) => Metrics::inc(&app.metrics.delivery_retries),
+        AttemptResult::Done(DeliveryStatus::Sent) => app.metrics.count(metrics::DELIVERIES_SENT),
+        AttemptResult::Done(DeliveryStatus::Failed) => {
+            app.metrics.count(metrics::DELIVERIES_FAILED)
+        }
+        AttemptResult::Retry(_) => app.metrics.count(metrics::DELIVERY_RETRIES),
         _ => {}
+    }
+    if let AttemptResult::Done(DeliveryStatus::Sent | DeliveryStatus::Logged) = next {
+        // Logged counts too: without a provider the log is where it went.
+        let delay = (finished - entry.created_at).to_std().unwrap_or_default();
+        app.metrics.delivery_sent(entry.channel, delay);
     }
     let attempt = Attempt {
         attempt: entry.attempts,

@@ -18,7 +18,7 @@ use chrono::Utc;
 use hmac::{Hmac, Mac};
 use uuid::Uuid;
 
-use crate::app::{App, Metrics, now};
+use crate::app::{App, now};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{ApiJson, ApiQuery, Authed, Caller};
 
@@ -186,7 +186,7 @@ pub async fn create_call(
         refund_invitations(&app, requester, invitations);
     })?;
     app.after_commit(&committed);
-    Metrics::inc(&app.metrics.calls_created);
+    app.metrics.count(crate::metrics::CALLS_CREATED);
     Ok(Json(call_log(&app, &committed.call)))
 }
 
@@ -305,7 +305,7 @@ async fn command(
             apply(call, make(actor.clone()), now(), &rules)
         })
         .await;
-    Metrics::inc(&app.metrics.call_commands);
+    app.metrics.count(crate::metrics::CALL_COMMANDS);
     match result {
         Ok(committed) => {
             app.after_commit(&committed);
@@ -397,7 +397,7 @@ pub async fn leave_call(
                     apply(call, Command::LeaveGuest(guest.cid), now(), &rules)
                 })
                 .await?;
-            Metrics::inc(&app.metrics.call_commands);
+            app.metrics.count(crate::metrics::CALL_COMMANDS);
             app.after_commit(&committed);
             Ok(Json(committed.call.to_call_log(None)))
         }

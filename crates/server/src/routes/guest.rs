@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use callhub_core::api::{GuestJoinRequest, GuestJoinResponse, GuestPageQuery};
 use callhub_core::text::{DisplayName, check_no_control};
@@ -13,10 +13,11 @@ use callhub_core::{Call, CallStatus, Command, apply};
 use callhub_store::StoreError;
 use uuid::Uuid;
 
-use crate::app::{App, Metrics, now};
+use crate::app::{App, now};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{ApiJson, ApiQuery, ClientIp};
 use crate::guest::token_matches;
+use crate::routes::web::esc;
 
 fn wrong_token() -> ApiError {
     ApiError::NotFound("token: no call with this guest link".into())
@@ -86,7 +87,7 @@ pub async fn join_anonymous(
             )
         })
         .await;
-    Metrics::inc(&app.metrics.call_commands);
+    app.metrics.count(crate::metrics::CALL_COMMANDS);
     let committed = match result {
         Ok(c) => c,
         Err(StoreError::NotFound) => return Err(wrong_token()),
@@ -108,8 +109,9 @@ pub async fn join_anonymous(
 #[utoipa::path(get, path = "/join/{callId}", tag = "guests", operation_id = "guestPage", security(()),
     params(("callId" = Uuid, Path, description = "The call"), GuestPageQuery),
     responses(
-        (status = 200, description = "The guest page: name the guest and join (HTML; no scripts from elsewhere)", content_type = "text/html"),
+        (status = 200, description = "The web client's guest page: the guest names themself and joins, then talks in the call (HTML; no inline or foreign scripts, see its Content-Security-Policy)", content_type = "text/html"),
         (status = 400, description = "The query has no t", body = Problem, content_type = "application/problem+json"),
+        (status = 304, description = "The client's page is unchanged since the `If-None-Match` ETag"),
         (status = 403, description = "The call does not allow anonymous join", content_type = "text/html"),
         (status = 404, description = "No call with this guest link", content_type = "text/html"),
         (status = 409, description = "The call has ended", content_type = "text/html"),
@@ -118,29 +120,22 @@ pub async fn join_anonymous(
 pub async fn guest_page(
     State(app): State<Arc<App>>,
     ClientIp(ip): ClientIp,
+    headers: HeaderMap,
     Path(call_id): Path<String>,
     ApiQuery(q): ApiQuery<GuestPageQuery>,
 ) -> Response {
+    let refused = |status, detail: &str| {
+        let mut res = page(status, "This link does not open a call", detail);
+        crate::routes::web::secure_for(&mut res, &headers);
+        res
+    };
     let Ok(call_id) = call_id.parse::<Uuid>() else {
-        return page(
-            StatusCode::NOT_FOUND,
-            "This link does not open a call",
-            "callId: not a call id",
-            None,
-        )
-        .into_response();
+        return refused(StatusCode::NOT_FOUND, "callId: not a call id");
     };
     let call = match call_of_link(&app, &ip.to_string(), call_id, q.t.trim()).await {
         Ok(call) => call,
         Err(e) => {
-            let status = e.status();
-            let mut res = page(
-                status,
-                "This link does not open a call",
-                &e.to_string(),
-                None,
-            )
-            .into_response();
+            let mut res = refused(e.status(), &e.to_string());
             if let ApiError::TooManyRequests {
                 retry_after_secs, ..
             } = e
@@ -154,70 +149,25 @@ pub async fn guest_page(
         }
     };
     if call.status == CallStatus::Ended {
-        return page(
-            StatusCode::CONFLICT,
-            &call.title,
-            "This call has ended.",
-            None,
-        )
-        .into_response();
+        let mut res = page(StatusCode::CONFLICT, &call.title, "This call has ended.");
+        crate::routes::web::secure_for(&mut res, &headers);
+        return res;
     }
-    page(
-        StatusCode::OK,
-        &call.title,
-        "You are invited to join this call as a guest.",
-        Some((call_id, q.t.trim())),
-    )
-    .into_response()
+    // The client reads the call and the token from its address and joins by them.
+    let inviter = crate::outbox::mail::inviter(&call);
+    crate::routes::web::guest_page(&headers, &call.title, &inviter).await
 }
 
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
-/// The placeholder guest page until the web client lands: a name field and a
-/// button that calls `joinAnonymous`. Its one inline script runs under a nonce of
-/// this answer's own CSP; nothing else may run or load.
-fn page(
-    status: StatusCode,
-    title: &str,
-    text: &str,
-    join: Option<(Uuid, &str)>,
-) -> impl IntoResponse {
-    let nonce = crate::auth::random_token();
-    let form = join
-        .map(|(call_id, token)| {
-            format!(
-                "<form id=join><label>Your name <input name=displayName required maxlength=100></label> \
-                 <button>Join</button></form><p id=out></p>\
-                 <script nonce=\"{nonce}\">document.getElementById('join').onsubmit=async e=>{{e.preventDefault();\
-                 const r=await fetch('/rtc/joinAnonymous',{{method:'POST',headers:{{'content-type':'application/json'}},\
-                 body:JSON.stringify({{callId:'{call_id}',token:'{token}',displayName:e.target.displayName.value}})}});\
-                 const b=await r.json();document.getElementById('out').textContent=r.ok?'You have joined the call.':b.detail;}};</script>",
-                token = esc(token),
-            )
-        })
-        .unwrap_or_default();
+/// Why a guest link opens no call, in the client's look (its stylesheet; no script).
+fn page(status: StatusCode, title: &str, text: &str) -> Response {
     let body = format!(
-        "<!doctype html><html><head><meta charset=utf-8><meta name=viewport content=\"width=device-width\">\
-         <title>{t} · callhub</title><style>body{{font:16px/1.5 system-ui,sans-serif;max-width:30rem;margin:3rem auto;padding:0 1rem}}</style>\
-         </head><body><h1>{t}</h1><p>{x}</p>{form}</body></html>",
+        "<!doctype html><html lang=en><head><meta charset=utf-8>\
+         <meta name=viewport content=\"width=device-width, initial-scale=1\">\
+         <title>{t} · callhub</title><link rel=stylesheet href=\"/assets/style.css\">\
+         <link rel=icon href=\"/assets/icon.svg\"></head><body class=plain>\
+         <main class=\"card narrow\"><p class=brand>callhub</p><h1>{t}</h1><p>{x}</p></main></body></html>",
         t = esc(title),
         x = esc(text),
     );
-    let csp = format!(
-        "default-src 'none'; script-src 'nonce-{nonce}'; style-src 'unsafe-inline'; \
-         connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
-    );
-    (
-        status,
-        [(
-            axum::http::header::CONTENT_SECURITY_POLICY,
-            axum::http::HeaderValue::from_str(&csp).expect("a token is a header value"),
-        )],
-        Html(body),
-    )
+    (status, Html(body)).into_response()
 }

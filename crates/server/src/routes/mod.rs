@@ -4,9 +4,11 @@
 pub mod admin;
 pub mod calls;
 pub mod directory;
+mod docs_page;
 pub mod guest;
 pub mod meta;
 pub mod session;
+pub mod web;
 
 use std::sync::{Arc, OnceLock};
 

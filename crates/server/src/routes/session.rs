@@ -11,7 +11,7 @@ use callhub_core::api::{LoginRequest, RefreshRequest, TokenResponse};
 use callhub_core::text::{Domain, UserId, check_no_control, optional};
 use callhub_store::Rotation;
 
-use crate::app::{App, Metrics, now};
+use crate::app::{App, now};
 use crate::auth::{random_token, token_hash, verify_password};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{ApiJson, ClientIp};
@@ -92,7 +92,7 @@ pub async fn login(
             app.login_failures.spend(&pair_key(account, &ip_key));
             app.login_failures_account.spend(account);
         }
-        Metrics::inc(&app.metrics.logins_failed);
+        app.metrics.count(crate::metrics::LOGINS_FAILED);
         return Err(ApiError::Unauthorized(BAD_LOGIN.into()));
     };
     let family = uuid::Uuid::new_v4().to_string();

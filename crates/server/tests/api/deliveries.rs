@@ -309,7 +309,11 @@ backend_tests! {
         let mail = sink.mails().pop().unwrap();
         assert!(mail.text.contains("When: Wednesday, 02 January 2030, 10:30 (UTC)"), "{}", mail.text);
         assert!(mail.guest_link().is_none(), "no guest link where guests are not allowed");
-        assert!(mail.text.contains(&format!("{}/?callId={}", app.url, call.call_id)), "the web client's link: {}", mail.text);
+        let link = format!("{}/call/{}", app.url, call.call_id);
+        assert!(mail.text.contains(&link) && mail.html.contains(&format!("href=\"{link}\"")), "the web client's call page: {}", mail.text);
+        let page = reqwest::get(&link).await.unwrap();
+        assert_eq!(page.status(), 200, "the link opens the web client");
+        assert!(page.text().await.unwrap().contains(r#"src="/assets/main.js""#));
         let (content_type, ics) = mail.ics.expect("an .ics attachment");
         assert!(content_type.contains("method=REQUEST"), "{content_type}");
         // RFC 5545's shape: CRLF lines of at most 75 octets.

@@ -141,6 +141,13 @@ backend_tests! {
         }
         assert_eq!(c["presence"], "offline");
         assert!(raw.json["teams"].is_array());
+
+        // Someone added after those searches is found at once (each node's listing
+        // follows the store's directory version), and so is a new team.
+        account(&app, "ubimax", "newbie", "Nora Newbie", None).await;
+        app.server.app.store.create_team(&Domain::parse("d", "ubimax").unwrap(), &TeamName::parse("n", "Night shift").unwrap(), &[]).await.unwrap();
+        assert_eq!(ids(&search(&alice, "newbie", 20).await), ["newbie"]);
+        assert_eq!(search(&alice, "night", 20).await.teams.len(), 1);
     }
 
     async fn directory_never_shows_another_domain(backend: Backend) {

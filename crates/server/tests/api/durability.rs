@@ -30,6 +30,9 @@ pub(crate) async fn add_user_with_role(
     user_id: &str,
     role: &str,
 ) -> serde_json::Value {
+    // `user add` does not create a database; `migrate` does (and is a no-op after).
+    let migrated = callhub(db, 0).arg("migrate").status().await.unwrap();
+    assert!(migrated.success(), "migrate failed");
     let mut cmd = callhub(db, 0);
     cmd.args([
         "user",

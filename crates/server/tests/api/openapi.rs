@@ -58,10 +58,52 @@ backend_tests! {
         let docs = app.raw("GET", "/docs", None, None).await;
         assert_eq!(docs.status, 200);
         assert!(docs.text.contains("/rtc/createCall") && docs.text.contains("anonymousJoinAllow"));
+        let page = &docs.text;
+        // Rendered, self-contained HTML: no raw Markdown, nothing loaded from elsewhere.
+        assert!(!page.contains('`'), "raw Markdown backticks on /docs");
+        assert!(page.contains("<code>CallLog</code>"), "inline code is rendered");
+        assert!(!page.contains("<script") && !page.contains("src=\"http"), "external resources on /docs");
+        assert!(page.contains("string | null"), "nullable types are shown");
+        // A table of contents entry and an example request for every operation.
+        let doc = app.raw("GET", "/openapi.json", None, None).await.json;
+        let mut operations = 0;
+        for (path, ops) in doc["paths"].as_object().unwrap() {
+            for method in ops.as_object().unwrap().keys() {
+                operations += 1;
+                let slug = path.replace(['{', '}'], "").replace('/', "-");
+                let anchor = format!("op-{method}{slug}");
+                assert!(page.contains(&format!("href=\"#{anchor}\"")), "no contents entry for {anchor}");
+                assert!(page.contains(&format!("id=\"{anchor}\"")), "no section for {anchor}");
+            }
+        }
+        assert_eq!(page.matches("<h4>Example</h4>").count(), operations, "one example request per operation");
+        assert!(page.contains("curl -fsS -X POST"), "examples are curl commands");
         let health = app.raw("GET", "/health", None, None).await;
         assert_eq!((health.status, &health.json["status"]), (200, &serde_json::json!("ok")));
         app.raw("GET", "/nope", None, None).await;
         let metrics = app.raw("GET", "/metrics", None, None).await;
         assert!(metrics.text.contains("callhub_http_responses_total{class=\"4xx\"} 1"), "{}", metrics.text);
     }
+}
+
+/// The SDKs' types are generated from `callhub openapi`: it must be the served document.
+#[tokio::test]
+async fn the_openapi_command_prints_the_served_document() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_callhub"))
+        .arg("openapi")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let served = app.raw("GET", "/openapi.json", None, None).await;
+    assert_eq!(printed, served.json);
+    assert_eq!(
+        printed["paths"]["/rtc/getCallLogs"]["get"]["operationId"],
+        "getCallLogs"
+    );
 }

@@ -1,0 +1,76 @@
+// How the tests run Chromium: Debian's binary (no browser download), a fake
+// camera and microphone, and the WebRTC flags MEDIA.md found necessary on loopback.
+export const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
+
+export const CHROMIUM_ARGS = [
+  '--use-fake-device-for-media-stream',
+  '--use-fake-ui-for-media-stream',
+  '--no-sandbox',
+  '--autoplay-policy=no-user-gesture-required',
+  '--disable-features=WebRtcHideLocalIpsWithMdns',
+  '--allow-loopback-in-peer-connection',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--no-first-run',
+];
+
+export const launchOptions = { executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS };
+
+/**
+ * Runs in every page before its own scripts: keeps each RTCPeerConnection the
+ * client makes (so tests read getStats without knowing the client's code), the
+ * time a remote <video data-contact-id> first shows a frame, and how many
+ * oscillators (the ringtone) are sounding.
+ */
+export function observeMedia() {
+  const Native = window.RTCPeerConnection;
+  const e2e = { pcs: [], firstRemoteFrameAt: null, clicks: {}, iceStates: [], tones: 0, offers: 0 };
+  window.__e2e = e2e;
+  window.RTCPeerConnection = class extends Native {
+    constructor(...args) {
+      super(...args);
+      e2e.pcs.push(this);
+      // The ICE states a connection went through, for a test's report.
+      this.addEventListener('iceconnectionstatechange', () => e2e.iceStates.push(this.iceConnectionState));
+    }
+
+    // Offers this page made (a second one in a call is a re-offer: ICE restart or renegotiation).
+    setLocalDescription(...args) {
+      const desc = args[0];
+      if ((desc?.type ?? (this.signalingState === 'stable' || this.signalingState === 'have-local-offer' ? 'offer' : 'answer')) === 'offer') e2e.offers += 1;
+      return super.setLocalDescription(...args);
+    }
+  };
+  // Oscillators sounding now: a ringtone made in the page is heard through them.
+  if (window.OscillatorNode) {
+    const { start, stop } = OscillatorNode.prototype;
+    OscillatorNode.prototype.start = function (...args) {
+      if (!this.__e2eOn) { this.__e2eOn = true; e2e.tones += 1; }
+      return start.apply(this, args);
+    };
+    OscillatorNode.prototype.stop = function (...args) {
+      if (this.__e2eOn) { this.__e2eOn = false; e2e.tones -= 1; }
+      return stop.apply(this, args);
+    };
+  }
+  const watch = (video) => {
+    if (video.__e2eWatched || !video.requestVideoFrameCallback) return;
+    video.__e2eWatched = true;
+    video.requestVideoFrameCallback(() => {
+      e2e.firstRemoteFrameAt ??= performance.timeOrigin + performance.now();
+    });
+  };
+  const scan = () => document.querySelectorAll('video[data-contact-id]').forEach(watch);
+  // When a button is pressed, by its accessible text: the start of a measured interval.
+  document.addEventListener('click', (ev) => {
+    const button = ev.target.closest?.('button');
+    const name = button && (button.getAttribute('aria-label') || button.textContent.trim());
+    if (!name) return;
+    const at = performance.timeOrigin + performance.now();
+    e2e.clicks[name] = at;
+    // Kept across a navigation the click may cause (same tab).
+    try { sessionStorage.setItem(`e2e.click.${name}`, String(at)); } catch { /* storage off */ }
+  }, true);
+  new MutationObserver(scan).observe(document, { childList: true, subtree: true, attributes: true, attributeFilter: ['data-contact-id'] });
+}
