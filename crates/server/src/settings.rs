@@ -50,6 +50,41 @@ pub const SETTINGS: &[(&str, &str, &str)] = &[
     ),
     ("CALLHUB_DB_MAX_CONNECTIONS", "16", "database pool size"),
     (
+        "CALLHUB_GAUGE_REFRESH_MILLIS",
+        "5000",
+        "how often /metrics' gauges are read from the store",
+    ),
+    (
+        "CALLHUB_LOG_FORMAT",
+        "text",
+        "text or json (one JSON object a line)",
+    ),
+    (
+        "CALLHUB_MAX_CALL_CONTACTS",
+        "500",
+        "contacts one call may hold, guests included",
+    ),
+    (
+        "CALLHUB_INVITES_PER_HOUR",
+        "1000",
+        "mails and SMS one account may cause per hour",
+    ),
+    (
+        "CALLHUB_REQUEST_READ_TIMEOUT_SECS",
+        "10",
+        "time for a request's headers, and its body, to arrive",
+    ),
+    (
+        "CALLHUB_CONNECTIONS_PER_IP",
+        "1000",
+        "open connections one client address may hold",
+    ),
+    (
+        "CALLHUB_WEBHOOK_ALLOW_PRIVATE",
+        "false",
+        "allow webhooks to loopback, private and link-local addresses",
+    ),
+    (
         "CALLHUB_DB_ACQUIRE_TIMEOUT_SECS",
         "5",
         "wait for a connection before 503",
