@@ -156,10 +156,12 @@ pub fn check_database(cfg: &Config, if_missing: IfMissing) -> anyhow::Result<()>
     }
     match if_missing {
         IfMissing::Create => {
-            eprintln!(
-                "callhub: no database at {} yet: creating it",
-                file.display()
-            );
+            let note = format!("no database at {} yet: creating it", file.display());
+            match cfg.log_format {
+                crate::config::LogFormat::Text => eprintln!("callhub: {note}"),
+                // With CALLHUB_LOG_FORMAT=json every line of stderr is JSON.
+                crate::config::LogFormat::Json => tracing::info!("{note}"),
+            }
             Ok(())
         }
         IfMissing::Refuse(command) => bail!(

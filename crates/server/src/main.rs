@@ -38,7 +38,11 @@ async fn run(args: Cli) -> anyhow::Result<()> {
         LogFormat::Json => logs.json().flatten_event(true).init(),
     }
     // Relative defaults make a new database in whatever folder a command runs in.
-    eprintln!("callhub: database {}", cfg.database_shown());
+    match cfg.log_format {
+        LogFormat::Text => eprintln!("callhub: database {}", cfg.database_shown()),
+        // Every line of stderr is JSON for log shippers.
+        LogFormat::Json => tracing::info!(database = %cfg.database_shown(), "database"),
+    }
     match args.command {
         Cmd::Openapi => Ok(()),
         Cmd::Serve => serve(cfg).await,

@@ -190,6 +190,7 @@ struct Served {
 impl Served {
     /// Started, and its log read up to and including the start line.
     fn start(format: &str) -> Served {
+        callhub_client::install_tls_provider();
         let dir =
             std::env::temp_dir().join(format!("callhub-log-{}", uuid::Uuid::new_v4().simple()));
         let mut child = Command::new(env!("CARGO_BIN_EXE_callhub"))
