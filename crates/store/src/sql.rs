@@ -163,13 +163,10 @@ async fn sqlite_pool(
         .map_err(db_error)
 }
 
-async fn postgres_pool(
-    options: &AnyConnectOptions,
-    settings: &PoolSettings,
-    max: u32,
-) -> Result<AnyPool> {
+/// A PostgreSQL pool that connects on demand (`SET statement_timeout` on each).
+fn postgres_pool(options: &AnyConnectOptions, settings: &PoolSettings, max: u32) -> AnyPool {
     let timeout = settings.statement_timeout.as_millis();
-    let pool = AnyPoolOptions::new()
+    AnyPoolOptions::new()
         .max_connections(max)
         .acquire_timeout(settings.acquire_timeout)
         .after_connect(move |conn, _| {
@@ -181,10 +178,7 @@ async fn postgres_pool(
                 Ok(())
             })
         })
-        .connect_lazy_with(options.clone());
-    // Fail at start when the server is not there, rather than at the first request.
-    pool.acquire().await.map_err(db_error)?;
-    Ok(pool)
+        .connect_lazy_with(options.clone())
 }
 
 /// The file of a `sqlite://path` (or `sqlite:path`) URL; `None` for other databases.
@@ -274,20 +268,7 @@ impl SqlStore {
 
     async fn connect_postgres(url: &str, settings: &PoolSettings) -> Result<SqlStore> {
         let options = AnyConnectOptions::from_str(url).map_err(db_error)?;
-        let timeout = settings.statement_timeout.as_millis();
-        let pool = AnyPoolOptions::new()
-            .max_connections(settings.max_connections)
-            .acquire_timeout(settings.acquire_timeout)
-            .after_connect(move |conn, _| {
-                Box::pin(async move {
-                    conn.execute(sqlx::AssertSqlSafe(format!(
-                        "SET statement_timeout = {timeout}"
-                    )))
-                    .await?;
-                    Ok(())
-                })
-            })
-            .connect_lazy_with(options.clone());
+        let pool = postgres_pool(&options, settings, settings.max_connections);
         // Fail at start when the server is not there, rather than at the first request:
         // one attempt, whose cause is named (the pool would retry until its timeout and
         // report only that it timed out).
@@ -327,7 +308,7 @@ impl SqlStore {
                 sqlite_pool(&self.options, &self.settings, max).await?,
             ),
             Dialect::Postgres => {
-                let pool = postgres_pool(&self.options, &self.settings, max).await?;
+                let pool = postgres_pool(&self.options, &self.settings, max);
                 (pool.clone(), pool)
             }
         };
