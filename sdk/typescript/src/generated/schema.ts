@@ -422,9 +422,12 @@ export interface components {
         Channel: "mail" | "sms" | "webhook";
         /** @description A contact as a request names it. Empty strings mean absent. */
         ContactInput: {
+            /** @description At most 100 characters. */
             displayName?: string | null;
             domain?: string | null;
+            /** @description `local@host.tld`. */
             email?: string | null;
+            /** @description E.164 (`+4917612345678`); spaces, dashes, dots and brackets are dropped. */
             phoneNumber?: string | null;
             userDbId?: null | components["schemas"]["i64"];
             /** @description The user id of the user the contact is linked to. */
@@ -438,15 +441,24 @@ export interface components {
         /** @description The seed's createCall body. */
         CreateCallRequest: {
             callReason?: components["schemas"]["CallReason"];
+            /** @description 1 to 200 characters after trimming. */
             callTitle: string;
             callType: components["schemas"]["CallType"];
             creatorUser?: null | components["schemas"]["i64"];
             /** @description Ring the invitees at once (the pop-up); omitted means true. */
             informOthersDirectly?: boolean | null;
+            /**
+             * @description A call holds at most `CALLHUB_MAX_CALL_CONTACTS` contacts (500 by
+             *     default), its creator and the teams' members included.
+             */
             invitedContacts?: components["schemas"]["ContactInput"][];
             invitedTeams?: components["schemas"]["TeamInput"][];
             joinAnonymousAllowed?: boolean;
-            /** @description ISO-8601; without an offset it is UTC. In the future, the call is `Planned`. */
+            /**
+             * Format: date-time
+             * @description ISO-8601; without an offset it is UTC (`2026-11-24T10:00:00` is taken
+             *     too). In the future, the call is `Planned`.
+             */
             plannedDateTime?: string | null;
         };
         /** @description One try at sending a delivery. */
@@ -564,6 +576,7 @@ export interface components {
             /** @description May be omitted when the username is unique. */
             domain?: string | null;
             password: string;
+            /** @description 1 to 64 letters, digits or `._@-`. */
             username: string;
         };
         /**
@@ -686,7 +699,10 @@ export interface components {
         };
         /** @description `POST /admin/webhooks`. */
         WebhookRequest: {
-            /** @description `http://` or `https://` URL that receives the domain's call events. */
+            /**
+             * @description `http://` or `https://` URL that receives the domain's call events; not
+             *     a loopback, private or link-local address unless the operator allows it.
+             */
             url: string;
         };
         /** Format: int64 */
@@ -939,13 +955,29 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description The guest page: name the guest and join (HTML; no scripts from elsewhere) */
+            /** @description The web client's guest page: the guest names themself and joins, then talks in the call (HTML; no inline or foreign scripts, see its Content-Security-Policy) */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
                     "text/html": unknown;
+                };
+            };
+            /** @description The client's page is unchanged since the `If-None-Match` ETag */
+            304: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The query has no t */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description The call does not allow anonymous join */
@@ -1243,6 +1275,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description More mail and SMS invitations than the account has left this hour (CALLHUB_INVITES_PER_HOUR); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
         };
     };
     declineCall: {
@@ -1263,6 +1304,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["CallLog"];
+                };
+            };
+            /** @description callId missing or not a UUID */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description No or bad access token */
@@ -1312,6 +1362,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["CallLog"];
+                };
+            };
+            /** @description callId missing or not a UUID */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description No or bad access token */
@@ -1525,8 +1584,17 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The call has ended, or the command does not fit the caller's state in it */
+            /** @description The call has ended, or would hold more contacts than CALLHUB_MAX_CALL_CONTACTS */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description More mail and SMS invitations than the account has left this hour (CALLHUB_INVITES_PER_HOUR); see Retry-After */
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1585,7 +1653,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The call has ended, or a MESH call is full */
+            /** @description The call has ended, a MESH call is full, or the call holds CALLHUB_MAX_CALL_CONTACTS contacts */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -1623,6 +1691,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["JoinResponse"];
+                };
+            };
+            /** @description callId missing or not a UUID */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description No or bad access token */
@@ -1672,6 +1749,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["CallLog"];
+                };
+            };
+            /** @description callId missing or not a UUID */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description No or bad access token */
