@@ -28,6 +28,7 @@ export CALLHUB_DATA_DIR="$WORK" CALLHUB_LISTEN="127.0.0.1:$PORT" CALLHUB_LOG=war
 export CALLHUB_LOGIN_RATE_PER_IP=1000000 CALLHUB_LOGIN_FAILURES_PER_ACCOUNT=1000000 \
     CALLHUB_GUEST_FAILURES_PER_IP=1000000 CALLHUB_INVITES_PER_HOUR=100000000
 
+"$BIN" migrate 2>/dev/null # `user add` refuses a database that does not exist yet
 for who in tester:user colleague:user root:admin; do
     echo "schemathesis-password" | "$BIN" user add --domain ubimax --user-id "${who%%:*}" \
         --email "${who%%:*}@example.org" --role "${who##*:}" --password-stdin >/dev/null
