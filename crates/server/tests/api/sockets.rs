@@ -97,6 +97,20 @@ pub(crate) async fn raw_socket(app: &TestApp, token: &str) -> RawWs {
     ws
 }
 
+/// The code of the close frame the server sends next (other frames are skipped).
+pub(crate) async fn close_code(ws: &mut RawWs) -> u16 {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(5), ws.next())
+            .await
+            .unwrap()
+        {
+            Some(Ok(WsMessage::Close(Some(frame)))) => break u16::from(frame.code),
+            Some(Ok(_)) => continue,
+            other => panic!("expected a close frame, got {other:?}"),
+        }
+    }
+}
+
 /// The next text frame but `presence` ones (anyone of the domain may cause those;
 /// the directory tests read them).
 pub(crate) async fn next_text(ws: &mut RawWs) -> serde_json::Value {
@@ -308,13 +322,7 @@ backend_tests! {
         for _ in 0..20 {
             if ws.send(WsMessage::Text("garbage".into())).await.is_err() { break; }
         }
-        let closed = loop {
-            match tokio::time::timeout(Duration::from_secs(5), ws.next()).await.unwrap() {
-                Some(Ok(WsMessage::Close(Some(frame)))) => break u16::from(frame.code),
-                Some(Ok(_)) => continue,
-                other => panic!("expected a close frame, got {other:?}"),
-            }
-        };
+        let closed = close_code(&mut ws).await;
         assert_eq!(closed, 1008);
     }
 
@@ -334,13 +342,7 @@ backend_tests! {
         assert!(by_header.next().await.unwrap().unwrap().to_text().unwrap().contains("hello"));
         let mut ws = raw_socket(&app, &token).await;
         alice.client.logout().await.unwrap();
-        let code = loop {
-            match tokio::time::timeout(Duration::from_secs(5), ws.next()).await.unwrap() {
-                Some(Ok(WsMessage::Close(Some(frame)))) => break u16::from(frame.code),
-                Some(Ok(_)) => continue,
-                other => panic!("expected a close frame, got {other:?}"),
-            }
-        };
+        let code = close_code(&mut ws).await;
         assert_eq!(code, 1008);
         let err = tokio_tungstenite::connect_async(format!("{ws_url}/ws?access_token={token}")).await.unwrap_err();
         assert!(err.to_string().contains("401"), "a revoked session cannot open a socket: {err}");
@@ -397,13 +399,7 @@ backend_tests! {
         let alice = app.user("alice", &[Role::User]).await;
         let mut ws = raw_socket(&app, &alice.token().await).await;
         let _ = ws.send(WsMessage::Text("x".repeat(2 * 1024 * 1024).into())).await;
-        let code = loop {
-            match tokio::time::timeout(Duration::from_secs(5), ws.next()).await.unwrap() {
-                Some(Ok(WsMessage::Close(Some(frame)))) => break u16::from(frame.code),
-                Some(Ok(_)) => continue,
-                other => panic!("expected a close frame, got {other:?}"),
-            }
-        };
+        let code = close_code(&mut ws).await;
         assert_eq!(code, 1009);
     }
 
