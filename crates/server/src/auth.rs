@@ -9,131 +9,8 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use callhub_core::UserDbId;
-use hmac::{Hmac, Mac};
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
-use rand::RngCore;
-use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
-use uuid::Uuid;
 
-/// The claims of an access token.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Claims {
-    /// The user's database id, as a string (JWT's `sub` is one).
-    pub sub: String,
-    /// The refresh-token family the token was issued in (logout revokes it).
-    pub fam: String,
-    pub iat: i64,
-    pub exp: i64,
-    /// Set only in guest tokens; a user token never has it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub call: Option<String>,
-}
-
-/// The claims of a guest's access token: one contact of one call, nothing else.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct GuestClaims {
-    /// `guest:<callId>:<contact id>`.
-    pub sub: String,
-    pub call: Uuid,
-    /// The guest's contact id within the call.
-    pub cid: i64,
-    pub iat: i64,
-    pub exp: i64,
-}
-
-pub struct Tokens {
-    encoding: EncodingKey,
-    decoding: DecodingKey,
-    validation: Validation,
-    /// Derives guest-link tokens; itself derived from the signing secret.
-    guest_key: Vec<u8>,
-    pub access_ttl: Duration,
-    pub refresh_ttl: Duration,
-}
-
-impl Tokens {
-    pub fn new(secret: &[u8], access_ttl: Duration, refresh_ttl: Duration) -> Tokens {
-        // Only HS256: `alg: none` and every other algorithm are refused.
-        let mut validation = Validation::new(Algorithm::HS256);
-        validation.leeway = 5;
-        validation.set_required_spec_claims(&["exp", "sub"]);
-        let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes any key");
-        mac.update(b"callhub guest links v1");
-        Tokens {
-            encoding: EncodingKey::from_secret(secret),
-            decoding: DecodingKey::from_secret(secret),
-            validation,
-            guest_key: mac.finalize().into_bytes().to_vec(),
-            access_ttl,
-            refresh_ttl,
-        }
-    }
-
-    pub fn issue(&self, user: UserDbId, family: &str) -> anyhow::Result<String> {
-        let now = chrono::Utc::now().timestamp();
-        let claims = Claims {
-            sub: user.to_string(),
-            fam: family.to_owned(),
-            iat: now,
-            exp: now + self.access_ttl.as_secs() as i64,
-            call: None,
-        };
-        Ok(jsonwebtoken::encode(
-            &Header::new(Algorithm::HS256),
-            &claims,
-            &self.encoding,
-        )?)
-    }
-
-    /// The user and refresh-token family of a valid token. Guest tokens are refused.
-    pub fn verify(&self, token: &str) -> Option<(UserDbId, String)> {
-        let claims = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
-            .ok()?
-            .claims;
-        if claims.call.is_some() {
-            return None;
-        }
-        Some((claims.sub.parse().ok()?, claims.fam))
-    }
-
-    /// An access token for guest `contact` of one call.
-    pub fn issue_guest(&self, call: Uuid, contact: i64) -> anyhow::Result<String> {
-        let now = chrono::Utc::now().timestamp();
-        let claims = GuestClaims {
-            sub: format!("guest:{call}:{contact}"),
-            call,
-            cid: contact,
-            iat: now,
-            exp: now + self.access_ttl.as_secs() as i64,
-        };
-        Ok(jsonwebtoken::encode(
-            &Header::new(Algorithm::HS256),
-            &claims,
-            &self.encoding,
-        )?)
-    }
-
-    /// The call and contact of a valid guest token. User tokens are refused.
-    pub fn verify_guest(&self, token: &str) -> Option<GuestClaims> {
-        let claims = jsonwebtoken::decode::<GuestClaims>(token, &self.decoding, &self.validation)
-            .ok()?
-            .claims;
-        claims.sub.starts_with("guest:").then_some(claims)
-    }
-
-    /// The guest-link token of a call: HMAC-SHA256 of its id under a key derived
-    /// from the signing secret (256 bits), so mails and `joinUrl` can rebuild it
-    /// while the store keeps only its hash.
-    pub fn guest_link_token(&self, call: Uuid) -> String {
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.guest_key).expect("HMAC takes any key");
-        mac.update(call.as_bytes());
-        URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
-    }
-}
+pub use callhub_tokens::{Claims, GuestClaims, Tokens, random_token, token_hash};
 
 /// The signing secret: from the configuration, else made once and kept in the data dir.
 pub fn load_or_make_secret(configured: Option<&str>, data_dir: &Path) -> anyhow::Result<Vec<u8>> {
@@ -165,19 +42,6 @@ pub fn load_or_make_secret(configured: Option<&str>, data_dir: &Path) -> anyhow:
     }
     let _ = std::fs::remove_file(&tmp);
     Ok(secret.into_bytes())
-}
-
-/// 256 random bits, URL-safe.
-pub fn random_token() -> String {
-    let mut bytes = [0u8; 32];
-    rand::rng().fill_bytes(&mut bytes);
-    URL_SAFE_NO_PAD.encode(bytes)
-}
-
-/// Refresh tokens are stored as their SHA-256: a leaked table grants nothing.
-pub fn token_hash(token: &str) -> String {
-    let digest = Sha256::digest(token.as_bytes());
-    digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// argon2id with the crate's (OWASP) defaults; slow on purpose, so off the async threads.

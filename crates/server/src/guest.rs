@@ -19,14 +19,7 @@ pub fn token_matches(call: &Call, token: &str) -> bool {
         .is_some_and(|h| token_matches_hash(h, token))
 }
 
-/// Whether `token` is the one whose hash a call keeps (compared in constant time).
-pub fn token_matches_hash(hash: &str, token: &str) -> bool {
-    constant_time_eq(hash.as_bytes(), token_hash(token).as_bytes())
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
+pub use callhub_tokens::token_matches_hash;
 
 /// `<public url>/join/<callId>?t=<token>` while the call allows guests and is not over.
 pub fn join_url(app: &App, call: &Call) -> Option<String> {

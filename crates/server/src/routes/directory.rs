@@ -39,17 +39,20 @@ pub async fn contacts(
             "size: {size} is not between 1 and 100"
         )));
     }
-    let text = q.q.as_deref().unwrap_or_default().trim();
-    if text.chars().count() > MAX_QUERY {
+    // The limits hold for the text as sent (the document's `maxLength` and
+    // `pattern`); surrounding spaces are trimmed only for the match.
+    let raw = q.q.as_deref().unwrap_or_default();
+    if raw.chars().count() > MAX_QUERY {
         return Err(ApiError::BadRequest(format!(
             "q: at most {MAX_QUERY} characters"
         )));
     }
-    if text.chars().any(char::is_control) {
+    if raw.chars().any(char::is_control) {
         return Err(ApiError::BadRequest(
             "q: control characters are not allowed".into(),
         ));
     }
+    let text = raw.trim();
     let (found, teams) = app
         .store
         .directory(&me.domain, &text.to_lowercase(), size)

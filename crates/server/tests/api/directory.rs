@@ -182,6 +182,9 @@ backend_tests! {
             ("size=ten", "size"),
             (&format!("q={}", "x".repeat(101)) as &str, "q: at most 100"),
             ("q=bob%00", "q: control characters"),
+            // A control character at either end is refused too, not trimmed away.
+            ("q=bob%0D", "q: control characters"),
+            ("q=%09bob", "q: control characters"),
         ] {
             app.raw("GET", &format!("/rtc/contacts?{query}"), Some(&token), None).await.assert_problem(400, needle);
         }
