@@ -447,7 +447,29 @@ pub struct DeliveryView {
 #[serde(rename_all = "camelCase")]
 pub struct DeliveryList {
     pub call_id: Uuid,
+    /// One page of the call's deliveries, oldest first.
     pub deliveries: Vec<DeliveryView>,
+    pub page: u32,
+    pub size: u32,
+    /// Deliveries of the call in all pages.
+    pub total_elements: i64,
+}
+
+/// `GET /admin/deliveries`: one call's deliveries, a page at a time (a call's
+/// webhook deliveries grow with its events).
+#[derive(Debug, Clone, Serialize, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+pub struct DeliveriesQuery {
+    pub call_id: Uuid,
+    /// From 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[param(minimum = 0, maximum = 1000000)]
+    pub page: Option<u32>,
+    /// 1 to 500; 100 when omitted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[param(minimum = 1, maximum = 500)]
+    pub size: Option<u32>,
 }
 
 /// `GET /rtc/contacts`: a search of the caller's domain.

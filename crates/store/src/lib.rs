@@ -304,7 +304,14 @@ pub trait Store: Send + Sync + 'static {
     async fn finish_delivery(&self, id: i64, attempt: Attempt, result: AttemptResult)
     -> Result<()>;
     /// Every delivery of a call, oldest first, with its attempts.
-    async fn deliveries_of_call(&self, call_id: Uuid) -> Result<Vec<(OutboxEntry, Vec<Attempt>)>>;
+    /// One page (`size` from `page * size`) of a call's deliveries with their
+    /// attempts, oldest first, and how many the call has in all.
+    async fn deliveries_of_call(
+        &self,
+        call_id: Uuid,
+        page: u32,
+        size: u32,
+    ) -> Result<(Vec<(OutboxEntry, Vec<Attempt>)>, i64)>;
 
     async fn last_seq(&self, user: UserDbId) -> Result<i64>;
     async fn messages_since(&self, user: UserDbId, seq: i64, limit: u32) -> Result<Vec<Message>>;

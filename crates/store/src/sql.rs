@@ -1,6 +1,7 @@
 //! The `Store` on SQL, one implementation for SQLite and PostgreSQL through sqlx's
 //! `Any` driver. Where the two differ (locking, transaction start) `Dialect` says.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
@@ -1512,40 +1513,70 @@ impl Store for SqlStore {
         tx.commit().await.map_err(db_error)
     }
 
-    async fn deliveries_of_call(&self, call_id: Uuid) -> Result<Vec<(OutboxEntry, Vec<Attempt>)>> {
+    async fn deliveries_of_call(
+        &self,
+        call_id: Uuid,
+        page: u32,
+        size: u32,
+    ) -> Result<(Vec<(OutboxEntry, Vec<Attempt>)>, i64)> {
         let mut conn = self.read.acquire().await.map_err(db_error)?;
+        let total: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM deliveries d JOIN calls c ON c.id = d.call_pk WHERE c.call_id = $1",
+        )
+        .bind(call_id.to_string())
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(db_error)?;
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {ENTRY_COLUMNS} FROM deliveries d JOIN calls c ON c.id = d.call_pk WHERE c.call_id = $1 ORDER BY d.id"
+            "SELECT {ENTRY_COLUMNS} FROM deliveries d JOIN calls c ON c.id = d.call_pk WHERE c.call_id = $1 \
+             ORDER BY d.id LIMIT $2 OFFSET $3"
         )))
         .bind(call_id.to_string())
+        .bind(i64::from(size))
+        .bind(i64::from(page) * i64::from(size))
         .fetch_all(&mut *conn)
         .await
         .map_err(db_error)?;
-        let mut out = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let entry = entry_from_row(row)?;
-            let attempts = sqlx::query(
-                "SELECT attempt, started_at, finished_at, outcome, detail FROM delivery_attempts \
-                 WHERE delivery_id = $1 ORDER BY id",
-            )
-            .bind(entry.id)
-            .fetch_all(&mut *conn)
-            .await
-            .map_err(db_error)?
+        let entries = rows
             .iter()
-            .map(|r| {
-                Ok(Attempt {
-                    attempt: r.try_get(0).map_err(db_error)?,
-                    started_at: time(r.try_get(1).map_err(db_error)?),
-                    finished_at: time(r.try_get(2).map_err(db_error)?),
-                    outcome: r.try_get(3).map_err(db_error)?,
-                    detail: r.try_get(4).map_err(db_error)?,
-                })
-            })
-            .collect::<Result<_>>()?;
-            out.push((entry, attempts));
+            .map(entry_from_row)
+            .collect::<Result<Vec<_>>>()?;
+        let (Some(first), Some(last)) = (entries.first(), entries.last()) else {
+            return Ok((Vec::new(), total));
+        };
+        // The page's attempts in one read: its ids are a range of the call's.
+        let mut attempts: HashMap<i64, Vec<Attempt>> = HashMap::new();
+        for r in sqlx::query(
+            "SELECT a.delivery_id, a.attempt, a.started_at, a.finished_at, a.outcome, a.detail \
+             FROM delivery_attempts a JOIN deliveries d ON d.id = a.delivery_id JOIN calls c ON c.id = d.call_pk \
+             WHERE c.call_id = $1 AND a.delivery_id BETWEEN $2 AND $3 ORDER BY a.id",
+        )
+        .bind(call_id.to_string())
+        .bind(first.id)
+        .bind(last.id)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(db_error)?
+        {
+            attempts
+                .entry(r.try_get(0).map_err(db_error)?)
+                .or_default()
+                .push(Attempt {
+                    attempt: r.try_get(1).map_err(db_error)?,
+                    started_at: time(r.try_get(2).map_err(db_error)?),
+                    finished_at: time(r.try_get(3).map_err(db_error)?),
+                    outcome: r.try_get(4).map_err(db_error)?,
+                    detail: r.try_get(5).map_err(db_error)?,
+                });
         }
-        Ok(out)
+        let out = entries
+            .into_iter()
+            .map(|e| {
+                let a = attempts.remove(&e.id).unwrap_or_default();
+                (e, a)
+            })
+            .collect();
+        Ok((out, total))
     }
 
     async fn gauges(&self) -> Result<crate::Gauges> {

@@ -152,3 +152,93 @@ pub fn token_matches_hash(hash: &str, token: &str) -> bool {
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
+
+    /// Token keys on `secret`, a minute's life each.
+    fn keys(secret: &[u8]) -> Tokens {
+        Tokens::new(secret, Duration::from_secs(60), Duration::from_secs(60))
+    }
+
+    #[test]
+    fn tokens_of_another_algorithm_or_secret_are_refused() {
+        let t = keys(SECRET);
+        let good = t.issue(7, "fam").unwrap();
+        assert_eq!(t.verify(&good).unwrap().0, 7);
+        let other = keys(b"another-secret-another-secret-xx");
+        assert!(t.verify(&other.issue(7, "fam").unwrap()).is_none());
+        // alg: none, with the same claims.
+        let claims = good.split('.').nth(1).unwrap();
+        let none = format!(
+            "{}.{claims}.",
+            URL_SAFE_NO_PAD.encode(r#"{"alg":"none","typ":"JWT"}"#)
+        );
+        assert!(t.verify(&none).is_none());
+        let hs512 = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS512),
+            &Claims {
+                sub: "7".into(),
+                fam: "fam".into(),
+                iat: 0,
+                exp: i64::MAX / 2,
+                call: None,
+            },
+            &EncodingKey::from_secret(SECRET),
+        )
+        .unwrap();
+        assert!(t.verify(&hs512).is_none());
+    }
+
+    #[test]
+    fn guest_and_user_tokens_are_not_interchangeable() {
+        let t = keys(SECRET);
+        let call = Uuid::new_v4();
+        let guest = t.issue_guest(call, 3).unwrap();
+        assert!(t.verify(&guest).is_none(), "a guest token is no user token");
+        let claims = t.verify_guest(&guest).unwrap();
+        assert_eq!((claims.call, claims.cid), (call, 3));
+        assert!(t.verify_guest(&t.issue(7, "fam").unwrap()).is_none());
+    }
+
+    #[test]
+    fn guest_link_tokens_are_256_bits_per_call_and_secret() {
+        let t = keys(SECRET);
+        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+        let token = t.guest_link_token(a);
+        assert_eq!(URL_SAFE_NO_PAD.decode(&token).unwrap().len(), 32);
+        assert_eq!(token, t.guest_link_token(a), "rebuilt, not stored");
+        assert_ne!(token, t.guest_link_token(b));
+        let other = keys(b"another-secret-another-secret-xx");
+        assert_ne!(token, other.guest_link_token(a));
+    }
+
+    #[test]
+    fn expired_tokens_are_refused() {
+        let t = keys(SECRET);
+        let old = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &Claims {
+                sub: "7".into(),
+                fam: "fam".into(),
+                iat: 0,
+                exp: 1000,
+                call: None,
+            },
+            &EncodingKey::from_secret(SECRET),
+        )
+        .unwrap();
+        assert!(t.verify(&old).is_none());
+    }
+
+    #[test]
+    fn only_the_token_itself_matches_its_hash() {
+        let hash = token_hash("abc");
+        assert!(token_matches_hash(&hash, "abc"));
+        assert!(!token_matches_hash(&hash, "abd"));
+        assert!(!token_matches_hash(&hash, ""));
+    }
+}

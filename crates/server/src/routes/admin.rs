@@ -7,7 +7,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use callhub_core::api::{
-    CallIdQuery, DeliveryAttemptView, DeliveryList, DeliveryView, WebhookInfo, WebhookList,
+    DeliveriesQuery, DeliveryAttemptView, DeliveryList, DeliveryView, WebhookInfo, WebhookList,
     WebhookRequest,
 };
 use callhub_core::{Role, UserInfo, format_time};
@@ -19,6 +19,9 @@ use crate::app::App;
 use crate::auth::random_token;
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{ApiJson, ApiQuery, Authed};
+
+/// Webhooks one domain may register: each event of its calls is sent to every one.
+pub const MAX_WEBHOOKS: usize = 20;
 
 fn admin(me: &UserInfo) -> ApiResult<()> {
     if me.has_role(Role::Admin) {
@@ -61,6 +64,7 @@ async fn check_url(app: &App, url: &str) -> ApiResult<()> {
         (status = 400, description = "Invalid body; the detail names the field", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No or bad access token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The domain already has 20 webhooks", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn create_webhook(
     State(app): State<Arc<App>>,
@@ -70,6 +74,11 @@ pub async fn create_webhook(
     admin(&me)?;
     let url = req.url.trim();
     check_url(&app, url).await?;
+    if app.store.webhooks(&me.domain).await?.len() >= MAX_WEBHOOKS {
+        return Err(ApiError::Conflict(format!(
+            "url: the domain already has {MAX_WEBHOOKS} webhooks; delete one first"
+        )));
+    }
     let hook = app
         .store
         .create_webhook(&me.domain, url, &random_token())
@@ -121,10 +130,10 @@ pub async fn delete_webhook(
 }
 
 #[utoipa::path(get, path = "/admin/deliveries", tag = "admin", operation_id = "getDeliveries",
-    params(CallIdQuery),
+    params(DeliveriesQuery),
     responses(
-        (status = 200, description = "Every mail, SMS and webhook delivery of the call, with its attempts", body = DeliveryList),
-        (status = 400, description = "callId missing or not a UUID", body = Problem, content_type = "application/problem+json"),
+        (status = 200, description = "A page of the call's mail, SMS and webhook deliveries, oldest first, with their attempts", body = DeliveryList),
+        (status = 400, description = "callId missing or not a UUID, or a bad page or size", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No or bad access token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such call in the admin's domain", body = Problem, content_type = "application/problem+json"),
@@ -132,9 +141,19 @@ pub async fn delete_webhook(
 pub async fn deliveries(
     State(app): State<Arc<App>>,
     Authed(me): Authed,
-    ApiQuery(q): ApiQuery<CallIdQuery>,
+    ApiQuery(q): ApiQuery<DeliveriesQuery>,
 ) -> ApiResult<Json<DeliveryList>> {
     admin(&me)?;
+    let page = q.page.unwrap_or(0);
+    let size = q.size.unwrap_or(100);
+    if !(1..=500).contains(&size) {
+        return Err(ApiError::BadRequest(format!(
+            "size: {size} is not between 1 and 500"
+        )));
+    }
+    if page > 1_000_000 {
+        return Err(ApiError::BadRequest(format!("page: {page} is too large")));
+    }
     app.store
         .call(q.call_id)
         .await?
@@ -142,7 +161,7 @@ pub async fn deliveries(
         .ok_or_else(|| {
             ApiError::NotFound(format!("callId: no call {} in your domain", q.call_id))
         })?;
-    let rows = app.store.deliveries_of_call(q.call_id).await?;
+    let (rows, total) = app.store.deliveries_of_call(q.call_id, page, size).await?;
     let deliveries = rows
         .into_iter()
         .map(|(d, attempts)| DeliveryView {
@@ -174,5 +193,8 @@ pub async fn deliveries(
     Ok(Json(DeliveryList {
         call_id: q.call_id,
         deliveries,
+        page,
+        size,
+        total_elements: total,
     }))
 }

@@ -266,6 +266,49 @@ backend_tests! {
         assert!(rows.iter().all(|d| d["attemptLog"][0]["outcome"] == "logged"));
     }
 
+    async fn deliveries_come_a_page_at_a_time_with_their_attempts(backend: Backend) {
+        let app = TestApp::spawn_with(backend, quick_retries).await;
+        let alice = app.user("alice", &[Role::User]).await;
+        let admin = app.user("root", &[Role::Admin]).await;
+        let invited: Vec<_> = (0..5).map(|i| external(&format!("V{i}"), Some(&format!("v{i}@example.com")), None)).collect();
+        let call = alice.rtc().create_call_for_contacts(&request("Paged", invited)).await.unwrap();
+        eventually(10, || async {
+            outbox(&app, &admin, call.call_id).await.iter().all(|d| d["status"] == "logged")
+        })
+        .await;
+        let token = admin.token().await;
+        let all = outbox(&app, &admin, call.call_id).await;
+        assert_eq!(all.len(), 5, "one mail each: {all:?}");
+        let mut paged = Vec::new();
+        for page in 0..3 {
+            let r = app.raw("GET", &format!("/admin/deliveries?callId={}&page={page}&size=2", call.call_id), Some(&token), None).await;
+            assert_eq!(r.status, 200, "{}", r.text);
+            assert_eq!((r.json["page"].as_u64(), r.json["size"].as_u64(), r.json["totalElements"].as_i64()), (Some(page), Some(2), Some(5)));
+            let rows = r.json["deliveries"].as_array().unwrap();
+            assert_eq!(rows.len(), if page < 2 { 2 } else { 1 }, "page {page}");
+            assert!(rows.iter().all(|d| d["attemptLog"][0]["outcome"] == "logged"), "each row keeps its attempts: {rows:?}");
+            paged.extend(rows.iter().cloned());
+        }
+        assert_eq!(paged, all, "the pages, in order, are the whole outbox");
+        let past = app.raw("GET", &format!("/admin/deliveries?callId={}&page=9&size=2", call.call_id), Some(&token), None).await;
+        assert_eq!((past.json["deliveries"].clone(), past.json["totalElements"].as_i64()), (json!([]), Some(5)));
+        for (query, needle) in [("size=0", "size"), ("size=501", "size"), ("page=-1", "page"), ("page=1000001", "page")] {
+            app.raw("GET", &format!("/admin/deliveries?callId={}&{query}", call.call_id), Some(&token), None).await.assert_problem(400, needle);
+        }
+    }
+
+    async fn a_domain_holds_at_most_twenty_webhooks(backend: Backend) {
+        let app = TestApp::spawn(backend).await;
+        let admin = app.user("root", &[Role::Admin]).await;
+        for i in 0..20 {
+            register_webhook(&app, &admin, &format!("http://127.0.0.1:9/{i}")).await;
+        }
+        let body = json!({"url": "http://127.0.0.1:9/21"}).to_string();
+        app.raw("POST", "/admin/webhooks", Some(&admin.token().await), Some(&body)).await.assert_problem(409, "20 webhooks");
+        let list = app.raw("GET", "/admin/webhooks", Some(&admin.token().await), None).await;
+        assert_eq!(list.json["webhooks"].as_array().map(Vec::len), Some(20), "the refused one was not stored");
+    }
+
     async fn twilio_compatible_provider_gets_a_form_post_with_basic_auth(backend: Backend) {
         let twilio = Recorder::start().await;
         let base = twilio.url.clone();

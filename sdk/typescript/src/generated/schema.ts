@@ -474,7 +474,17 @@ export interface components {
         DeliveryList: {
             /** Format: uuid */
             callId: string;
+            /** @description One page of the call's deliveries, oldest first. */
             deliveries: components["schemas"]["DeliveryView"][];
+            /** Format: int32 */
+            page: number;
+            /** Format: int32 */
+            size: number;
+            /**
+             * Format: int64
+             * @description Deliveries of the call in all pages.
+             */
+            totalElements: number;
         };
         /** @description A mail, SMS or webhook delivery of a call and where it stands. */
         DeliveryView: {
@@ -720,6 +730,10 @@ export interface operations {
         parameters: {
             query: {
                 callId: string;
+                /** @description From 0. */
+                page?: number;
+                /** @description 1 to 500; 100 when omitted. */
+                size?: number;
             };
             header?: never;
             path?: never;
@@ -727,7 +741,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Every mail, SMS and webhook delivery of the call, with its attempts */
+            /** @description A page of the call's mail, SMS and webhook deliveries, oldest first, with their attempts */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -736,7 +750,7 @@ export interface operations {
                     "application/json": components["schemas"]["DeliveryList"];
                 };
             };
-            /** @description callId missing or not a UUID */
+            /** @description callId missing or not a UUID, or a bad page or size */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -854,6 +868,15 @@ export interface operations {
             };
             /** @description Not an admin */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The domain already has 20 webhooks */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };
