@@ -68,10 +68,14 @@ pub struct SqlStore {
 
 pub(crate) fn db_error(e: sqlx::Error) -> StoreError {
     match &e {
+        // A connection cut mid-query can also surface as a protocol error (the
+        // stream ended inside a message) or, on SQLite, as its worker gone.
         sqlx::Error::PoolTimedOut
         | sqlx::Error::PoolClosed
         | sqlx::Error::Io(_)
-        | sqlx::Error::Tls(_) => StoreError::Unavailable(e.to_string()),
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::WorkerCrashed => StoreError::Unavailable(e.to_string()),
         sqlx::Error::Database(d) => {
             // 57014: statement timeout; 57P01..03: admin shutdown / cannot connect now; 08*: connection.
             let code = d.code().unwrap_or_default();
