@@ -285,6 +285,7 @@ impl Config {
             turn_secret: src.get("CALLHUB_TURN_SECRET"),
             cors_origins: src.list("CALLHUB_CORS_ORIGINS"),
             pool: PoolSettings {
+                synchronous: src.parse("CALLHUB_DB_SYNCHRONOUS", Default::default())?,
                 max_connections: src.parse("CALLHUB_DB_MAX_CONNECTIONS", 16)?,
                 acquire_timeout: src.secs("CALLHUB_DB_ACQUIRE_TIMEOUT_SECS", 5)?,
                 statement_timeout: src.secs("CALLHUB_DB_STATEMENT_TIMEOUT_SECS", 10)?,

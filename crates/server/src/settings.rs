@@ -50,6 +50,11 @@ pub const SETTINGS: &[(&str, &str, &str)] = &[
     ),
     ("CALLHUB_DB_MAX_CONNECTIONS", "16", "database pool size"),
     (
+        "CALLHUB_DB_SYNCHRONOUS",
+        "normal",
+        "SQLite: normal, or full to sync every commit (power cuts)",
+    ),
+    (
         "CALLHUB_GAUGE_REFRESH_MILLIS",
         "5000",
         "how often /metrics' gauges are read from the store",

@@ -14,7 +14,7 @@ use callhub_core::{
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-pub use sql::{PoolSettings, SqlStore, sqlite_path};
+pub use sql::{PoolSettings, SqlStore, Synchronous, sqlite_path};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

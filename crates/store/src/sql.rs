@@ -32,9 +32,34 @@ pub enum Dialect {
     Postgres,
 }
 
+/// When an SQLite commit is on disk (`CALLHUB_DB_SYNCHRONOUS`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Synchronous {
+    /// The WAL is synced at checkpoints: a commit survives the process's death
+    /// (`kill -9`) at once, and a power cut or OS crash only once the next
+    /// checkpoint has run; the file is never corrupted.
+    #[default]
+    Normal,
+    /// The WAL is synced at every commit: a commit survives a power cut too.
+    Full,
+}
+
+impl FromStr for Synchronous {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "normal" => Ok(Synchronous::Normal),
+            "full" => Ok(Synchronous::Full),
+            _ => Err("expected normal or full".into()),
+        }
+    }
+}
+
 /// Connection-pool settings (`CALLHUB_DB_*`).
 #[derive(Debug, Clone)]
 pub struct PoolSettings {
+    /// SQLite only: when a commit is durable.
+    pub synchronous: Synchronous,
     pub max_connections: u32,
     /// How long a request waits for a free connection before it fails with 503.
     pub acquire_timeout: Duration,
@@ -45,6 +70,7 @@ pub struct PoolSettings {
 impl Default for PoolSettings {
     fn default() -> Self {
         PoolSettings {
+            synchronous: Synchronous::Normal,
             max_connections: 16,
             acquire_timeout: Duration::from_secs(5),
             statement_timeout: Duration::from_secs(10),
@@ -147,6 +173,10 @@ async fn sqlite_pool(
     max: u32,
 ) -> Result<AnyPool> {
     let busy = settings.statement_timeout.as_millis();
+    let synchronous = match settings.synchronous {
+        Synchronous::Normal => "PRAGMA synchronous = NORMAL",
+        Synchronous::Full => "PRAGMA synchronous = FULL",
+    };
     AnyPoolOptions::new()
         .max_connections(max)
         .acquire_timeout(settings.acquire_timeout)
@@ -154,9 +184,10 @@ async fn sqlite_pool(
             Box::pin(async move {
                 // WAL: readers never block the writer. synchronous=NORMAL: a commit
                 // is in the WAL file before it returns, so kill -9 loses nothing
-                // answered; only a power cut may lose the last commits.
+                // answered; only a power cut may lose the last commits. FULL
+                // syncs the WAL at every commit (see `Synchronous`).
                 conn.execute("PRAGMA journal_mode = WAL").await?;
-                conn.execute("PRAGMA synchronous = NORMAL").await?;
+                conn.execute(synchronous).await?;
                 conn.execute("PRAGMA foreign_keys = ON").await?;
                 conn.execute(sqlx::AssertSqlSafe(format!("PRAGMA busy_timeout = {busy}")))
                     .await?;
@@ -1646,5 +1677,45 @@ impl Store for SqlStore {
             .map_err(db_error)?;
         tx.commit().await.map_err(db_error)?;
         Ok(done.rows_affected())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `PRAGMA synchronous` of the writer and of a reader of a store opened with `sync`.
+    async fn synchronous_of(sync: Synchronous) -> (i64, i64) {
+        sqlx::any::install_default_drivers();
+        let dir = std::env::temp_dir().join(format!("callhub-sync-{}", Uuid::new_v4()));
+        let url = format!("sqlite://{}/callhub.db", dir.display());
+        let settings = PoolSettings {
+            synchronous: sync,
+            ..Default::default()
+        };
+        let store = SqlStore::connect(&url, &settings, chrono::Duration::seconds(30))
+            .await
+            .unwrap();
+        let pragma = |pool: AnyPool| async move {
+            sqlx::query_scalar::<_, i64>("PRAGMA synchronous")
+                .fetch_one(&pool)
+                .await
+                .unwrap()
+        };
+        let got = (
+            pragma(store.write.clone()).await,
+            pragma(store.read.clone()).await,
+        );
+        store.close().await;
+        let _ = std::fs::remove_dir_all(dir);
+        got
+    }
+
+    #[tokio::test]
+    async fn sqlite_commits_sync_as_the_setting_says() {
+        assert_eq!(synchronous_of(Synchronous::Normal).await, (1, 1));
+        assert_eq!(synchronous_of(Synchronous::Full).await, (2, 2));
+        assert_eq!("FULL".parse(), Ok(Synchronous::Full));
+        assert!("off".parse::<Synchronous>().is_err(), "only normal or full");
     }
 }
