@@ -50,6 +50,16 @@ pub const SETTINGS: &[(&str, &str, &str)] = &[
     ),
     ("CALLHUB_DB_MAX_CONNECTIONS", "16", "database pool size"),
     (
+        "CALLHUB_NATS_URL",
+        "unset: one node",
+        "nats://host:4222: fan-out between nodes on one PostgreSQL",
+    ),
+    (
+        "CALLHUB_NATS_PREFIX",
+        "callhub",
+        "first token of the cluster's NATS subjects",
+    ),
+    (
         "CALLHUB_GAUGE_REFRESH_MILLIS",
         "5000",
         "how often /metrics' gauges are read from the store",
