@@ -257,6 +257,9 @@ const SOCKETS_CLOSE_WITHIN: Duration = Duration::from_secs(5);
 pub struct Server {
     pub addr: SocketAddr,
     pub app: Arc<App>,
+    /// Stops the accept loop; it then lets the requests under way finish.
+    stop_accepting: CancellationToken,
+    serve: JoinHandle<()>,
     shutdown: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -266,6 +269,7 @@ impl Server {
         let app = App::new(config).await?;
         let addr = listener.local_addr()?;
         let shutdown = CancellationToken::new();
+        let stop_accepting = CancellationToken::new();
         let router = router(app.clone());
         let limits = crate::listen::Limits {
             read_timeout: app.config.request_read_timeout,
@@ -275,10 +279,9 @@ impl Server {
             listener,
             router,
             limits,
-            shutdown.clone(),
+            stop_accepting.clone(),
         ));
         let tasks = vec![
-            serve,
             tokio::spawn(worker::run(app.clone(), shutdown.clone())),
             tokio::spawn(crate::outbox::run(app.clone(), shutdown.clone())),
             tokio::spawn(crate::bus::run(app.clone(), shutdown.clone())),
@@ -294,15 +297,19 @@ impl Server {
         Ok(Server {
             addr,
             app,
+            stop_accepting,
+            serve,
             shutdown,
             tasks,
         })
     }
 
-    /// Stops accepting, finishes what is under way, stops the workers.
+    /// Stops accepting, closes the sockets (1001: their clients reconnect, to
+    /// another node behind a load balancer), finishes the requests under way, then
+    /// stops the workers (the bus last tells the other nodes this one is gone).
+    /// `main` bounds it by `CALLHUB_SHUTDOWN_SECS`.
     pub async fn stop(self) {
-        // Sockets first: each closes with 1001 and its client reconnects, to another
-        // node behind a load balancer; the bus still tells the others meanwhile.
+        self.stop_accepting.cancel();
         self.app.hub.close_all();
         let deadline = std::time::Instant::now() + SOCKETS_CLOSE_WITHIN;
         while self
@@ -315,12 +322,13 @@ impl Server {
         {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+        let _ = self.serve.await;
+        // A socket upgraded by a request that was under way.
+        self.app.hub.close_all();
         self.shutdown.cancel();
         for t in self.tasks {
             let _ = t.await;
         }
-        // A socket upgraded while the others closed.
-        self.app.hub.close_all();
     }
 
     pub fn url(&self) -> String {

@@ -51,6 +51,8 @@ pub struct Config {
     pub nats_url: Option<String>,
     /// The first token of every subject this cluster uses on NATS.
     pub nats_prefix: String,
+    /// How long a stopping node may take before it exits regardless.
+    pub shutdown_deadline: Duration,
 }
 
 /// How log lines are written to stderr (`CALLHUB_LOG_FORMAT`).
@@ -311,6 +313,7 @@ impl Config {
             nats_prefix: src
                 .get("CALLHUB_NATS_PREFIX")
                 .unwrap_or_else(|| "callhub".into()),
+            shutdown_deadline: src.secs("CALLHUB_SHUTDOWN_SECS", 30)?,
         };
         if cfg.max_call_contacts < 2 || cfg.invites_per_hour == 0 || cfg.connections_per_ip == 0 {
             bail!(

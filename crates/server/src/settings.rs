@@ -55,6 +55,11 @@ pub const SETTINGS: &[(&str, &str, &str)] = &[
         "nats://host:4222: fan-out between nodes on one PostgreSQL",
     ),
     (
+        "CALLHUB_SHUTDOWN_SECS",
+        "30",
+        "a stopping node's time to finish requests under way",
+    ),
+    (
         "CALLHUB_NATS_PREFIX",
         "callhub",
         "first token of the cluster's NATS subjects",

@@ -380,6 +380,39 @@ async fn a_ring_timeout_fires_once_with_three_nodes_watching() {
     assert_eq!(fired, 1.0, "one node applied the timeout");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopping_node_closes_its_sockets_with_1001_and_the_others_forget_them() {
+    let mut c = Cluster::start(2, &local_nats(), |_| {}).await;
+    let carol = c.user(1, "carol").await;
+    let bob = c.user(0, "bob").await;
+    let mut watcher = raw_socket_at(&c.url(1), &carol.token().await).await;
+    let mut bobs = raw_socket_at(&c.url(0), &bob.token().await).await;
+    assert_eq!(presence_of(&mut watcher, bob.id()).await, "online");
+    let stopping = c.nodes.remove(0);
+    let stopped = tokio::spawn(stopping.stop());
+    let code = loop {
+        match tokio::time::timeout(Duration::from_secs(5), bobs.next())
+            .await
+            .expect("a close frame in time")
+        {
+            Some(Ok(WsMessage::Close(Some(frame)))) => break u16::from(frame.code),
+            Some(Ok(_)) => continue,
+            other => panic!("expected a close frame, got {other:?}"),
+        }
+    };
+    assert_eq!(code, 1001, "going away: the client reconnects elsewhere");
+    drop(bobs);
+    tokio::time::timeout(Duration::from_secs(10), stopped)
+        .await
+        .expect("the node stops in time")
+        .unwrap();
+    // Told at once, not after the 15 s a silent node is given.
+    let offline = tokio::time::timeout(Duration::from_secs(5), presence_of(&mut watcher, bob.id()))
+        .await
+        .expect("Bob offline within 5 s");
+    assert_eq!(offline, "offline");
+}
+
 /// A `nats-server` of the test's own, on a free port, that it stops and starts.
 struct NatsProcess {
     port: u16,
