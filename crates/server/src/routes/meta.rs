@@ -17,12 +17,19 @@ use crate::error::{ApiError, Problem};
 pub struct Health {
     /// `ok`
     pub status: &'static str,
-    /// Where `CALLHUB_NATS_URL` is set: `connected`, or `unreachable` (the node
-    /// still serves; its sockets read what other nodes commit from the store until
-    /// NATS is back). Absent on a single node.
+    /// See `NatsState`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<String>, example = "connected")]
-    pub nats: Option<&'static str>,
+    pub nats: Option<NatsState>,
+}
+
+/// Where `CALLHUB_NATS_URL` is set: whether this node reaches NATS (`unreachable`:
+/// it still serves, and its sockets read what other nodes commit from the store
+/// until NATS is back). Absent on a single node.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum NatsState {
+    Connected,
+    Unreachable,
 }
 
 #[utoipa::path(get, path = "/health", tag = "operations", security(()),
@@ -37,9 +44,9 @@ pub async fn health(State(app): State<Arc<App>>) -> Result<Json<Health>, ApiErro
         .map_err(|e| ApiError::Unavailable(e.to_string()))?;
     let nats = app.bus.as_ref().map(|bus| {
         if bus.is_connected() {
-            "connected"
+            NatsState::Connected
         } else {
-            "unreachable"
+            NatsState::Unreachable
         }
     });
     Ok(Json(Health { status: "ok", nats }))
