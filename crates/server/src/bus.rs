@@ -51,8 +51,9 @@ struct Envelope {
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "camelCase")]
 enum Note {
-    /// Committed, sequenced messages of one user.
-    Messages { messages: Vec<Sequenced> },
+    /// Committed, sequenced messages of one user, handed over at `at` (Unix ms),
+    /// so the receiver's pop-up latency counts the time on the bus.
+    Messages { messages: Vec<Sequenced>, at: i64 },
     /// A frame that is not stored, for every socket of an owner (signaling).
     Transient { owner: Owner, frame: String },
     /// Frames for the guests of a call (its events; guests have no stored messages).
@@ -210,7 +211,8 @@ impl Bus {
         }
         for (user, messages) in by_user {
             let subject = format!("{}.user.{user}", self.prefix);
-            self.send(app, subject, Note::Messages { messages });
+            let at = chrono::Utc::now().timestamp_millis();
+            self.send(app, subject, Note::Messages { messages, at });
         }
     }
 
@@ -429,7 +431,7 @@ fn receive(app: &Arc<App>, bus: &Bus, payload: &[u8]) {
     app.metrics.count_kind(BUS_RECEIVED, kind);
     let hub = &app.hub;
     let forwarded = match envelope.note {
-        Note::Messages { messages } => {
+        Note::Messages { messages, at } => {
             let messages: Vec<callhub_store::Message> = messages
                 .into_iter()
                 .map(|m| callhub_store::Message {
@@ -438,7 +440,12 @@ fn receive(app: &Arc<App>, bus: &Bus, payload: &[u8]) {
                     body: m.body,
                 })
                 .collect();
-            hub.deliver(&messages)
+            // The sender's clock: exact on one host, as good as NTP across hosts.
+            let on_bus = chrono::Utc::now().timestamp_millis().saturating_sub(at);
+            let handed = Instant::now()
+                .checked_sub(Duration::from_millis(on_bus.clamp(0, 60_000) as u64))
+                .unwrap_or_else(Instant::now);
+            hub.deliver_handed(&messages, handed)
         }
         Note::Transient { owner, frame } => hub.send_transient(&owner, &frame),
         Note::Guests { call, frames } => hub.send_to_guests(call, &frames),

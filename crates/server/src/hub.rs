@@ -167,11 +167,16 @@ impl Hub {
     /// full misses the message and is told to read what it missed from the store.
     /// Answers how many sockets were handed one.
     pub fn deliver(&self, messages: &[Message]) -> usize {
+        self.deliver_handed(messages, std::time::Instant::now())
+    }
+
+    /// `deliver`, of messages handed over after their commit at `committed` (on
+    /// another node: before they crossed the bus).
+    pub fn deliver_handed(&self, messages: &[Message], committed: std::time::Instant) -> usize {
         let mut handed = 0;
         if messages.is_empty() {
             return handed;
         }
-        let committed = std::time::Instant::now();
         let sockets = self.sockets.lock().expect("hub lock");
         for m in messages {
             let Some(list) = sockets.get(&Owner::User(m.user)) else {
