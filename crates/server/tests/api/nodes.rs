@@ -524,3 +524,109 @@ async fn nats_stopped_and_started_again_loses_no_message() {
     assert!(c.metric(1, "callhub_gaps_filled_total").await >= 1.0);
     drop(nats);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_of_a_node_under_load_its_users_resume_on_another_with_every_message() {
+    use crate::durability::{add_user_with_role, serve_with};
+    let db = TestDb::new(Backend::Postgres).await;
+    add_user_with_role(&db, "alice", "user").await;
+    let bob = add_user_with_role(&db, "bob", "user").await;
+    let bob_id = bob["userDbId"].as_i64().unwrap();
+    let env = [
+        ("CALLHUB_NATS_URL", local_nats()),
+        (
+            "CALLHUB_NATS_PREFIX",
+            format!("test{}", Uuid::new_v4().simple()),
+        ),
+    ];
+    let ports = [free_port(), free_port(), free_port()];
+    let mut nodes = Vec::new();
+    for port in ports {
+        // One after the other: the first makes the JWT secret the others read.
+        nodes.push(serve_with(&db, port, &env).await);
+    }
+    let url = |i: usize| format!("http://127.0.0.1:{}", ports[i]);
+    for i in 0..3 {
+        eventually(10, || async move {
+            health(&url(i)).await["nats"] == "connected"
+        })
+        .await;
+    }
+    let alice = Client::new(&url(2));
+    alice
+        .login("alice", PASSWORD, Some("ubimax"))
+        .await
+        .unwrap();
+    let bob_on_a = Client::new(&url(0));
+    bob_on_a
+        .login("bob", PASSWORD, Some("ubimax"))
+        .await
+        .unwrap();
+    let mut on_a = bob_on_a.notifications();
+    assert!(matches!(
+        tokio::time::timeout(Duration::from_secs(5), on_a.recv()).await,
+        Ok(Some(callhub_client::Frame::Hello { .. }))
+    ));
+    // Node C rings Bob 40 times while his socket is on node A.
+    const CALLS: usize = 40;
+    let load = tokio::spawn(async move {
+        for _ in 0..CALLS {
+            let req = callhub_client::api::CreateCallRequest {
+                invited_contacts: vec![callhub_client::api::ContactInput {
+                    user_db_id: Some(bob_id),
+                    ..Default::default()
+                }],
+                ..call_request(CallType::Sfu, &[])
+            };
+            alice.rtc().create_call_for_contacts(&req).await.unwrap();
+        }
+    });
+    let mut seen = Vec::new();
+    while seen.len() < 10 {
+        let (seq, note) = tokio::time::timeout(Duration::from_secs(10), on_a.next_notification())
+            .await
+            .expect("pop-ups on node A")
+            .unwrap();
+        if matches!(note, Notification::IncomingCall { .. }) {
+            seen.push(seq);
+        }
+    }
+    nodes[0].start_kill().unwrap();
+    nodes[0].wait().await.unwrap();
+    drop(on_a);
+    // Bob's client comes back on node B with what it had seen.
+    let bob_on_b = Client::new(&url(1));
+    bob_on_b
+        .login("bob", PASSWORD, Some("ubimax"))
+        .await
+        .unwrap();
+    let mut on_b = bob_on_b.notifications_since(seen.last().copied());
+    load.await.unwrap();
+    while seen.len() < CALLS {
+        let (seq, note) = tokio::time::timeout(Duration::from_secs(10), on_b.next_notification())
+            .await
+            .unwrap_or_else(|_| panic!("only {} of {CALLS} pop-ups: {seen:?}", seen.len()))
+            .unwrap();
+        if matches!(note, Notification::IncomingCall { .. }) {
+            seen.push(seq);
+        }
+    }
+    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&db.url)
+        .await
+        .unwrap();
+    let stored: Vec<i64> = sqlx::query_scalar(
+        "SELECT seq FROM user_messages WHERE user_db_id = $1 \
+         AND body LIKE '%\"type\":\"incomingCall\"%' ORDER BY seq",
+    )
+    .bind(bob_id)
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(
+        seen, stored,
+        "every pop-up once, in order, across the crash"
+    );
+    for mut node in nodes.into_iter().skip(1) {
+        let _ = node.start_kill();
+    }
+}
