@@ -137,6 +137,12 @@ impl Bus {
     /// serves, from the store) while NATS is down.
     pub async fn connect(url: &str, prefix: &str) -> anyhow::Result<Bus> {
         let node = Uuid::new_v4();
+        // A comma-separated list: the client moves to another server when one fails.
+        let servers: Vec<&str> = url
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .collect();
         let (events_tx, events) = mpsc::unbounded_channel();
         let client = async_nats::ConnectOptions::new()
             .name(format!("callhub {node}"))
@@ -152,7 +158,7 @@ impl Bus {
                     let _ = tx.send(event);
                 }
             })
-            .connect(url)
+            .connect(servers)
             .await
             .map_err(|e| anyhow::anyhow!("CALLHUB_NATS_URL={url:?}: {e}"))?;
         let subscriber = client
