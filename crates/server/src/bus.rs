@@ -4,9 +4,10 @@
 //!
 //! The store stays the truth. Core NATS delivers at most once, so a node can miss a
 //! message (NATS restarting, a slow consumer); sequenced messages are then read from
-//! the store by `seq`: every socket fills a gap in `seq` when it sees one, re-reads
-//! the store when the bus reconnects or reports a slow consumer, every second while
-//! the bus is down, and every 30 s in any case. Nothing is lost, only slower.
+//! the store by `seq`: every socket fills a gap in `seq` when it sees one; when the
+//! bus reconnects or reports a slow consumer, and every second while it is down, the
+//! sockets of users with messages written meanwhile (one indexed query) re-read the
+//! store; and every socket looks every 30 s in any case. Nothing is lost, only slower.
 //! Unsequenced frames (signaling, presence) are not stored: a client that misses one
 //! re-offers or reads the directory again, as it does on one node after a reconnect.
 //!
@@ -36,6 +37,10 @@ pub const HEARTBEAT: Duration = Duration::from_secs(5);
 pub const NODE_EXPIRY: Duration = Duration::from_secs(15);
 /// How often sockets re-read the store while the bus is down.
 pub const CATCH_UP_WHILE_DOWN: Duration = Duration::from_secs(1);
+/// How far before the bus went away a catch-up looks: a message is stamped with
+/// its writer's clock before its transaction commits (which may take up to the
+/// statement timeout), and nodes' clocks differ a little.
+const CATCH_UP_MARGIN: chrono::Duration = chrono::Duration::seconds(15);
 /// Messages waiting to go to NATS; past it they are dropped (and counted): the
 /// store fills what sequenced messages the other nodes miss.
 const OUT_QUEUE: usize = 16_384;
@@ -348,7 +353,9 @@ pub async fn run(app: Arc<App>, shutdown: CancellationToken) {
     let mut ticks = tokio::time::interval(CATCH_UP_WHILE_DOWN);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_heartbeat = Instant::now() - HEARTBEAT;
-    let mut was_down = false;
+    // Since when this node may have missed messages of the bus (while it is down:
+    // the last catch-up).
+    let mut missed_since: Option<chrono::DateTime<chrono::Utc>> = None;
     loop {
         tokio::select! {
             message = subscriber.next() => match message {
@@ -360,27 +367,28 @@ pub async fn run(app: Arc<App>, shutdown: CancellationToken) {
             },
             Some(event) = events.recv() => match event {
                 async_nats::Event::Disconnected => {
-                    was_down = true;
+                    missed_since.get_or_insert_with(chrono::Utc::now);
                     tracing::warn!("NATS disconnected; sockets read the store until it is back");
                 }
                 async_nats::Event::Connected => {
                     tracing::info!("NATS connected");
-                    if was_down {
+                    if let Some(since) = missed_since.take() {
                         // What other nodes published meanwhile is in the store.
-                        app.hub.catch_up_all();
+                        tokio::spawn(catch_up(app.clone(), since));
                         bus.heartbeat(&app);
-                        was_down = false;
                     }
                 }
                 async_nats::Event::SlowConsumer(_) => {
                     tracing::warn!("NATS dropped messages to this slow consumer; sockets read the store");
-                    app.hub.catch_up_all();
+                    tokio::spawn(catch_up(app.clone(), chrono::Utc::now()));
                 }
                 other => tracing::info!(event = %other, "NATS"),
             },
             _ = ticks.tick() => {
                 if !bus.is_connected() {
-                    app.hub.catch_up_all();
+                    let now = chrono::Utc::now();
+                    tokio::spawn(catch_up(app.clone(), missed_since.unwrap_or(now)));
+                    missed_since = Some(now);
                 }
                 if last_heartbeat.elapsed() >= HEARTBEAT {
                     last_heartbeat = Instant::now();
@@ -404,6 +412,22 @@ pub async fn run(app: Arc<App>, shutdown: CancellationToken) {
     })
     .await;
     publisher.abort();
+}
+
+/// Has the sockets of users with messages written since `since` (less the margin)
+/// read the store: what other nodes published while this one missed the bus.
+async fn catch_up(app: Arc<App>, since: chrono::DateTime<chrono::Utc>) {
+    match app
+        .background
+        .users_with_messages_since(since - CATCH_UP_MARGIN)
+        .await
+    {
+        Ok(users) => app.hub.catch_up(&users),
+        Err(e) => {
+            tracing::warn!(error = %e, "looking for missed messages failed; every socket reads the store");
+            app.hub.catch_up_all();
+        }
+    }
 }
 
 /// Sends what the node queued, in order.

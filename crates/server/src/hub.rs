@@ -163,6 +163,16 @@ impl Hub {
         }
     }
 
+    /// Tells the sockets of these users to read what they missed from the store.
+    pub fn catch_up(&self, users: &[callhub_core::UserDbId]) {
+        let sockets = self.sockets.lock().expect("hub lock");
+        for user in users {
+            for s in sockets.get(&Owner::User(*user)).into_iter().flatten() {
+                s.lagged.notify_one();
+            }
+        }
+    }
+
     /// Hands committed messages to their users' sockets. A socket whose queue is
     /// full misses the message and is told to read what it missed from the store.
     /// Answers how many sockets were handed one.
