@@ -630,3 +630,83 @@ async fn kill_9_of_a_node_under_load_its_users_resume_on_another_with_every_mess
         let _ = node.start_kill();
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_killed_without_a_word_loses_its_sockets_after_the_expiry_and_grace() {
+    use crate::durability::{add_user_with_role, serve_with};
+    let db = TestDb::new(Backend::Postgres).await;
+    add_user_with_role(&db, "alice", "user").await;
+    add_user_with_role(&db, "bob", "user").await;
+    let env = [
+        ("CALLHUB_NATS_URL", local_nats()),
+        (
+            "CALLHUB_NATS_PREFIX",
+            format!("test{}", Uuid::new_v4().simple()),
+        ),
+        ("CALLHUB_REJOIN_GRACE_SECS", "1".into()),
+    ];
+    let ports = [free_port(), free_port()];
+    let mut a = serve_with(&db, ports[0], &env).await;
+    let mut b = serve_with(&db, ports[1], &env).await;
+    let url = |i: usize| format!("http://127.0.0.1:{}", ports[i]);
+    for i in 0..2 {
+        eventually(10, || async move {
+            health(&url(i)).await["nats"] == "connected"
+        })
+        .await;
+    }
+    let alice = Client::new(&url(1));
+    alice
+        .login("alice", PASSWORD, Some("ubimax"))
+        .await
+        .unwrap();
+    let bob = Client::new(&url(0));
+    bob.login("bob", PASSWORD, Some("ubimax")).await.unwrap();
+    let bob_id = bob.rtc().get_contacts(&Default::default()).await.unwrap();
+    let bob_id = bob_id
+        .contacts
+        .iter()
+        .find(|c| c.user_id == "bob")
+        .unwrap()
+        .user_db_id;
+    let req = callhub_client::api::CreateCallRequest {
+        invited_contacts: vec![callhub_client::api::ContactInput {
+            user_db_id: Some(bob_id),
+            ..Default::default()
+        }],
+        ..call_request(CallType::Sfu, &[])
+    };
+    let call = alice.rtc().create_call_for_contacts(&req).await.unwrap();
+    bob.rtc().join_call(call.call_id).await.unwrap();
+    let mut watcher = raw_socket_at(&url(1), &alice.access_token().await.unwrap()).await;
+    let _bobs = raw_socket_at(&url(0), &bob.access_token().await.unwrap()).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    a.start_kill().unwrap();
+    a.wait().await.unwrap();
+    // Node B hears nothing more of node A; after NODE_EXPIRY (15 s) and the grace,
+    // Bob is gone from the call, and his presence follows.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let mut went = None;
+    while went.is_none() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "Bob still in the call 30 s after his node died"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let log = alice.rtc().get_call_log_by_id(call.call_id).await.unwrap();
+        if events(&log).contains(&ev(EventType::Leave, "bob")) {
+            went = Some(());
+        }
+    }
+    let offline = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            let f = next_of(&mut watcher, &["presence"], 30).await;
+            if f["userDbId"] == bob_id && f["presence"] == "offline" {
+                break;
+            }
+        }
+    })
+    .await;
+    assert!(offline.is_ok(), "Alice's socket heard Bob go offline");
+    let _ = b.start_kill();
+}
