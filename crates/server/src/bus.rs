@@ -13,7 +13,8 @@
 //!
 //! Presence across nodes: each node tells the others which owners have a socket on
 //! it (a delta at each first open and last close, the whole set every `HEARTBEAT`);
-//! a node not heard from for `NODE_EXPIRY` is taken as gone with its sockets.
+//! a node not heard from for `NODE_EXPIRY` while this one is connected is taken as
+//! gone with its sockets (while this one is cut off from NATS, nobody expires).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -292,6 +293,13 @@ impl Bus {
             .any(|r| r.owners.contains_key(owner))
     }
 
+    /// Counts every known node as heard now (this node was cut off, not they).
+    fn heard_all_now(&self) {
+        for r in self.remote.lock().expect("bus lock").values_mut() {
+            r.seen = Instant::now();
+        }
+    }
+
     /// Forgets nodes not heard from for `NODE_EXPIRY`; answers their owners.
     fn expire(&self) -> Vec<(Owner, Option<String>)> {
         let mut remote = self.remote.lock().expect("bus lock");
@@ -352,7 +360,9 @@ pub async fn run(app: Arc<App>, shutdown: CancellationToken) {
     let publisher = tokio::spawn(publish(app.clone(), out));
     let mut ticks = tokio::time::interval(CATCH_UP_WHILE_DOWN);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut last_heartbeat = Instant::now() - HEARTBEAT;
+    let mut last_heartbeat = Instant::now()
+        .checked_sub(HEARTBEAT)
+        .unwrap_or_else(Instant::now);
     // Since when this node may have missed messages of the bus (while it is down:
     // the last catch-up).
     let mut missed_since: Option<chrono::DateTime<chrono::Utc>> = None;
@@ -377,6 +387,8 @@ pub async fn run(app: Arc<App>, shutdown: CancellationToken) {
                         tokio::spawn(catch_up(app.clone(), since));
                         bus.heartbeat(&app);
                     }
+                    // The others get a full expiry from now to be heard again.
+                    bus.heard_all_now();
                 }
                 async_nats::Event::SlowConsumer(_) => {
                     tracing::warn!("NATS dropped messages to this slow consumer; sockets read the store");
@@ -394,8 +406,11 @@ pub async fn run(app: Arc<App>, shutdown: CancellationToken) {
                     last_heartbeat = Instant::now();
                     bus.heartbeat(&app);
                 }
-                for (owner, domain) in bus.expire() {
-                    owner_left(&app, owner, domain);
+                // Cut off from NATS, this node hears nobody: silence proves nothing.
+                if bus.is_connected() {
+                    for (owner, domain) in bus.expire() {
+                        owner_left(&app, owner, domain);
+                    }
                 }
             },
             _ = shutdown.cancelled() => break,

@@ -710,3 +710,35 @@ async fn a_node_killed_without_a_word_loses_its_sockets_after_the_expiry_and_gra
     assert!(offline.is_ok(), "Alice's socket heard Bob go offline");
     let _ = b.start_kill();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nats_outage_longer_than_the_node_expiry_drops_nobody_from_a_call() {
+    let mut nats = NatsProcess::start(free_port());
+    let c = Cluster::start(2, &nats.url(), |cfg| {
+        cfg.rejoin_grace = Duration::from_secs(1);
+    })
+    .await;
+    let alice = c.user(1, "alice").await;
+    let bob = c.user(0, "bob").await;
+    let call = alice
+        .rtc()
+        .create_call_for_contacts(&call_request(CallType::Sfu, &[&bob]))
+        .await
+        .unwrap();
+    bob.rtc().join_call(call.call_id).await.unwrap();
+    let _bobs = raw_socket_at(&c.url(0), &bob.token().await).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    nats.stop();
+    // Past the 15 s after which a silent node is taken as gone, and the grace.
+    tokio::time::sleep(Duration::from_secs(18)).await;
+    let _nats = NatsProcess::start(nats.port);
+    c.wait_connected(0).await;
+    c.wait_connected(1).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let log = alice.rtc().get_call_log_by_id(call.call_id).await.unwrap();
+    assert!(
+        !events(&log).contains(&ev(EventType::Leave, "bob")),
+        "Bob's socket never closed: {:?}",
+        events(&log)
+    );
+}
