@@ -742,3 +742,47 @@ async fn a_nats_outage_longer_than_the_node_expiry_drops_nobody_from_a_call() {
         events(&log)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guest_on_another_node_gets_signaling_and_the_calls_events() {
+    let c = Cluster::start(2, &local_nats(), |_| {}).await;
+    let alice = c.user(0, "alice").await;
+    let call = alice
+        .rtc()
+        .create_call_for_contacts(&crate::guests::open_call(&[]))
+        .await
+        .unwrap();
+    let (call_id, token) =
+        callhub_client::parse_guest_link(call.join_url.as_deref().expect("a guest link")).unwrap();
+    // The guest joins and opens its socket on node B; Alice is on node A.
+    let guest = Client::new(&c.url(1))
+        .join_anonymous(&callhub_client::api::GuestJoinRequest {
+            call_id,
+            token,
+            display_name: "Visitor".into(),
+        })
+        .await
+        .unwrap();
+    let mut g = raw_socket_at(&c.url(1), &guest.access_token).await;
+    let mut a = raw_socket_at(&c.url(0), &alice.token().await).await;
+    let offer = format!(
+        r#"{{"type":"signal","callId":"{call_id}","to":{},"payload":{{"candidate":null}}}}"#,
+        guest.contact_id
+    );
+    a.send(WsMessage::Text(offer.into())).await.unwrap();
+    let got = next_of(&mut g, &["signal"], 5).await;
+    assert_eq!(got["from"], 1);
+    // A call event committed on node A reaches the guest's socket on node B.
+    alice.rtc().end_call(call_id).await.unwrap();
+    let ended = loop {
+        let f = next_of(&mut g, &["callEvent"], 5).await;
+        if f["event"]["type"] == "Ended" {
+            break f;
+        }
+    };
+    assert_eq!(ended["callStatus"], "Ended");
+    assert!(
+        ended.get("seq").is_none(),
+        "a guest's events are not sequenced"
+    );
+}
