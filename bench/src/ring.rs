@@ -25,6 +25,10 @@ pub struct Args {
     /// Invitees with a socket each; as many other users call them.
     #[arg(long, default_value_t = 100)]
     invitees: usize,
+    /// Where the invitees' sockets connect: another node of the same cluster, for
+    /// the cross-node pop-up over NATS. Default: `--url`.
+    #[arg(long)]
+    socket_url: Option<String>,
 }
 
 #[derive(Default)]
@@ -43,8 +47,9 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
     );
     let (invitees, callers) = tokens.split_at(a.invitees);
     let times: Arc<Mutex<HashMap<u64, Times>>> = Arc::default();
+    let socket_url = a.socket_url.as_deref().unwrap_or(&a.server.url);
     for (_, _, token) in invitees {
-        let ws = open_socket(&a.server.url, token, "127.0.0.1".parse()?).await?;
+        let ws = open_socket(socket_url, token, "127.0.0.1".parse()?).await?;
         let times = times.clone();
         tokio::spawn(async move {
             let (_, mut read) = ws.split();
@@ -109,7 +114,8 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
         }
     }
     let report = json!({
-        "bench": "ring", "calls_per_s": a.rate, "calls": sent, "failed": failed, "no_pop_up": lost,
+        "bench": "ring", "calls_per_s": a.rate,
+        "sockets": if socket_url == a.server.url { "same node" } else { "other node" }, "calls": sent, "failed": failed, "no_pop_up": lost,
         "pop_up_before_answer": before_answer,
         "from_answer": from_answer.summary(),
     });

@@ -47,6 +47,8 @@ pub struct App {
     pub invitations: RateLimiter,
     pub senders: crate::outbox::Senders,
     pub presence: crate::presence::Tracker,
+    /// The bus to the other nodes (`CALLHUB_NATS_URL`); None: one node.
+    pub bus: Option<crate::bus::Bus>,
 }
 
 pub use crate::metrics::Metrics;
@@ -66,6 +68,10 @@ impl App {
         let ring_timeout = chrono::Duration::from_std(config.ring_timeout)?;
         let store = SqlStore::connect(&config.database_url, &config.pool, ring_timeout).await?;
         let background = store.background(BACKGROUND_CONNECTIONS).await?;
+        let bus = match &config.nats_url {
+            Some(url) => Some(crate::bus::Bus::connect(url, &config.nats_prefix).await?),
+            None => None,
+        };
         let secret = load_or_make_secret(config.jwt_secret.as_deref(), &config.data_dir)?;
         Ok(Arc::new(App {
             store: Arc::new(store),
@@ -91,15 +97,55 @@ impl App {
             invitations: RateLimiter::new(config.invites_per_hour, Duration::from_secs(3600)),
             senders: crate::outbox::Senders::new(&config.delivery)?,
             presence: Default::default(),
+            bus,
             config,
         }))
     }
 }
 
 impl App {
-    /// Hands committed messages to the sockets of their users.
+    /// Hands committed messages to the sockets of their users, on every node.
     pub fn publish(&self, messages: &[callhub_store::Message]) {
         self.hub.deliver(messages);
+        if let Some(bus) = &self.bus
+            && !messages.is_empty()
+        {
+            bus.messages(self, messages);
+        }
+    }
+
+    /// Sends a frame that is not stored (signaling) to every socket of `owner`, on
+    /// every node.
+    pub fn send_transient(&self, owner: &crate::hub::Owner, frame: &str) {
+        self.hub.send_transient(owner, frame);
+        if let Some(bus) = &self.bus {
+            bus.transient(self, owner, frame);
+        }
+    }
+
+    /// Sends frames that are not stored to the guests of `call`, on every node.
+    pub fn send_to_guests(&self, call: uuid::Uuid, frames: &[String]) {
+        self.hub.send_to_guests(call, frames);
+        if let Some(bus) = &self.bus {
+            bus.guests(self, call, frames);
+        }
+    }
+
+    /// Closes the sockets of a revoked refresh-token family, on every node.
+    pub fn revoke_family(&self, family: &str) {
+        self.hub.revoke_family(family);
+        if let Some(bus) = &self.bus {
+            bus.revoke(self, family);
+        }
+    }
+
+    /// Whether `owner` has a socket open on any node.
+    pub fn connected(&self, owner: &crate::hub::Owner) -> bool {
+        self.hub.is_connected(owner)
+            || self
+                .bus
+                .as_ref()
+                .is_some_and(|bus| bus.remote_connected(owner))
     }
 
     /// What follows a commit: its messages to the sockets (and its events to the
@@ -126,7 +172,7 @@ impl App {
                     serde_json::to_string(&event).expect("a notification serializes")
                 })
                 .collect();
-            self.hub.send_to_guests(call.call_id, &frames);
+            self.send_to_guests(call.call_id, &frames);
         }
         crate::presence::call_changed(self, committed);
         if committed.deliveries > 0 {
@@ -204,10 +250,16 @@ pub fn router(app: Arc<App>) -> Router {
         .with_state(app)
 }
 
+/// How long a stopping node waits for its sockets' closing handshakes.
+const SOCKETS_CLOSE_WITHIN: Duration = Duration::from_secs(5);
+
 /// A node serving on a listener, with its background workers.
 pub struct Server {
     pub addr: SocketAddr,
     pub app: Arc<App>,
+    /// Stops the accept loop; it then lets the requests under way finish.
+    stop_accepting: CancellationToken,
+    serve: JoinHandle<()>,
     shutdown: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -217,6 +269,7 @@ impl Server {
         let app = App::new(config).await?;
         let addr = listener.local_addr()?;
         let shutdown = CancellationToken::new();
+        let stop_accepting = CancellationToken::new();
         let router = router(app.clone());
         let limits = crate::listen::Limits {
             read_timeout: app.config.request_read_timeout,
@@ -226,12 +279,12 @@ impl Server {
             listener,
             router,
             limits,
-            shutdown.clone(),
+            stop_accepting.clone(),
         ));
         let tasks = vec![
-            serve,
             tokio::spawn(worker::run(app.clone(), shutdown.clone())),
             tokio::spawn(crate::outbox::run(app.clone(), shutdown.clone())),
+            tokio::spawn(crate::bus::run(app.clone(), shutdown.clone())),
             tokio::spawn(crate::metrics::refresh(
                 app.clone(),
                 app.config.gauge_refresh,
@@ -244,13 +297,34 @@ impl Server {
         Ok(Server {
             addr,
             app,
+            stop_accepting,
+            serve,
             shutdown,
             tasks,
         })
     }
 
-    /// Stops accepting, finishes what is under way, stops the workers.
+    /// Stops accepting, closes the sockets (1001: their clients reconnect, to
+    /// another node behind a load balancer), finishes the requests under way, then
+    /// stops the workers (the bus last tells the other nodes this one is gone).
+    /// `main` bounds it by `CALLHUB_SHUTDOWN_SECS`.
     pub async fn stop(self) {
+        self.stop_accepting.cancel();
+        self.app.hub.close_all();
+        let deadline = std::time::Instant::now() + SOCKETS_CLOSE_WITHIN;
+        while self
+            .app
+            .hub
+            .connected
+            .load(std::sync::atomic::Ordering::Relaxed)
+            > 0
+            && std::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let _ = self.serve.await;
+        // A socket upgraded by a request that was under way.
+        self.app.hub.close_all();
         self.shutdown.cancel();
         for t in self.tasks {
             let _ = t.await;

@@ -47,6 +47,12 @@ pub struct Config {
     /// How often the gauges read from the store (calls, ringing, backlog) are refreshed.
     pub gauge_refresh: Duration,
     pub log_format: LogFormat,
+    /// NATS between nodes; None: one node.
+    pub nats_url: Option<String>,
+    /// The first token of every subject this cluster uses on NATS.
+    pub nats_prefix: String,
+    /// How long a stopping node may take before it exits regardless.
+    pub shutdown_deadline: Duration,
 }
 
 /// How log lines are written to stderr (`CALLHUB_LOG_FORMAT`).
@@ -304,6 +310,11 @@ impl Config {
             connections_per_ip: src.parse("CALLHUB_CONNECTIONS_PER_IP", 1000)?,
             gauge_refresh: Duration::from_millis(src.parse("CALLHUB_GAUGE_REFRESH_MILLIS", 5000)?),
             log_format: src.parse("CALLHUB_LOG_FORMAT", LogFormat::Text)?,
+            nats_url: src.get("CALLHUB_NATS_URL"),
+            nats_prefix: src
+                .get("CALLHUB_NATS_PREFIX")
+                .unwrap_or_else(|| "callhub".into()),
+            shutdown_deadline: src.secs("CALLHUB_SHUTDOWN_SECS", 30)?,
         };
         if cfg.max_call_contacts < 2 || cfg.invites_per_hour == 0 || cfg.connections_per_ip == 0 {
             bail!(
@@ -315,6 +326,14 @@ impl Config {
         }
         if cfg.gauge_refresh.is_zero() {
             bail!("CALLHUB_GAUGE_REFRESH_MILLIS must be at least 1");
+        }
+        if cfg.nats_prefix.is_empty()
+            || !cfg
+                .nats_prefix
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            bail!("CALLHUB_NATS_PREFIX must be letters, digits, - and _ (one NATS subject token)");
         }
         if cfg.pool.max_connections == 0 {
             bail!("CALLHUB_DB_MAX_CONNECTIONS must be at least 1");

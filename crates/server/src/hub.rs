@@ -1,7 +1,7 @@
 //! The node's sockets by owner (an account, or a guest of one call): committed
 //! messages and signaling reach every connected device of their owner at once, and
-//! presence changes every socket of a domain. In-process for one node; what crosses
-//! nodes goes through a bus in front of `deliver`.
+//! presence changes every socket of a domain. In-process; `App` hands
+//! the same to the bus (`bus`), and the bus hands what other nodes publish to it.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -13,7 +13,7 @@ use tokio::sync::{Notify, mpsc};
 use uuid::Uuid;
 
 /// Whose socket it is.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Owner {
     User(UserDbId),
     /// A guest holds a call-scoped token: signaling and events of that call only.
@@ -136,13 +136,57 @@ impl Hub {
         self.sockets.lock().expect("hub lock").contains_key(owner)
     }
 
+    /// Every owner with a socket here, with the domain of an account's sockets.
+    pub fn owners(&self) -> Vec<(Owner, Option<String>)> {
+        let sockets = self.sockets.lock().expect("hub lock");
+        sockets
+            .iter()
+            .map(|(owner, list)| {
+                let domain = list
+                    .iter()
+                    .find_map(|s| s.domain.as_deref().map(str::to_owned));
+                (owner.clone(), domain)
+            })
+            .collect()
+    }
+
+    /// Tells every account's socket to read what it missed from the store (the bus
+    /// came back, or dropped messages).
+    pub fn catch_up_all(&self) {
+        let sockets = self.sockets.lock().expect("hub lock");
+        for (owner, list) in sockets.iter() {
+            if matches!(owner, Owner::User(_)) {
+                for s in list {
+                    s.lagged.notify_one();
+                }
+            }
+        }
+    }
+
+    /// Tells the sockets of these users to read what they missed from the store.
+    pub fn catch_up(&self, users: &[callhub_core::UserDbId]) {
+        let sockets = self.sockets.lock().expect("hub lock");
+        for user in users {
+            for s in sockets.get(&Owner::User(*user)).into_iter().flatten() {
+                s.lagged.notify_one();
+            }
+        }
+    }
+
     /// Hands committed messages to their users' sockets. A socket whose queue is
     /// full misses the message and is told to read what it missed from the store.
-    pub fn deliver(&self, messages: &[Message]) {
+    /// Answers how many sockets were handed one.
+    pub fn deliver(&self, messages: &[Message]) -> usize {
+        self.deliver_handed(messages, std::time::Instant::now())
+    }
+
+    /// `deliver`, of messages handed over after their commit at `committed` (on
+    /// another node: before they crossed the bus).
+    pub fn deliver_handed(&self, messages: &[Message], committed: std::time::Instant) -> usize {
+        let mut handed = 0;
         if messages.is_empty() {
-            return;
+            return handed;
         }
-        let committed = std::time::Instant::now();
         let sockets = self.sockets.lock().expect("hub lock");
         for m in messages {
             let Some(list) = sockets.get(&Owner::User(m.user)) else {
@@ -159,22 +203,29 @@ impl Hub {
                     .is_err()
                 {
                     s.lagged.notify_one();
+                } else {
+                    handed += 1;
                 }
             }
         }
+        handed
     }
 
     /// Sends a frame that is not stored to every socket of `owner`.
-    pub fn send_transient(&self, owner: &Owner, frame: &str) {
+    pub fn send_transient(&self, owner: &Owner, frame: &str) -> usize {
         let sockets = self.sockets.lock().expect("hub lock");
         let frame: Arc<str> = frame.into();
-        for s in sockets.get(owner).into_iter().flatten() {
-            let _ = s.tx.try_send(Push::Transient(frame.clone()));
-        }
+        sockets
+            .get(owner)
+            .into_iter()
+            .flatten()
+            .filter(|s| s.tx.try_send(Push::Transient(frame.clone())).is_ok())
+            .count()
     }
 
     /// Sends a frame that is not stored to every socket of the guests of `call`.
-    pub fn send_to_guests(&self, call: Uuid, frames: &[String]) {
+    pub fn send_to_guests(&self, call: Uuid, frames: &[String]) -> usize {
+        let mut handed = 0;
         let sockets = self.sockets.lock().expect("hub lock");
         let guests: Vec<&Socket> = sockets
             .iter()
@@ -184,33 +235,43 @@ impl Hub {
         for frame in frames {
             let frame: Arc<str> = frame.as_str().into();
             for s in &guests {
-                let _ = s.tx.try_send(Push::Transient(frame.clone()));
+                handed += usize::from(s.tx.try_send(Push::Transient(frame.clone())).is_ok());
             }
         }
+        handed
     }
 
     /// Sends a frame that is not stored to every account's socket of `domain`.
-    pub fn send_to_domain(&self, domain: &str, frame: &str) {
+    pub fn send_to_domain(&self, domain: &str, frame: &str) -> usize {
         let sockets = self.sockets.lock().expect("hub lock");
         let frame: Arc<str> = frame.into();
-        for s in sockets
+        sockets
             .values()
             .flatten()
             .filter(|s| s.domain.as_deref() == Some(domain))
-        {
-            let _ = s.tx.try_send(Push::Transient(frame.clone()));
-        }
+            .filter(|s| s.tx.try_send(Push::Transient(frame.clone())).is_ok())
+            .count()
     }
 
     /// Closes every socket of a revoked refresh-token family.
-    pub fn revoke_family(&self, family: &str) {
+    pub fn revoke_family(&self, family: &str) -> usize {
         let sockets = self.sockets.lock().expect("hub lock");
+        let mut closed = 0;
         for s in sockets
             .values()
             .flatten()
             .filter(|s| s.family.as_deref() == Some(family))
         {
             s.revoked.notify_one();
+            closed += 1;
         }
+        closed
+    }
+
+    /// Closes every socket (the node is stopping): each says 1001 "going away", and
+    /// its client reconnects, to another node behind the load balancer.
+    pub fn close_all(&self) {
+        // Dropping the senders ends each socket's queue.
+        self.sockets.lock().expect("hub lock").clear();
     }
 }

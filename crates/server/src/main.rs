@@ -74,7 +74,13 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
     }
-    tracing::info!("shutting down");
-    server.stop().await;
+    let deadline = server.app.config.shutdown_deadline;
+    tracing::info!(
+        deadline_secs = deadline.as_secs(),
+        "shutting down: closing sockets, finishing requests under way"
+    );
+    if tokio::time::timeout(deadline, server.stop()).await.is_err() {
+        tracing::warn!("CALLHUB_SHUTDOWN_SECS passed with work under way; exiting");
+    }
     Ok(())
 }

@@ -30,6 +30,12 @@ pub const SOCKETS_OPEN: &str = "callhub_sockets_open";
 pub const CALLS: &str = "callhub_calls";
 pub const CONTACTS_RINGING: &str = "callhub_contacts_ringing";
 pub const OUTBOX_BACKLOG: &str = "callhub_outbox_backlog";
+pub const BUS_PUBLISHED: &str = "callhub_bus_published_total";
+pub const BUS_RECEIVED: &str = "callhub_bus_received_total";
+pub const BUS_DROPPED: &str = "callhub_bus_dropped_total";
+pub const BUS_FORWARDED: &str = "callhub_bus_forwarded_frames_total";
+pub const BUS_CONNECTED: &str = "callhub_bus_connected";
+pub const GAPS_FILLED: &str = "callhub_gaps_filled_total";
 
 /// Request and pop-up latencies: a tenth of a millisecond (a pop-up after its
 /// commit takes about that on loopback) to ten seconds.
@@ -107,6 +113,30 @@ fn describe() {
         "Invited contacts ringing now, read from the store"
     );
     describe_gauge!(OUTBOX_BACKLOG, "Deliveries waiting to be sent, by channel");
+    describe_counter!(
+        BUS_PUBLISHED,
+        "Messages this node published to the other nodes on NATS, by kind"
+    );
+    describe_counter!(
+        BUS_RECEIVED,
+        "Messages of other nodes this node received on NATS, by kind"
+    );
+    describe_counter!(
+        BUS_DROPPED,
+        "Messages for the other nodes not published (NATS away too long); the store fills what they miss"
+    );
+    describe_counter!(
+        BUS_FORWARDED,
+        "Frames from other nodes handed to this node's sockets, by kind"
+    );
+    describe_gauge!(
+        BUS_CONNECTED,
+        "1 while the node is connected to NATS, 0 while not (absent on one node)"
+    );
+    describe_counter!(
+        GAPS_FILLED,
+        "Times a socket read messages it had missed from the store (a seq gap, a full queue, the bus away)"
+    );
     // Shown at zero from the start, as the hand-made counters were: a rate over a
     // counter that appears only at its first event misses that event.
     for name in [
@@ -117,6 +147,7 @@ fn describe() {
         DELIVERIES_SENT,
         DELIVERIES_FAILED,
         DELIVERY_RETRIES,
+        GAPS_FILLED,
     ] {
         counter!(name).increment(0);
     }
@@ -131,6 +162,11 @@ impl Metrics {
     /// Adds one to a counter without labels.
     pub fn count(&self, name: &'static str) {
         self.record(|| counter!(name).increment(1));
+    }
+
+    /// Adds one to a counter labelled with a kind.
+    pub fn count_kind(&self, name: &'static str, kind: &'static str) {
+        self.record(|| counter!(name, "kind" => kind).increment(1));
     }
 
     pub fn observe(&self, name: &'static str, elapsed: Duration) {
@@ -173,6 +209,10 @@ async fn refresh_once(app: &App) {
     m.handle.run_upkeep();
     let sockets = app.hub.connected.load(Ordering::Relaxed);
     m.record(|| gauge!(SOCKETS_OPEN).set(sockets as f64));
+    if let Some(bus) = &app.bus {
+        let up = f64::from(u8::from(bus.is_connected()));
+        m.record(|| gauge!(BUS_CONNECTED).set(up));
+    }
     let gauges = match app.store.gauges().await {
         Ok(g) => g,
         Err(e) => {

@@ -55,7 +55,7 @@ pub async fn refresh(app: &App, user: UserDbId, domain: &str) {
             return;
         }
     };
-    let now = Presence::of(busy, app.hub.is_connected(&Owner::User(user)));
+    let now = Presence::of(busy, app.connected(&Owner::User(user)));
     let before = {
         let mut announced = tracker.announced.lock().expect("presence lock");
         if now == Presence::Offline {
@@ -66,6 +66,21 @@ pub async fn refresh(app: &App, user: UserDbId, domain: &str) {
     };
     if before.unwrap_or(Presence::Offline) != now {
         app.hub.send_to_domain(domain, &frame(user, now));
+        if let Some(bus) = &app.bus {
+            bus.presence(app, domain, user, now);
+        }
+    }
+}
+
+impl Tracker {
+    /// Another node announced `user`'s presence: this node need not announce it again.
+    pub fn heard(&self, user: UserDbId, presence: Presence) {
+        let mut announced = self.announced.lock().expect("presence lock");
+        if presence == Presence::Offline {
+            announced.remove(&user);
+        } else {
+            announced.insert(user, presence);
+        }
     }
 }
 
@@ -94,6 +109,9 @@ pub fn call_changed(app: &Arc<App>, committed: &Committed) {
 
 /// A socket of `owner` opened.
 pub async fn socket_opened(app: &App, owner: &Owner, domain: Option<&str>) {
+    if let Some(bus) = &app.bus {
+        bus.socket_opened(app, owner, domain);
+    }
     if let (Owner::User(user), Some(domain)) = (owner, domain) {
         refresh(app, *user, domain).await;
     }
@@ -101,6 +119,16 @@ pub async fn socket_opened(app: &App, owner: &Owner, domain: Option<&str>) {
 
 /// A socket of `owner` closed: presence now, and the grace period if it was the last.
 pub fn socket_closed(app: Arc<App>, owner: Owner, domain: Option<String>) {
+    if let Some(bus) = &app.bus
+        && !app.hub.is_connected(&owner)
+    {
+        bus.socket_closed(&app, &owner);
+    }
+    owner_gone(app, owner, domain);
+}
+
+/// `owner` may have no socket left on any node: presence now, and the grace period.
+pub fn owner_gone(app: Arc<App>, owner: Owner, domain: Option<String>) {
     tokio::spawn(async move {
         if let (Owner::User(user), Some(domain)) = (&owner, &domain) {
             refresh(&app, *user, domain).await;
@@ -116,11 +144,11 @@ pub fn guest_joined(app: Arc<App>, call: Uuid, contact: ContactId) {
 }
 
 async fn drop_after_grace(app: &Arc<App>, owner: Owner) {
-    if app.hub.is_connected(&owner) {
+    if app.connected(&owner) {
         return;
     }
     tokio::time::sleep(app.config.rejoin_grace).await;
-    if app.hub.is_connected(&owner) {
+    if app.connected(&owner) {
         return;
     }
     match owner {

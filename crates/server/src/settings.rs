@@ -55,6 +55,21 @@ pub const SETTINGS: &[(&str, &str, &str)] = &[
         "SQLite: normal, or full to sync every commit (power cuts)",
     ),
     (
+        "CALLHUB_NATS_URL",
+        "unset: one node",
+        "nats://host:4222: fan-out between nodes on one PostgreSQL",
+    ),
+    (
+        "CALLHUB_SHUTDOWN_SECS",
+        "30",
+        "a stopping node's time to finish requests under way",
+    ),
+    (
+        "CALLHUB_NATS_PREFIX",
+        "callhub",
+        "first token of the cluster's NATS subjects",
+    ),
+    (
         "CALLHUB_GAUGE_REFRESH_MILLIS",
         "5000",
         "how often /metrics' gauges are read from the store",

@@ -222,7 +222,7 @@ impl Session {
                     Some(Push::Transient(frame)) => send(&mut sink, &frame).await.map(|_| Flow::Go),
                     None => Ok(Flow::Close(close_code::AWAY, "node shutting down")),
                 },
-                _ = reg.lagged.notified() => self.replay(&mut sink, self.last_sent, i64::MAX).await.map(|_| Flow::Go),
+                _ = reg.lagged.notified() => self.fill_gap(&mut sink, i64::MAX).await.map(|_| Flow::Go),
                 _ = reg.revoked.notified() => Ok(Flow::Close(close_code::POLICY, "session revoked")),
                 frame = stream.next() => match frame {
                     Some(Err(e)) if too_large(&e) => Ok(Flow::Close(close_code::SIZE, "a message over 1 MiB")),
@@ -250,6 +250,9 @@ impl Session {
                 _ = check.tick() => match &self.who {
                     Who::User { family, .. } => match app.store.token_family_revoked(family).await {
                         Ok(true) => Ok(Flow::Close(close_code::POLICY, "session revoked")),
+                        // With other nodes, a bus message may have gone missing with
+                        // nothing after it to show the gap: look in the store.
+                        _ if app.bus.is_some() => self.fill_gap(&mut sink, i64::MAX).await.map(|_| Flow::Go),
                         _ => Ok(Flow::Go),
                     },
                     Who::Guest(_) => Ok(Flow::Go),
@@ -295,7 +298,7 @@ impl Session {
             return Ok(());
         }
         if seq > self.last_sent + 1 {
-            self.replay(sink, self.last_sent, seq - 1).await?;
+            self.fill_gap(sink, seq - 1).await?;
         }
         send(sink, body).await?;
         if body.contains(r#""type":"incomingCall""#) {
@@ -306,11 +309,21 @@ impl Session {
         Ok(())
     }
 
-    /// Sends stored messages after `after` up to `upto`.
-    async fn replay(&mut self, sink: &mut Sink, after: i64, upto: i64) -> Result<(), ()> {
+    /// Sends what this socket missed, after its last sent message up to `upto`,
+    /// from the store.
+    async fn fill_gap(&mut self, sink: &mut Sink, upto: i64) -> Result<(), ()> {
+        if self.replay(sink, self.last_sent, upto).await? > 0 {
+            self.app.metrics.count(crate::metrics::GAPS_FILLED);
+        }
+        Ok(())
+    }
+
+    /// Sends stored messages after `after` up to `upto`; answers how many.
+    async fn replay(&mut self, sink: &mut Sink, after: i64, upto: i64) -> Result<usize, ()> {
         let Who::User { user, .. } = &self.who else {
-            return Ok(()); // guests have no stored messages
+            return Ok(0); // guests have no stored messages
         };
+        let mut sent = 0;
         let user = user.user_db_id;
         let mut cursor = after;
         loop {
@@ -327,17 +340,19 @@ impl Session {
                         sink,
                         &error_frame("messages could not be read; resume again shortly"),
                     )
-                    .await;
+                    .await
+                    .map(|_| sent);
                 }
             };
             let full = page.len() == REPLAY_PAGE as usize;
             for m in page.into_iter().take_while(|m| m.seq <= upto) {
                 send(sink, &m.body).await?;
+                sent += 1;
                 cursor = m.seq;
                 self.last_sent = self.last_sent.max(m.seq);
             }
             if !full || cursor >= upto {
-                return Ok(());
+                return Ok(sent);
             }
         }
     }
@@ -386,7 +401,9 @@ impl Session {
                 .await?;
                 return Ok(false);
             }
-            ClientFrame::Resume { since } => self.replay(sink, since.max(0), i64::MAX).await?,
+            ClientFrame::Resume { since } => {
+                self.replay(sink, since.max(0), i64::MAX).await?;
+            }
             ClientFrame::Signal {
                 call_id,
                 to,
@@ -439,7 +456,7 @@ impl Session {
             None => return Err("that participant has no socket".into()),
         };
         let frame = json!({"type": "signal", "callId": call_id, "from": from, "payload": payload});
-        self.app.hub.send_transient(&owner, &frame.to_string());
+        self.app.send_transient(&owner, &frame.to_string());
         Ok(())
     }
 }

@@ -315,6 +315,9 @@ pub trait Store: Send + Sync + 'static {
 
     async fn last_seq(&self, user: UserDbId) -> Result<i64>;
     async fn messages_since(&self, user: UserDbId, seq: i64, limit: u32) -> Result<Vec<Message>>;
+    /// The users with messages written (by the writer's clock) at or after `since`:
+    /// whose sockets a node that missed the bus must have re-read the store.
+    async fn users_with_messages_since(&self, since: DateTime<Utc>) -> Result<Vec<UserDbId>>;
     /// Forgets messages written before `before`.
     /// Calls by status, contacts ringing and the outbox backlog, for `/metrics`.
     async fn gauges(&self) -> Result<Gauges>;

@@ -1668,6 +1668,15 @@ impl Store for SqlStore {
             .collect()
     }
 
+    async fn users_with_messages_since(&self, since: DateTime<Utc>) -> Result<Vec<UserDbId>> {
+        // Served by the index on created_at.
+        sqlx::query_scalar("SELECT DISTINCT user_db_id FROM user_messages WHERE created_at >= $1")
+            .bind(ms(since))
+            .fetch_all(&self.read)
+            .await
+            .map_err(db_error)
+    }
+
     async fn prune_messages(&self, before: DateTime<Utc>) -> Result<u64> {
         let mut tx = self.begin_write().await?;
         let done = sqlx::query("DELETE FROM user_messages WHERE created_at < $1")

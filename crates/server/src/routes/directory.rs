@@ -61,7 +61,7 @@ pub async fn contacts(
         .into_iter()
         .map(|entry| {
             let u = entry.user;
-            let connected = app.hub.is_connected(&Owner::User(u.user_db_id));
+            let connected = app.connected(&Owner::User(u.user_db_id));
             DirectoryContact {
                 presence: Presence::of(entry.busy, connected),
                 user_db_id: u.user_db_id,

@@ -17,11 +17,24 @@ use crate::error::{ApiError, Problem};
 pub struct Health {
     /// `ok`
     pub status: &'static str,
+    /// See `NatsState`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nats: Option<NatsState>,
+}
+
+/// Where `CALLHUB_NATS_URL` is set: whether this node reaches NATS (`unreachable`:
+/// it still serves, and its sockets read what other nodes commit from the store
+/// until NATS is back). Absent on a single node.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum NatsState {
+    Connected,
+    Unreachable,
 }
 
 #[utoipa::path(get, path = "/health", tag = "operations", security(()),
     responses(
-        (status = 200, description = "The node can serve: its database answers", body = Health),
+        (status = 200, description = "The node can serve: its database answers. `nats` says whether the bus to the other nodes is up, where one is configured", body = Health),
         (status = 503, description = "The database is unreachable", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn health(State(app): State<Arc<App>>) -> Result<Json<Health>, ApiError> {
@@ -29,7 +42,14 @@ pub async fn health(State(app): State<Arc<App>>) -> Result<Json<Health>, ApiErro
         .health()
         .await
         .map_err(|e| ApiError::Unavailable(e.to_string()))?;
-    Ok(Json(Health { status: "ok" }))
+    let nats = app.bus.as_ref().map(|bus| {
+        if bus.is_connected() {
+            NatsState::Connected
+        } else {
+            NatsState::Unreachable
+        }
+    });
+    Ok(Json(Health { status: "ok", nats }))
 }
 
 #[utoipa::path(get, path = "/metrics", tag = "operations", security(()),

@@ -160,7 +160,7 @@ pub async fn refresh(
         }
         Rotation::Reused { family } => {
             tracing::warn!("a spent refresh token was presented again; its family is revoked");
-            app.hub.revoke_family(&family);
+            app.revoke_family(&family);
             Err(ApiError::Unauthorized(
                 "the refresh token was already used; the session is revoked".into(),
             ))
@@ -186,7 +186,7 @@ pub async fn logout(
         .revoke_token_family(&token_hash(&req.refresh_token), now())
         .await?
     {
-        app.hub.revoke_family(&family);
+        app.revoke_family(&family);
     }
     Ok(StatusCode::NO_CONTENT)
 }

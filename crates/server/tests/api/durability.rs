@@ -1,5 +1,5 @@
 //! What was answered survives: kill -9 of the real binary while calls are being
-//! created, and timers that outlive the node that set them.
+//! created, timers that outlive the node that set them; and SIGTERM drains.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -7,6 +7,7 @@ use std::time::Duration;
 use callhub_client::Client;
 use callhub_core::EventType::*;
 use callhub_core::{CallStatus, CallType, Role};
+use futures::StreamExt;
 use tokio::process::{Child, Command};
 
 use crate::helpers::*;
@@ -216,5 +217,35 @@ backend_tests! {
         assert_eq!(events(&log)[2..], [ev(Missed, "bob"), ev(Leave, "alice"), ev(Ended, "alice")]);
         second.stop().await;
         drop(db);
+    }
+
+    async fn sigterm_closes_sockets_with_1001_and_the_node_exits_at_once(backend: Backend) {
+        let db = TestDb::new(backend).await;
+        add_user(&db, "alice").await;
+        let port = free_port();
+        let mut server = serve(&db, port).await;
+        let url = format!("http://127.0.0.1:{port}");
+        let alice = Client::new(&url);
+        alice.login("alice", PASSWORD, Some("ubimax")).await.unwrap();
+        let ws_url = format!("ws://127.0.0.1:{port}/ws?access_token={}", alice.access_token().await.unwrap());
+        let (mut ws, _) = tokio_tungstenite::connect_async(ws_url).await.unwrap();
+        assert!(ws.next().await.unwrap().unwrap().to_text().unwrap().contains("hello"));
+        let pid = server.id().unwrap().to_string();
+        let sent = std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        assert!(sent.success());
+        let code = loop {
+            match tokio::time::timeout(Duration::from_secs(5), ws.next()).await.expect("a close frame in time") {
+                Some(Ok(tokio_tungstenite::tungstenite::Message::Close(Some(f)))) => break u16::from(f.code),
+                Some(Ok(_)) => continue,
+                other => panic!("expected a close frame, got {other:?}"),
+            }
+        };
+        assert_eq!(code, 1001, "going away: the client reconnects, to another node behind a balancer");
+        drop(ws);
+        let status = tokio::time::timeout(Duration::from_secs(10), server.wait())
+            .await
+            .expect("the node exits well within CALLHUB_SHUTDOWN_SECS")
+            .unwrap();
+        assert!(status.success(), "{status:?}");
     }
 }

@@ -14,6 +14,7 @@ mod directory;
 mod durability;
 mod guests;
 mod hardening;
+mod nodes;
 mod observability;
 mod openapi;
 mod operator;

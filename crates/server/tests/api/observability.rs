@@ -96,6 +96,16 @@ fn collect_exprs(v: &Value, out: &mut Vec<String>) {
 }
 
 backend_tests! {
+    async fn health_of_a_single_node_is_unchanged_without_nats(backend: Backend) {
+        let app = TestApp::spawn(backend).await;
+        let health = app.raw("GET", "/health", None, None).await;
+        assert_eq!(health.status, 200);
+        assert_eq!(health.json, serde_json::json!({"status": "ok"}));
+        let metrics = app.raw("GET", "/metrics", None, None).await.text;
+        assert!(metrics.contains("callhub_gaps_filled_total 0"), "shown at zero from the start");
+        assert!(!metrics.contains("callhub_bus_connected"), "no bus on one node");
+    }
+
     async fn metrics_show_the_traffic_that_made_them_and_all_the_dashboard_queries(backend: Backend) {
         let sms = Recorder::start().await;
         sms.fail_next(1);

@@ -132,6 +132,22 @@ pub(crate) async fn next_text(ws: &mut RawWs) -> serde_json::Value {
 }
 
 backend_tests! {
+    async fn the_store_names_the_users_with_messages_written_since_a_time(backend: Backend) {
+        // What a node that missed the bus asks, to know whose sockets must read the store.
+        let app = TestApp::spawn(backend).await;
+        let alice = app.user("alice", &[Role::User]).await;
+        let bob = app.user("bob", &[Role::User]).await;
+        let carol = app.user("carol", &[Role::User]).await;
+        let before = chrono::Utc::now() - chrono::Duration::seconds(1);
+        alice.rtc().create_call_for_contacts(&call_request(CallType::Mesh, &[&bob])).await.unwrap();
+        let store = &app.server.app.store;
+        let users = store.users_with_messages_since(before).await.unwrap();
+        assert!(users.contains(&bob.id()), "{users:?}");
+        assert!(!users.contains(&carol.id()), "{users:?}");
+        let later = chrono::Utc::now() + chrono::Duration::seconds(5);
+        assert!(store.users_with_messages_since(later).await.unwrap().is_empty());
+    }
+
     async fn pop_up_reaches_every_device_and_answering_on_one_stops_the_others(backend: Backend) {
         let app = TestApp::spawn(backend).await;
         let alice = app.user("alice", &[Role::User]).await;

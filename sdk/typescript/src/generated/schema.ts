@@ -558,6 +558,7 @@ export interface components {
             media: components["schemas"]["Media"];
         };
         Health: {
+            nats?: null | components["schemas"]["NatsState"];
             /** @description `ok` */
             status: string;
         };
@@ -604,6 +605,13 @@ export interface components {
             /** @description WebSocket URL for notifications and signaling. */
             signalingUrl: string;
         };
+        /**
+         * @description Where `CALLHUB_NATS_URL` is set: whether this node reaches NATS (`unreachable`:
+         *     it still serves, and its sockets read what other nodes commit from the store
+         *     until NATS is back). Absent on a single node.
+         * @enum {string}
+         */
+        NatsState: "connected" | "unreachable";
         /** @description A sequenced message for one user, without its sequence number. */
         Notification: {
             busy: boolean;
@@ -943,7 +951,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description The node can serve: its database answers */
+            /** @description The node can serve: its database answers. `nats` says whether the bus to the other nodes is up, where one is configured */
             200: {
                 headers: {
                     [name: string]: unknown;
