@@ -77,8 +77,22 @@ impl DirectoryCache {
         let domains = self.domains.lock().expect("directory lock");
         domains
             .get(domain)
-            .filter(|l| l.version >= version)
+            .filter(|l| DirectoryCache::current(l, version))
             .cloned()
+    }
+
+    /// The domain's newest listing held, whatever its version.
+    pub(crate) fn latest(&self, domain: &str) -> Option<Arc<Listing>> {
+        self.domains
+            .lock()
+            .expect("directory lock")
+            .get(domain)
+            .cloned()
+    }
+
+    /// Whether `listing` is as new as `version`.
+    pub(crate) fn current(listing: &Listing, version: i64) -> bool {
+        listing.version >= version
     }
 
     pub(crate) fn put(&self, domain: &str, listing: Arc<Listing>) {

@@ -1084,6 +1084,47 @@ impl Store for SqlStore {
         size: u32,
     ) -> Result<(Vec<DirectoryEntry>, Vec<Team>)> {
         let mut conn = self.read.acquire().await.map_err(db_error)?;
+        // SQLite: one hop to its worker thread when the listing held is current:
+        // search it first, then read the directory version and who among the
+        // found is busy in one statement; a listing that turns out old is
+        // reloaded below. (Measured: 0.36-0.38 of /health at saturation instead
+        // of 0.25-0.30. On PostgreSQL the combined statement measured no better
+        // than two, so it keeps them.)
+        if self.dialect == Dialect::Sqlite
+            && let Some(listing) = self.directory.latest(domain)
+        {
+            let (people, teams) = listing.search(needle, size as usize);
+            let ids: Vec<UserDbId> = people.iter().map(|u| u.user_db_id).collect();
+            let sql = if ids.is_empty() {
+                "SELECT CAST(0 AS BIGINT), version FROM directory_changes WHERE id = 1".to_owned()
+            } else {
+                format!(
+                    "SELECT CAST(0 AS BIGINT), version FROM directory_changes WHERE id = 1 \
+                     UNION ALL SELECT DISTINCT CAST(1 AS BIGINT), cc.user_db_id FROM call_contacts cc \
+                     JOIN calls c ON c.id = cc.call_pk \
+                     WHERE cc.joined = 1 AND c.status <> 'Ended' AND cc.user_db_id IN ({})",
+                    placeholders(1, ids.len())
+                )
+            };
+            // Only placeholders are spliced in; every value is bound.
+            let mut q = sqlx::query_as::<_, (i64, i64)>(sqlx::AssertSqlSafe(sql));
+            for u in &ids {
+                q = q.bind(*u);
+            }
+            let rows = q.fetch_all(&mut *conn).await.map_err(db_error)?;
+            let version = rows.iter().find(|r| r.0 == 0).map(|r| r.1);
+            if version.is_some_and(|v| crate::directory::DirectoryCache::current(&listing, v)) {
+                let busy: Vec<UserDbId> = rows.iter().filter(|r| r.0 == 1).map(|r| r.1).collect();
+                let contacts = people
+                    .into_iter()
+                    .map(|user| DirectoryEntry {
+                        busy: busy.contains(&user.user_db_id),
+                        user,
+                    })
+                    .collect();
+                return Ok((contacts, teams));
+            }
+        }
         let version: i64 = sqlx::query_scalar("SELECT version FROM directory_changes WHERE id = 1")
             .fetch_one(&mut *conn)
             .await
