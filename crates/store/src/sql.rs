@@ -776,6 +776,21 @@ fn placeholders(first: usize, n: usize) -> String {
         .join(", ")
 }
 
+/// The contacts joined in a call that has not ended: who is busy.
+const JOINED_IN_LIVE_CALLS: &str = "FROM call_contacts cc JOIN calls c ON c.id = cc.call_pk \
+     WHERE cc.joined = 1 AND c.status <> 'Ended'";
+
+/// Found accounts, each with whether it is among `busy`.
+fn directory_entries(people: Vec<UserInfo>, busy: &[UserDbId]) -> Vec<DirectoryEntry> {
+    people
+        .into_iter()
+        .map(|user| DirectoryEntry {
+            busy: busy.contains(&user.user_db_id),
+            user,
+        })
+        .collect()
+}
+
 /// Those of `users` joined in a live call other than `except` (a call's own pk).
 async fn busy_in_other_calls(
     conn: &mut AnyConnection,
@@ -785,8 +800,7 @@ async fn busy_in_other_calls(
     let mut busy = Vec::new();
     for chunk in users.chunks(100) {
         let sql = format!(
-            "SELECT DISTINCT cc.user_db_id FROM call_contacts cc JOIN calls c ON c.id = cc.call_pk \
-             WHERE cc.joined = 1 AND c.status <> 'Ended' AND cc.call_pk <> $1 AND cc.user_db_id IN ({})",
+            "SELECT DISTINCT cc.user_db_id {JOINED_IN_LIVE_CALLS} AND cc.call_pk <> $1 AND cc.user_db_id IN ({})",
             placeholders(2, chunk.len())
         );
         // Only placeholders are spliced in; every value is bound.
@@ -1100,9 +1114,8 @@ impl Store for SqlStore {
             } else {
                 format!(
                     "SELECT CAST(0 AS BIGINT), version FROM directory_changes WHERE id = 1 \
-                     UNION ALL SELECT DISTINCT CAST(1 AS BIGINT), cc.user_db_id FROM call_contacts cc \
-                     JOIN calls c ON c.id = cc.call_pk \
-                     WHERE cc.joined = 1 AND c.status <> 'Ended' AND cc.user_db_id IN ({})",
+                     UNION ALL SELECT DISTINCT CAST(1 AS BIGINT), cc.user_db_id {JOINED_IN_LIVE_CALLS} \
+                     AND cc.user_db_id IN ({})",
                     placeholders(1, ids.len())
                 )
             };
@@ -1115,14 +1128,7 @@ impl Store for SqlStore {
             let version = rows.iter().find(|r| r.0 == 0).map(|r| r.1);
             if version.is_some_and(|v| crate::directory::DirectoryCache::current(&listing, v)) {
                 let busy: Vec<UserDbId> = rows.iter().filter(|r| r.0 == 1).map(|r| r.1).collect();
-                let contacts = people
-                    .into_iter()
-                    .map(|user| DirectoryEntry {
-                        busy: busy.contains(&user.user_db_id),
-                        user,
-                    })
-                    .collect();
-                return Ok((contacts, teams));
+                return Ok((directory_entries(people, &busy), teams));
             }
         }
         let version: i64 = sqlx::query_scalar("SELECT version FROM directory_changes WHERE id = 1")
@@ -1167,14 +1173,7 @@ impl Store for SqlStore {
         let (people, teams) = listing.search(needle, size as usize);
         let ids: Vec<UserDbId> = people.iter().map(|u| u.user_db_id).collect();
         let busy = busy_in_other_calls(&mut conn, &ids, 0).await?;
-        let contacts = people
-            .into_iter()
-            .map(|user| DirectoryEntry {
-                busy: busy.contains(&user.user_db_id),
-                user,
-            })
-            .collect();
-        Ok((contacts, teams))
+        Ok((directory_entries(people, &busy), teams))
     }
 
     async fn busy_users(&self, users: &[UserDbId]) -> Result<Vec<UserDbId>> {
