@@ -61,12 +61,7 @@ impl Cluster {
     }
 
     async fn wait_connected(&self, node: usize) {
-        let url = self.url(node);
-        eventually(10, || {
-            let url = url.clone();
-            async move { health(&url).await["nats"] == "connected" }
-        })
-        .await;
+        wait_connected(&self.url(node)).await;
     }
 
     /// Makes an account and logs it in on `node`.
@@ -113,6 +108,15 @@ impl Cluster {
     async fn metric(&self, node: usize, name: &str) -> f64 {
         metric(&self.url(node), name).await
     }
+}
+
+/// Waits (up to 10 s) until the node at `url` says NATS is connected.
+async fn wait_connected(url: &str) {
+    eventually(
+        10,
+        || async move { health(url).await["nats"] == "connected" },
+    )
+    .await;
 }
 
 async fn health(url: &str) -> serde_json::Value {
@@ -547,10 +551,7 @@ async fn kill_9_of_a_node_under_load_its_users_resume_on_another_with_every_mess
     }
     let url = |i: usize| format!("http://127.0.0.1:{}", ports[i]);
     for i in 0..3 {
-        eventually(10, || async move {
-            health(&url(i)).await["nats"] == "connected"
-        })
-        .await;
+        wait_connected(&url(i)).await;
     }
     let alice = Client::new(&url(2));
     alice
@@ -650,10 +651,7 @@ async fn a_node_killed_without_a_word_loses_its_sockets_after_the_expiry_and_gra
     let mut b = serve_with(&db, ports[1], &env).await;
     let url = |i: usize| format!("http://127.0.0.1:{}", ports[i]);
     for i in 0..2 {
-        eventually(10, || async move {
-            health(&url(i)).await["nats"] == "connected"
-        })
-        .await;
+        wait_connected(&url(i)).await;
     }
     let alice = Client::new(&url(1));
     alice
