@@ -1,12 +1,17 @@
 // The call view: own preview, the other's video with their name, Mute, Camera,
 // Share screen, Invite, device choice, a connection-quality sign, Hang up, and a
 // visible "Reconnecting…" while the socket or ICE recovers (never a Leave for that).
+// MESH calls have one remote tile; SFU calls a grid or focus stage (stage.js).
 
 import { h, fill, icon, avatar, toast, duration } from './dom.js';
 import * as calls from './calls.js';
 import * as directory from './directory.js';
 import * as media from './media.js';
 import { MeshPeer } from './mesh.js';
+import { SfuPeer } from './sfu.js';
+import { SfuStage } from './stage.js';
+import { headcount, leftOf } from './grid.js';
+import { levelOf } from './quality.js';
 
 /** Relay-only ICE, for testing through TURN: localStorage['callhub.relay'] = '1'. */
 const forceRelay = () => localStorage.getItem('callhub.relay') === '1';
@@ -68,7 +73,7 @@ class CallView {
     this.timers.push(setInterval(() => this.tick(), 1000));
     this.timers.push(setInterval(() => this.showQuality(), 2000));
 
-    if (this.callLog.callType === 'SFU') return this.showSfu();
+    if (this.callLog.callType === 'SFU') return this.startSfu();
     const others = [...calls.joined(this.callLog)].filter((id) => id !== this.myId);
     if (others.length) {
       // We join later: we make the offer.
@@ -163,27 +168,93 @@ class CallView {
     this.subEl.textContent = other ? `with ${name}` : '';
   }
 
-  showSfu() {
-    const all = calls.contacts(this.callLog);
-    const inside = [...calls.joined(this.callLog)].filter((id) => id !== this.myId);
-    fill(this.stageEl, h('div', { class: 'waiting-card sfu' },
-      icon('users'),
-      h('h2', {}, 'Group call'),
-      h('p', {}, 'You are in the call. Multi-party media arrives with the SFU: until then, no one\'s audio or video is carried in group calls.'),
-      h('ul', { class: 'people-in', 'aria-label': 'In the call' },
-        inside.length ? inside.map((id) => h('li', {}, avatar(calls.nameOf(all.get(id))), calls.nameOf(all.get(id))))
-          : h('li', {}, 'Nobody else has joined yet.'))));
-    this.sectionEl.dataset.state = 'sfu';
-    this.setBanner('');
-    this.subEl.textContent = `${inside.length + 1} in the call`;
-    this.qualityEl.hidden = true;
+  // ---- SFU ----
+
+  /** An SFU call: one connection to the node, the stage of tiles, the layout switch. */
+  startSfu() {
+    this.sectionEl.classList.add('sfu');
+    this.gridBtn = h('button', { type: 'button', class: 'seg', 'aria-pressed': 'true', onclick: () => this.stage.setMode('grid') },
+      icon('grid'), h('span', {}, 'Grid'));
+    this.focusBtn = h('button', { type: 'button', class: 'seg', 'aria-pressed': 'false', onclick: () => this.stage.setMode('focus') },
+      icon('focus'), h('span', {}, 'Focus'));
+    const tools = h('div', { class: 'call-tools' });
+    this.qualityEl.replaceWith(tools);
+    tools.append(h('div', { class: 'layout-switch', role: 'group', 'aria-label': 'Layout' }, this.gridBtn, this.focusBtn), this.qualityEl);
+    this.stage = new SfuStage({
+      stageEl: this.stageEl,
+      previewEl: this.previewEl,
+      nameOf: (id) => this.nameOf(id),
+      selfId: this.myId,
+      onChange: () => this.syncLayoutButtons(),
+    });
+    this.previewVideo.play().catch(() => {});
+    this.listen(this.socket, 'sfu', (e) => {
+      if (e.detail.callId === this.callId && this.sfu) this.sfu.signal(e.detail.payload);
+    });
+    this.sfu = new SfuPeer({
+      send: (payload) => this.signal({ type: 'sfu', callId: this.callId, payload }),
+      iceServers: this.iceServers,
+      stream: this.local,
+      relay: forceRelay(),
+    });
+    this.listen(this.sfu, 'feeds', () => this.renderSfu());
+    this.listen(this.sfu, 'speaker', (e) => this.stage.setSpeaker(e.detail));
+    this.listen(this.sfu, 'state', () => this.onSfuState());
+    this.listen(this.sfu, 'restart', () => {
+      // Offers queued for the old connection mean nothing to the SFU now.
+      this.outbox = this.outbox.filter((f) => f.type !== 'sfu');
+    });
+    this.renderSfu();
+    this.onSfuState();
+  }
+
+  renderSfu() {
+    if (!this.stage || this.done) return;
+    const inCall = [...calls.joined(this.callLog)];
+    this.stage.update({
+      feeds: this.sfu.feeds(),
+      inCall,
+      left: leftOf(this.callLog.callEvents),
+      ownScreen: this.screen,
+      connected: !!this.sfu.connectedAt,
+    });
+    this.showSfuSub();
+    this.syncLayoutButtons();
+  }
+
+  showSfuSub() {
+    const n = headcount(calls.joined(this.callLog), this.myId);
+    const since = this.sfu?.connectedAt ? ` · ${clockOf((Date.now() - this.startedAt) / 1000)}` : '';
+    this.subEl.textContent = `${n} in the call${since}`;
+  }
+
+  syncLayoutButtons() {
+    if (!this.stage) return;
+    this.gridBtn.setAttribute('aria-pressed', String(this.stage.mode === 'grid'));
+    this.focusBtn.setAttribute('aria-pressed', String(this.stage.mode === 'focus'));
+  }
+
+  onSfuState() {
+    if (this.done || !this.sfu) return;
+    const state = this.sfu.state;
+    if (state === 'connected') {
+      this.connectedAt ||= Date.now();
+      if (this.socket.state === 'open') this.setBanner(this.stage.tiles.length ? '' : 'Waiting for others to join…');
+    } else if (state === 'reconnecting') {
+      this.setBanner('Reconnecting…', 'warn');
+    } else if (state === 'connecting') {
+      this.setBanner('Connecting…');
+    }
+    this.renderSfu();
   }
 
   showPreview() {
-    const shown = this.screen ? new MediaStream([this.screen]) : this.local;
-    this.previewVideo.srcObject = shown;
-    this.previewVideo.classList.toggle('mirror', !this.screen);
-    this.previewEl.classList.toggle('no-video', !this.screen && !this.cameraOn);
+    // In an SFU call our screen is a tile of its own; the preview stays the camera.
+    const screen = this.sfu ? null : this.screen;
+    const shown = screen ? new MediaStream([screen]) : this.local;
+    if (this.previewVideo.srcObject !== shown) this.previewVideo.srcObject = shown;
+    this.previewVideo.classList.toggle('mirror', !screen);
+    this.previewEl.classList.toggle('no-video', !screen && !this.cameraOn);
   }
 
   syncButtons() {
@@ -200,26 +271,26 @@ class CallView {
   }
 
   tick() {
-    if (this.connectedAt && this.callLog.callType !== 'SFU') {
+    if (this.sfu) {
+      this.showSfuSub();
+    } else if (this.connectedAt && this.callLog.callType !== 'SFU') {
       const other = this.peer ? this.nameOf(this.peer.remoteId) : '';
       this.subEl.textContent = `${other ? `with ${other} · ` : ''}${clockOf((Date.now() - this.connectedAt) / 1000)}`;
     }
   }
 
   async showQuality() {
-    if (!this.peer || this.peer.state !== 'connected') {
+    const link = this.peer || this.sfu;
+    if (!link || link.state !== 'connected') {
       this.qualityEl.dataset.level = 'none';
-      this.qualityEl.querySelector('.q-text').textContent = this.peer ? '…' : '–';
+      this.qualityEl.querySelector('.q-text').textContent = link ? '…' : '–';
       this.qualityEl.setAttribute('aria-label', 'Connection quality: not connected');
       return;
     }
-    const q = await this.peer.quality().catch(() => null);
+    const q = await link.quality().catch(() => null);
     if (!q) return;
     const { rtt, loss } = q;
-    let level = 4;
-    if ((rtt ?? 0) > 150 || (loss ?? 0) > 2) level = 3;
-    if ((rtt ?? 0) > 300 || (loss ?? 0) > 5) level = 2;
-    if ((rtt ?? 0) > 600 || (loss ?? 0) > 12) level = 1;
+    const level = levelOf(q);
     const word = ['', 'Poor', 'Weak', 'Fair', 'Good'][level];
     const rttText = rtt === null ? '' : `${Math.round(rtt)} ms`;
     const lossText = loss === null ? '' : `${loss.toFixed(1)} % loss`;
@@ -317,7 +388,7 @@ class CallView {
     }
     if (e.type === 'Ended' || frame.callStatus === 'Ended') return this.finish('The call has ended.');
     if (e.contact?.id === this.myId && e.type === 'Leave') return this.finish('You left this call on another device.');
-    if (this.callLog.callType === 'SFU') return this.showSfu();
+    if (this.callLog.callType === 'SFU') return this.onSfuEvent(e);
     if (e.contact?.id === this.myId) return;
     if (e.type === 'Leave' && this.peer?.remoteId === e.contact?.id) {
       toast(`${this.nameOf(e.contact.id)} left the call.`);
@@ -341,10 +412,28 @@ class CallView {
     }
   }
 
+  /** Joins and leaves: names and tiles now, before the SFU's own word on their tracks. */
+  onSfuEvent(e) {
+    if (!this.sfu) return;
+    if (e.contact?.id !== this.myId) {
+      if (e.type === 'Join') toast(`${this.nameOf(e.contact.id)} joined.`);
+      else if (e.type === 'Leave') toast(`${this.nameOf(e.contact.id)} left the call.`);
+      else if (e.type === 'Declined' || e.type === 'Missed') toast(`${this.nameOf(e.contact.id)} ${e.type === 'Declined' ? 'declined' : 'did not answer'}.`);
+    }
+    this.renderSfu();
+    this.onSfuState();
+  }
+
   onSocketState({ state, reconnected }) {
     if (this.done || !this.callLog) return;
     if (state === 'closed' || state === 'connecting') {
       this.setBanner('Reconnecting…', 'warn');
+    } else if (state === 'open' && this.sfu) {
+      // A socket that came back may have lost our frames both ways: a new connection.
+      const queued = this.outbox.splice(0);
+      if (reconnected) this.sfu.restart();
+      else for (const frame of queued) this.socket.send(frame);
+      this.onSfuState();
     } else if (state === 'open') {
       for (const frame of this.outbox.splice(0)) {
         if (frame.to === this.peer?.remoteId) this.socket.send(frame);
@@ -369,13 +458,15 @@ class CallView {
     if (this.cameraOn) {
       media.swapTrack(this.local, 'video', null);
       this.cameraOn = false;
-      if (!this.screen) await this.peer?.replaceTrack('video', null);
+      if (this.sfu) await this.sfu.replaceTrack('video', null);
+      else if (!this.screen) await this.peer?.replaceTrack('video', null);
     } else {
       const track = await media.openCamera(this.camSelect.value || undefined);
       if (!track) return toast('The camera could not be opened.', 'warn');
       media.swapTrack(this.local, 'video', track);
       this.cameraOn = true;
-      if (!this.screen) await this.sendVideo(track);
+      if (this.sfu) await this.sfu.replaceTrack('video', track);
+      else if (!this.screen) await this.sendVideo(track);
     }
     this.showPreview();
     this.syncButtons();
@@ -399,18 +490,22 @@ class CallView {
     if (!track) return;
     this.screen = track;
     track.addEventListener('ended', () => this.stopScreen());
-    await this.sendVideo(track);
+    if (this.sfu) await this.sfu.shareScreen(track);
+    else await this.sendVideo(track);
     this.showPreview();
     this.syncButtons();
+    this.renderSfu();
   }
 
   async stopScreen() {
     if (!this.screen) return;
     this.screen.stop();
     this.screen = null;
-    await this.peer?.replaceTrack('video', this.local.getVideoTracks()[0] || null);
+    if (this.sfu) await this.sfu.stopScreen();
+    else await this.peer?.replaceTrack('video', this.local.getVideoTracks()[0] || null);
     this.showPreview();
     this.syncButtons();
+    this.renderSfu();
   }
 
   toggleDevices() {
@@ -435,7 +530,8 @@ class CallView {
     const track = await media.openCamera(deviceId);
     if (!track) return toast('That camera could not be opened.', 'warn');
     media.swapTrack(this.local, 'video', track);
-    if (!this.screen) await this.sendVideo(track);
+    if (this.sfu) await this.sfu.replaceTrack('video', track);
+    else if (!this.screen) await this.sendVideo(track);
     this.showPreview();
   }
 
@@ -444,7 +540,7 @@ class CallView {
     if (!track) return toast('That microphone could not be opened.', 'warn');
     track.enabled = !this.muted;
     media.swapTrack(this.local, 'audio', track);
-    await this.peer?.replaceTrack('audio', track);
+    await (this.peer || this.sfu)?.replaceTrack('audio', track);
   }
 
   openInvite() {
@@ -529,6 +625,8 @@ class CallView {
     for (const off of this.off) off();
     this.peer?.close();
     this.peer = null;
+    this.sfu?.close();
+    this.stage?.destroy();
     this.screen?.stop();
     for (const t of this.local?.getTracks() || []) t.stop();
     this.local = null;

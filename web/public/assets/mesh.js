@@ -3,6 +3,8 @@
 // offers first, and after ICE or socket trouble the later joiner offers again with
 // an ICE restart until the connection is back.
 
+import { qualityOf } from './quality.js';
+
 export class MeshPeer extends EventTarget {
   /**
    * send(payload) -> bool relays a signal payload to the remote; selfId/remoteId
@@ -157,34 +159,11 @@ export class MeshPeer extends EventTarget {
     }
   }
 
-  /** {rtt (ms), loss (%), bitrate (kbit/s)} since the last call, from getStats. */
+  /** {rtt (ms), loss (%), kbps} since the last call, from getStats. */
   async quality() {
-    const stats = await this.pc.getStats();
-    let rtt = null, lost = 0, received = 0, bytes = 0;
-    let pairId = null;
-    stats.forEach((s) => {
-      if (s.type === 'transport' && s.selectedCandidatePairId) pairId = s.selectedCandidatePairId;
-    });
-    stats.forEach((s) => {
-      if (s.type === 'candidate-pair' && (s.id === pairId || (!pairId && s.nominated && s.state === 'succeeded'))) {
-        if (typeof s.currentRoundTripTime === 'number') rtt = s.currentRoundTripTime * 1000;
-      }
-      if (s.type === 'inbound-rtp') {
-        lost += s.packetsLost || 0;
-        received += s.packetsReceived || 0;
-        bytes += s.bytesReceived || 0;
-      }
-    });
-    const now = performance.now();
-    const last = this.lastStats || { lost: 0, received: 0, bytes: 0, at: now };
-    this.lastStats = { lost, received, bytes, at: now };
-    const dLost = Math.max(0, lost - last.lost), dRecv = Math.max(0, received - last.received);
-    const secs = (now - last.at) / 1000;
-    return {
-      rtt,
-      loss: dLost + dRecv > 0 ? (100 * dLost) / (dLost + dRecv) : null,
-      kbps: secs > 0 ? ((bytes - last.bytes) * 8) / 1000 / secs : null,
-    };
+    const q = qualityOf(await this.pc.getStats(), this.lastStats, performance.now());
+    this.lastStats = q.totals;
+    return q;
   }
 
   close() {
