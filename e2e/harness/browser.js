@@ -25,7 +25,9 @@ export const launchOptions = { executablePath: CHROMIUM, headless: true, args: C
  */
 export function observeMedia() {
   const Native = window.RTCPeerConnection;
-  const e2e = { pcs: [], firstRemoteFrameAt: null, clicks: {}, iceStates: [], tones: 0, offers: 0 };
+  // firstFrames: when each remote <video> ("<contactId>:<source>") first showed a frame;
+  // connectedAt: when each connection's state became 'connected' (ms since the epoch).
+  const e2e = { pcs: [], firstRemoteFrameAt: null, firstFrames: {}, connectedAt: [], clicks: {}, iceStates: [], tones: 0, offers: 0 };
   window.__e2e = e2e;
   window.RTCPeerConnection = class extends Native {
     constructor(...args) {
@@ -33,6 +35,9 @@ export function observeMedia() {
       e2e.pcs.push(this);
       // The ICE states a connection went through, for a test's report.
       this.addEventListener('iceconnectionstatechange', () => e2e.iceStates.push(this.iceConnectionState));
+      this.addEventListener('connectionstatechange', () => {
+        if (this.connectionState === 'connected') e2e.connectedAt.push(performance.timeOrigin + performance.now());
+      });
     }
 
     // Offers this page made (a second one in a call is a re-offer: ICE restart or renegotiation).
@@ -58,7 +63,9 @@ export function observeMedia() {
     if (video.__e2eWatched || !video.requestVideoFrameCallback) return;
     video.__e2eWatched = true;
     video.requestVideoFrameCallback(() => {
-      e2e.firstRemoteFrameAt ??= performance.timeOrigin + performance.now();
+      const at = performance.timeOrigin + performance.now();
+      e2e.firstRemoteFrameAt ??= at;
+      e2e.firstFrames[`${video.dataset.contactId}:${video.dataset.source || 'camera'}`] ??= at;
     });
   };
   const scan = () => document.querySelectorAll('video[data-contact-id]').forEach(watch);
@@ -73,4 +80,30 @@ export function observeMedia() {
     try { sessionStorage.setItem(`e2e.click.${name}`, String(at)); } catch { /* storage off */ }
   }, true);
   new MutationObserver(scan).observe(document, { childList: true, subtree: true, attributes: true, attributeFilter: ['data-contact-id'] });
+}
+
+/**
+ * An init script that keeps media small, so four pages fit on two cores: the camera
+ * at `width` x `height`, 15 fps (whatever the client asks for), a shared screen at
+ * 640 x 360, 10 fps. Passed to addInitScript with its argument.
+ */
+export function smallMedia({ width = 320, height = 180 } = {}) {
+  const md = navigator.mediaDevices;
+  if (!md) return;
+  const gum = md.getUserMedia.bind(md);
+  md.getUserMedia = (constraints = {}) => {
+    if (constraints.video) {
+      const deviceId = typeof constraints.video === 'object' ? constraints.video.deviceId : undefined;
+      constraints = { ...constraints, video: { width: { ideal: width }, height: { ideal: height }, frameRate: { ideal: 15 }, ...(deviceId ? { deviceId } : {}) } };
+    }
+    return gum(constraints);
+  };
+  const gdm = md.getDisplayMedia?.bind(md);
+  if (gdm) {
+    md.getDisplayMedia = async (constraints) => {
+      const stream = await gdm(constraints);
+      await stream.getVideoTracks()[0]?.applyConstraints({ width: 640, height: 360, frameRate: 10 }).catch(() => {});
+      return stream;
+    };
+  }
 }

@@ -2,12 +2,16 @@
 // ("The web client"), and the REST calls a connector makes.
 import { expect } from '@playwright/test';
 import { DOMAIN } from './stack.js';
-import { observeMedia } from './browser.js';
+import { observeMedia, smallMedia } from './browser.js';
 
-/** A fresh browser context (own storage, like another device) with a page that observes media. */
-export async function openPage(browser, baseURL, { relay = false } = {}) {
-  const context = await browser.newContext({ baseURL, viewport: { width: 1280, height: 800 } });
+/**
+ * A fresh browser context (own storage, like another device) with a page that observes
+ * media; small: {width, height} of the camera (see smallMedia), for many pages at once.
+ */
+export async function openPage(browser, baseURL, { relay = false, small = null, viewport = { width: 1280, height: 800 } } = {}) {
+  const context = await browser.newContext({ baseURL, viewport });
   await context.addInitScript(observeMedia);
+  if (small) await context.addInitScript(smallMedia, small);
   if (relay) {
     // The client's switch for relay-only ICE (e2e/FINDINGS.md): forces TURN for every connection.
     await context.addInitScript(() => localStorage.setItem('callhub.relay', '1'));

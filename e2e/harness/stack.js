@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 
 export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
-export const PORTS = { http: 8080, smtp: 2525, turn: 3478, relayMin: 49160, relayMax: 49200 };
+export const PORTS = { http: 8080, smtp: 2525, turn: 3478, relayMin: 49160, relayMax: 49200, sfu: 50000 };
 export const TURN_SECRET = 'e2e-turn-secret';
 export const DOMAIN = 'ubimax';
 export const PASSWORD = 'secret-e2e-1';
@@ -49,6 +49,8 @@ function serverEnv(dataDir) {
     CALLHUB_MAIL_FROM: 'callhub@callhub.test',
     CALLHUB_TURN_URLS: `turn:127.0.0.1:${PORTS.turn}?transport=udp`,
     CALLHUB_TURN_SECRET: TURN_SECRET,
+    // The SFU's one UDP socket, on the namespace's loopback.
+    CALLHUB_SFU_UDP: `127.0.0.1:${PORTS.sfu}`,
     // Every page of every test logs in from 127.0.0.1.
     CALLHUB_LOGIN_RATE_PER_IP: '10000',
     CALLHUB_LOG: process.env.CALLHUB_LOG ?? 'warn',

@@ -1,0 +1,188 @@
+// A group (SFU) call between web client pages: everyone decodes everyone through
+// the node's forwarder, a late joiner sees all at once, a screen share reaches the
+// others, and who hangs up disappears from every page. Four pages in one browser
+// (contexts of their own) with small video: about the ceiling of two cores.
+import { test, expect, expectAccessible, screenshot } from './fixtures.js';
+import { api, answer, contactOf, hangUp, incomingCall, logIn } from '../harness/people.js';
+import { sleep } from '../harness/media.js';
+
+const SMALL = { width: 320, height: 180 };
+
+/** The remote <video> of a person's camera (or screen) on a page. */
+const videoOf = (page, contactId, source = 'camera') =>
+  page.locator(`video[data-contact-id="${contactId}"][data-source="${source}"]`);
+
+/**
+ * Per remote <video> of the page, by "<contactId>:<source>": frames shown, width, and
+ * the video frames decoded by the connection for its mid (getStats, all connections).
+ */
+async function tileMedia(page) {
+  return page.evaluate(async () => {
+    const out = {};
+    for (const v of document.querySelectorAll('video[data-contact-id]')) {
+      out[`${v.dataset.contactId}:${v.dataset.source}`] = {
+        frames: v.getVideoPlaybackQuality().totalVideoFrames,
+        width: v.videoWidth,
+        track: v.srcObject?.getVideoTracks()[0]?.id ?? null,
+      };
+    }
+    let decoded = 0, decoders = 0;
+    for (const pc of window.__e2e.pcs) {
+      if (pc.connectionState === 'closed') continue;
+      for (const s of (await pc.getStats()).values()) {
+        if (s.type === 'inbound-rtp' && s.kind === 'video' && s.framesDecoded > 0) {
+          decoded += s.framesDecoded;
+          decoders += 1;
+        }
+      }
+    }
+    return { tiles: out, decoded, decoders };
+  });
+}
+
+/** Waits until the page shows moving video in the tile of each of `keys` ("3:camera"). */
+async function expectDecoding(page, keys, { timeout = 30000, what = '' } = {}) {
+  const until = Date.now() + timeout;
+  let last;
+  for (;;) {
+    const a = await tileMedia(page);
+    if (keys.every((k) => a.tiles[k]?.frames > 0 && a.tiles[k]?.width > 0) && a.decoders >= keys.length) {
+      await sleep(400);
+      const b = await tileMedia(page);
+      if (keys.every((k) => b.tiles[k].frames > a.tiles[k].frames)) return b;
+    }
+    last = a;
+    if (Date.now() > until) throw new Error(`${what}: not every tile of ${keys.join(', ')} decodes within ${timeout} ms: ${JSON.stringify(last)}`);
+    await sleep(250);
+  }
+}
+
+/** The caption under a person's camera tile. */
+const captionOf = (page, contactId) =>
+  page.locator(`figure[data-contact-id="${contactId}"][data-source="camera"] figcaption`);
+
+test('an SFU call: three see and name each other, a late fourth decodes all within 2 s, a screen share arrives, who hangs up is gone',
+  async ({ person, newPage, stack }) => {
+    test.setTimeout(300_000);
+    const people = {
+      alice: person('alice', { displayName: 'Alice Martin' }),
+      bob: person('bob', { displayName: 'Bob Keller' }),
+      carol: person('carol', { displayName: 'Carol Nguyen' }),
+      dave: person('dave', { displayName: 'Dave Okafor' }),
+    };
+    const { alice, bob, carol, dave } = people;
+    const a = await newPage({ small: SMALL });
+    const b = await newPage({ small: SMALL });
+    const c = await newPage({ small: SMALL });
+    await Promise.all([logIn(b, bob), logIn(c, carol)]);
+
+    // Alice starts a group call for Bob and Carol (the dashboard makes the same request for several people).
+    const rest = await api(stack.baseURL, alice);
+    const call = await rest.post('/rtc/createCall', {
+      callTitle: 'Line 3 stand-up', callReason: 'STANDARD', callType: 'SFU',
+      invitedContacts: [contactOf(bob), contactOf(carol)], invitedTeams: [],
+      joinAnonymousAllowed: false, informOthersDirectly: true,
+    });
+    expect(call.callType).toBe('SFU');
+    await Promise.all([expect(incomingCall(b)).toBeVisible(), expect(incomingCall(c)).toBeVisible()]);
+    await logIn(a, alice);
+    await a.getByRole('listitem').filter({ hasText: 'Line 3 stand-up' }).getByRole('button', { name: 'Join' }).first().click();
+    await expect(a.getByRole('button', { name: 'Hang up' })).toBeVisible();
+    await Promise.all([answer(b), answer(c)]);
+
+    // Contact ids in this call, by account.
+    const idOf = async (user) => {
+      const log = await rest.get(`/rtc/getCallLogById?callId=${call.callId}`);
+      const all = [log.creatorContact, ...log.invitedContacts, ...log.callEvents.map((e) => e.contact)].filter(Boolean);
+      const found = all.find((x) => x.userDbId === user.userDbId);
+      if (!found) throw new Error(`${user.userId} is not in call ${call.callId}`);
+      return found.id;
+    };
+    const id = { alice: await idOf(alice), bob: await idOf(bob), carol: await idOf(carol) };
+
+    // Each of the three decodes the other two, under the right names.
+    const pages = { alice: a, bob: b, carol: c };
+    for (const [who, page] of Object.entries(pages)) {
+      const others = Object.keys(pages).filter((o) => o !== who);
+      await expectDecoding(page, others.map((o) => `${id[o]}:camera`), { what: who });
+      for (const o of others) await expect(captionOf(page, id[o])).toHaveText(people[o].displayName);
+      await expect(page.locator('video[data-source="camera"]')).toHaveCount(2);
+      await expect(page.getByText('3 in the call')).toBeVisible();
+    }
+    await expectAccessible(a, 'the SFU call view (grid)');
+    await screenshot(a, 'sfu-grid-3');
+
+    // A fourth person joins late: every tile decodes within 2 s of their SFU connection being up.
+    const d = await newPage({ small: SMALL });
+    await logIn(d, dave);
+    await rest.post(`/rtc/inviteContacts?callId=${call.callId}`, { invitedContacts: [contactOf(dave)], invitedTeams: [] });
+    await expect(incomingCall(d)).toBeVisible({ timeout: 15000 });
+    await answer(d);
+    id.dave = await idOf(dave);
+    pages.dave = d;
+    const three = ['alice', 'bob', 'carol'].map((o) => `${id[o]}:camera`);
+    await expectDecoding(d, three, { what: 'dave (late)' });
+    const late = await d.evaluate((keys) => ({
+      connectedAt: window.__e2e.connectedAt[0],
+      frames: keys.map((k) => window.__e2e.firstFrames[k]),
+    }), three);
+    const lateMs = Math.max(...late.frames) - late.connectedAt;
+    console.log(`late joiner: all 3 videos ${Math.round(lateMs)} ms after the SFU connection was up (each: ${late.frames.map((f) => Math.round(f - late.connectedAt)).join(', ')} ms)`);
+    expect(lateMs, 'the late joiner decodes everyone within 2 s of connecting').toBeLessThan(2000);
+    for (const o of ['alice', 'bob', 'carol']) await expect(captionOf(d, id[o])).toHaveText(people[o].displayName);
+    // ... and the three already in decode the newcomer.
+    for (const who of ['alice', 'bob', 'carol']) {
+      await expectDecoding(pages[who], [`${id.dave}:camera`], { what: `${who} sees dave` });
+      await expect(captionOf(pages[who], id.dave)).toHaveText('Dave Okafor');
+    }
+    await expect(a.getByText('4 in the call')).toBeVisible();
+    await screenshot(a, 'sfu-grid-4');
+
+    // Focus mode: the toggle, then a pinned person large.
+    const grid = a.getByRole('group', { name: 'Layout' }).getByRole('button', { name: 'Grid' });
+    const focus = a.getByRole('group', { name: 'Layout' }).getByRole('button', { name: 'Focus' });
+    await expect(grid).toHaveAttribute('aria-pressed', 'true');
+    await focus.click();
+    await expect(focus).toHaveAttribute('aria-pressed', 'true');
+    await expect(a.locator('figure.focused')).toHaveCount(1);
+    await a.getByRole('button', { name: 'Pin Carol Nguyen' }).click();
+    await expect(a.locator('figure.focused')).toHaveAttribute('data-contact-id', String(id.carol));
+    await expect(a.getByRole('button', { name: 'Unpin Carol Nguyen' })).toHaveAttribute('aria-pressed', 'true');
+    await a.mouse.move(0, 0); // no hover on a tile in the picture
+    await sleep(300);
+    await expectAccessible(a, 'the SFU call view (focus)');
+    await screenshot(a, 'sfu-focus');
+
+    // Bob shares his screen: it reaches the others as a tile of its own.
+    await b.getByRole('button', { name: 'Share screen' }).click();
+    await expect(b.getByRole('button', { name: 'Share screen' })).toHaveAttribute('aria-pressed', 'true');
+    for (const who of ['alice', 'carol', 'dave']) {
+      await expectDecoding(pages[who], [`${id.bob}:screen`], { what: `${who} sees bob's screen` });
+      await expect(pages[who].locator(`figure[data-contact-id="${id.bob}"][data-source="screen"] figcaption`)).toHaveText('Bob Keller\'s screen');
+    }
+    // Alice unpins: her focus goes to the shared screen.
+    await a.getByRole('button', { name: 'Unpin Carol Nguyen' }).click();
+    await expect(a.locator('figure.focused')).toHaveAttribute('data-source', 'screen');
+    await a.mouse.move(0, 0);
+    await screenshot(a, 'sfu-focus-screen');
+    await grid.click();
+    await screenshot(a, 'sfu-grid-screen');
+    // Bob stops sharing: the screen tile goes away everywhere.
+    await b.getByRole('button', { name: 'Share screen' }).click();
+    for (const who of ['alice', 'carol', 'dave']) await expect(videoOf(pages[who], id.bob, 'screen')).toHaveCount(0, { timeout: 10000 });
+
+    // Carol hangs up: her tile leaves every page within a few seconds.
+    const leftAt = Date.now();
+    await hangUp(c);
+    await expect(c.getByRole('button', { name: 'Hang up' })).toBeHidden();
+    for (const who of ['alice', 'bob', 'dave']) {
+      await expect(videoOf(pages[who], id.carol)).toHaveCount(0, { timeout: 5000 });
+      await expect(pages[who].getByText('3 in the call')).toBeVisible();
+    }
+    console.log(`Carol's tile gone from the three others ${Date.now() - leftAt} ms after Hang up`);
+    // The others still see each other.
+    await expectDecoding(d, [`${id.alice}:camera`, `${id.bob}:camera`], { what: 'dave after carol left' });
+
+    for (const who of ['alice', 'bob', 'dave']) await hangUp(pages[who]);
+    await expect.poll(async () => (await rest.get(`/rtc/getCallLogById?callId=${call.callId}`)).callStatus).toBe('Ended');
+  });
