@@ -31,6 +31,37 @@ export class SfuStage {
     this.figs.set(SELF, previewEl);
     this.resize = new ResizeObserver(() => this.layout());
     this.resize.observe(stageEl);
+    // A remote track need not say when its media stops (a camera turned off sends
+    // nothing, and the track stays unmuted): a tile shows video while frames come.
+    this.frozenCheck = setInterval(() => this.showVideoState(), 1000);
+  }
+
+  /** Follows the frames a tile's <video> presents, to tell video from a frozen picture. */
+  watchFrames(video) {
+    if (video.__watching || !video.requestVideoFrameCallback) return;
+    video.__watching = true;
+    const next = () => video.requestVideoFrameCallback(() => {
+      video.__lastFrameAt = performance.now();
+      const fig = video.closest('figure');
+      if (fig?.classList.contains('no-video') && this.hasVideo(fig)) fig.classList.remove('no-video');
+      if (video.isConnected) next();
+    });
+    next();
+  }
+
+  hasVideo(fig) {
+    const video = fig.querySelector('video');
+    const track = video?.srcObject?.getVideoTracks()[0];
+    if (!track || track.readyState !== 'live' || track.muted) return false;
+    if (!video.requestVideoFrameCallback) return true;
+    return performance.now() - (video.__lastFrameAt ?? -Infinity) < 2500;
+  }
+
+  showVideoState() {
+    for (const fig of this.figs.values()) {
+      if (!fig.classList.contains('remote')) continue;
+      fig.classList.toggle('no-video', !this.hasVideo(fig));
+    }
   }
 
   /** Brings the tiles in line with the received feeds and who is in the call. */
@@ -98,10 +129,11 @@ export class SfuStage {
     const has = video.srcObject?.getTracks() ?? [];
     if (want.length !== has.length || want.some((x) => !has.includes(x))) {
       video.srcObject = want.length ? new MediaStream(want) : null;
+      video.__lastFrameAt = undefined;
       if (want.length) video.play().catch(() => {});
+      this.watchFrames(video);
     }
-    const showing = !!t.video && t.video.readyState === 'live' && !t.video.muted;
-    fig.classList.toggle('no-video', !showing);
+    fig.classList.toggle('no-video', !this.hasVideo(fig));
     fig.querySelector('.ph-text').textContent = this.connected ? (t.source === 'screen' ? 'Starting…' : 'Camera off') : 'Connecting…';
   }
 
@@ -200,6 +232,7 @@ export class SfuStage {
 
   destroy() {
     this.resize.disconnect();
+    clearInterval(this.frozenCheck);
     for (const [key, fig] of this.figs) {
       if (key === SELF) continue;
       const video = fig.querySelector('video');

@@ -4,14 +4,15 @@
 // its offers (API.md, SFU part). Impolite: it ignores a client's offer while its own
 // is pending. No simulcast, no speaker detection (activeSpeaker cycles every 4 s).
 const bc = new BroadcastChannel('fake-sfu');
-const peers = new Map(); // contactId -> {pc, published: Map(mid -> {track, kind, source}), fwd: Map(key -> transceiver)}
+const peers = new Map(); // contactId -> {pc, session, fwd: Map(key -> forwarding transceiver)}
+let sessions = 0;
 const log = (...a) => { document.getElementById('log').textContent += a.join(' ') + '\n'; };
 const send = (to, payload) => bc.postMessage({ to, frame: { type: 'sfu', callId: 'fake', payload } });
 
 function peerOf(id) {
   if (peers.has(id)) return peers.get(id);
   const pc = new RTCPeerConnection();
-  const p = { id, pc, published: new Map(), fwd: new Map(), queue: Promise.resolve(), busy: false, again: false };
+  const p = { id, pc, session: ++sessions, fwd: new Map(), queue: Promise.resolve(), again: false };
   pc.ontrack = () => setTimeout(refresh, 0);
   peers.set(id, p);
   return p;
@@ -31,7 +32,7 @@ function published(p) {
     if (!t.mid || t.stopped || t.currentDirection !== 'recvonly') continue;
     const kind = t.receiver.track.kind;
     const source = kind === 'video' && videos++ > 0 ? 'screen' : 'camera';
-    out.push({ key: `${p.id}:${t.mid}`, contactId: p.id, kind, source, track: t.receiver.track });
+    out.push({ key: `${p.id}:${p.session}:${t.mid}`, contactId: p.id, kind, source, track: t.receiver.track });
   }
   return out;
 }
@@ -89,6 +90,8 @@ bc.onmessage = ({ data }) => {
         p.pc.close();
         peers.delete(p.id);
         p = peerOf(data.from);
+        p.fp = fp;
+        setTimeout(refresh, 0);
       }
       p.fp = fp;
       if (p.pc.signalingState !== 'stable') { log('glare: ignoring the offer of', p.id); return; }

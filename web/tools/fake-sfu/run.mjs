@@ -64,6 +64,17 @@ try {
   await pages[1].getByRole('button', { name: 'Share screen' }).click();
   await sleep(3000);
   for (const [i, p] of pages.entries()) console.log(`page ${i + 1}:`, (await frames(p)).join(' | '));
+  // Camera off at 3: its tile shows the avatar at the others.
+  await pages[2].getByRole('button', { name: 'Camera' }).click();
+  await sleep(4000);
+  console.log('tile of 3 at 1:', await a.locator('figure[data-contact-id="3"][data-source="camera"]').getAttribute('class'));
+  await a.screenshot({ path: join(out, 'camera-off.png') });
+  await pages[2].getByRole('button', { name: 'Camera' }).click();
+  // 4 starts over with a new connection (as after ICE failure) while 2 shares its screen: glare on the way.
+  await Promise.all([pages[3].evaluate(() => window.view.sfu.restart()), pages[1].getByRole('button', { name: 'Share screen' }).click()]);
+  await sleep(7000);
+  for (const [i, p] of pages.entries()) console.log(`page ${i + 1}:`, (await frames(p)).join(' | '));
+  console.log('offers made by 4:', await pages[3].evaluate(() => window.__e2e.offers), 'pcs:', await pages[3].evaluate(() => window.__e2e.pcs.map((pc) => pc.connectionState).join()));
   await pages[0].setViewportSize({ width: 390, height: 800 });
   await sleep(500);
   await a.screenshot({ path: join(out, 'phone.png') });
