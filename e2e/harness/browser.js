@@ -47,6 +47,33 @@ export function observeMedia() {
       return super.setLocalDescription(...args);
     }
   };
+  // The `sfu` frames both ways, summed up (SDP type, candidates, tracks, speaker), for a failing test's report.
+  e2e.sfu = [];
+  const NativeWS = window.WebSocket;
+  const note = (dir, text) => {
+    try {
+      const f = JSON.parse(text);
+      if (f.type === 'callEvent' || f.type === 'hello') {
+        e2e.sfu.push(`${Math.round(performance.now())} ${dir} ${f.type} ${f.event?.type ?? ''} ${f.event?.contact?.id ?? ''} seq=${f.seq}`);
+        return;
+      }
+      if (f.type !== 'sfu' && f.type !== 'error') return;
+      const p = f.payload || {};
+      e2e.sfu.push(`${Math.round(performance.now())} ${dir} ${f.type === 'error' ? `error ${f.detail}` : p.sdp ? `sdp ${p.sdp.type}` : p.tracks ? `tracks ${JSON.stringify(p.tracks)}` : 'candidate' in p ? 'candidate' : JSON.stringify(p)}`);
+    } catch { /* not JSON */ }
+  };
+  window.WebSocket = class extends NativeWS {
+    constructor(...args) {
+      super(...args);
+      this.addEventListener('message', (m) => note('in', m.data));
+    }
+
+    send(data) {
+      if (typeof data === 'string' && data.includes('"resume"')) e2e.sfu.push(`${Math.round(performance.now())} out ${data}`);
+      note('out', data);
+      return super.send(data);
+    }
+  };
   // Oscillators sounding now: a ringtone made in the page is heard through them.
   if (window.OscillatorNode) {
     const { start, stop } = OscillatorNode.prototype;

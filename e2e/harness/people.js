@@ -12,6 +12,10 @@ export async function openPage(browser, baseURL, { relay = false, small = null, 
   const context = await browser.newContext({ baseURL, viewport });
   await context.addInitScript(observeMedia);
   if (small) await context.addInitScript(smallMedia, small);
+  if (small?.simulcast === false) {
+    // The client's switch for one video layer to the SFU (web/public/assets/sfu.js).
+    await context.addInitScript(() => localStorage.setItem('callhub.simulcast', '0'));
+  }
   if (relay) {
     // The client's switch for relay-only ICE (e2e/FINDINGS.md): forces TURN for every connection.
     await context.addInitScript(() => localStorage.setItem('callhub.relay', '1'));

@@ -3,6 +3,9 @@
 // They run inside the test's own network namespace (see run.sh), so fixed ports
 // are free and no packet leaves the machine.
 import { spawn, spawnSync } from 'node:child_process';
+import http from 'node:http';
+import net from 'node:net';
+import { readFile } from 'node:fs/promises';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, existsSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve, dirname } from 'node:path';
@@ -33,6 +36,53 @@ export function assertLoopbackOnly() {
   }
 }
 
+/**
+ * E2E_WEB_FROM_DISK=1: the web client is served from web/public as it is now, not as
+ * the binary embedded it when it was built (for working on the client without a
+ * cargo build): callhub listens on PORTS.http + 1 behind a small proxy on PORTS.http
+ * that answers /assets/* from disk and passes everything else (the WebSocket too) on.
+ */
+const webFromDisk = () => process.env.E2E_WEB_FROM_DISK === '1';
+
+function startWebProxy(port, target) {
+  const assets = join(REPO, 'web', 'public', 'assets');
+  const types = { '.js': 'text/javascript', '.css': 'text/css', '.svg': 'image/svg+xml' };
+  const server = http.createServer(async (req, res) => {
+    const path = new URL(req.url, 'http://x').pathname;
+    if (req.method === 'GET' && path.startsWith('/assets/')) {
+      const file = join(assets, decodeURIComponent(path.slice('/assets/'.length)));
+      if (file.startsWith(assets)) {
+        try {
+          const body = await readFile(file);
+          const ext = file.slice(file.lastIndexOf('.'));
+          res.writeHead(200, { 'content-type': types[ext] ?? 'application/octet-stream', 'cache-control': 'no-store' }).end(body);
+          return;
+        } catch { /* not on disk: ask the server */ }
+      }
+    }
+    const up = http.request({ host: '127.0.0.1', port: target, method: req.method, path: req.url, headers: req.headers }, (r) => {
+      res.writeHead(r.statusCode, r.headers);
+      r.pipe(res);
+    });
+    up.on('error', () => res.writeHead(502).end());
+    req.pipe(up);
+  });
+  server.on('upgrade', (req, socket, head) => {
+    const up = net.connect(target, '127.0.0.1', () => {
+      const lines = [`${req.method} ${req.url} HTTP/1.1`];
+      for (let i = 0; i < req.rawHeaders.length; i += 2) lines.push(`${req.rawHeaders[i]}: ${req.rawHeaders[i + 1]}`);
+      up.write(`${lines.join('\r\n')}\r\n\r\n`);
+      if (head?.length) up.write(head);
+      up.pipe(socket);
+      socket.pipe(up);
+    });
+    const close = () => { up.destroy(); socket.destroy(); };
+    up.on('error', close);
+    socket.on('error', close);
+  });
+  return new Promise((res) => server.listen(port, '127.0.0.1', () => res(server)));
+}
+
 function serverEnv(dataDir) {
   const base = `http://127.0.0.1:${PORTS.http}`;
   // An empty config file of the test's own: no stray callhub.toml is read.
@@ -41,7 +91,7 @@ function serverEnv(dataDir) {
   return {
     ...process.env,
     CALLHUB_CONFIG: config,
-    CALLHUB_LISTEN: `127.0.0.1:${PORTS.http}`,
+    CALLHUB_LISTEN: `127.0.0.1:${PORTS.http + (webFromDisk() ? 1 : 0)}`,
     CALLHUB_PUBLIC_URL: base,
     CALLHUB_DATA_DIR: dataDir,
     CALLHUB_DATABASE_URL: `sqlite://${join(dataDir, 'callhub.db')}`,
@@ -135,6 +185,10 @@ export async function startStack() {
     procs.push(server);
     forward(server, 'callhub');
     server.on('exit', (code, sig) => { if (!server.stopping) process.stderr.write(`callhub server exited (${code ?? sig})\n`); });
+    if (webFromDisk()) {
+      const proxy = await startWebProxy(PORTS.http, PORTS.http + 1);
+      procs.push({ exitCode: null, signalCode: null, kill() { proxy.closeAllConnections?.(); proxy.close(() => this.emit?.('exit')); this.exitCode = 0; }, once(_e, fn) { fn(); } });
+    }
     await httpReady(`${baseURL}/health`);
   } catch (e) {
     await stopAll();

@@ -6,7 +6,9 @@ import { test, expect, expectAccessible, screenshot } from './fixtures.js';
 import { api, answer, contactOf, hangUp, incomingCall, logIn } from '../harness/people.js';
 import { sleep } from '../harness/media.js';
 
-const SMALL = { width: 320, height: 180 };
+// E2E_SFU_VIDEO=640x360 for a larger camera; E2E_SFU_SIMULCAST=0 sends one layer (the client's switch).
+const [w, h] = (process.env.E2E_SFU_VIDEO || '320x180').split('x').map(Number);
+const SMALL = { width: w, height: h, simulcast: process.env.E2E_SFU_SIMULCAST !== '0' };
 
 /** The remote <video> of a person's camera (or screen) on a page. */
 const videoOf = (page, contactId, source = 'camera') =>
@@ -40,8 +42,30 @@ async function tileMedia(page) {
   });
 }
 
+/** The page's SFU connection as the client sees it: transceivers, the SFU's tracks list, inbound stats by mid. */
+async function sfuDump(page) {
+  return page.evaluate(async () => {
+    const out = [];
+    for (const pc of window.__e2e.pcs) {
+      const stats = [...(await pc.getStats()).values()];
+      out.push({
+        state: pc.connectionState, signaling: pc.signalingState,
+        transceivers: pc.getTransceivers().map((t) => {
+          const s = stats.find((x) => x.type === 'inbound-rtp' && x.mid === t.mid);
+          return `${t.mid} ${t.receiver.track.kind} ${t.direction}/${t.currentDirection} muted=${t.receiver.track.muted}`
+            + (s ? ` rx=${s.packetsReceived} dec=${s.framesDecoded ?? '-'} ssrc=${s.ssrc}` : '');
+        }),
+        sending: stats.filter((x) => x.type === 'outbound-rtp' && x.kind === 'video')
+          .map((x) => `mid=${x.mid} rid=${x.rid ?? '-'} ${x.frameWidth ?? 0}x${x.frameHeight ?? 0} sent=${x.packetsSent} active=${x.active} limit=${x.qualityLimitationReason} plis=${x.pliCount} firs=${x.firCount} nacks=${x.nackCount}`),
+        remoteSdpVideo: (pc.remoteDescription?.sdp.match(/^(m=video.*|a=mid:.*|a=(sendonly|recvonly|inactive|sendrecv)|a=ssrc:\d+ msid.*|a=simulcast.*)$/gm) || []).join(' | '),
+      });
+    }
+    return { pcs: out, frames: window.__e2e.sfu.filter((f) => !f.endsWith('candidate')) };
+  });
+}
+
 /** Waits until the page shows moving video in the tile of each of `keys` ("3:camera"). */
-async function expectDecoding(page, keys, { timeout = 30000, what = '' } = {}) {
+async function expectDecoding(page, keys, { timeout = 30000, what = '', also = [] } = {}) {
   const until = Date.now() + timeout;
   let last;
   for (;;) {
@@ -52,9 +76,19 @@ async function expectDecoding(page, keys, { timeout = 30000, what = '' } = {}) {
       if (keys.every((k) => b.tiles[k].frames > a.tiles[k].frames)) return b;
     }
     last = a;
-    if (Date.now() > until) throw new Error(`${what}: not every tile of ${keys.join(', ')} decodes within ${timeout} ms: ${JSON.stringify(last)}`);
+    if (Date.now() > until) {
+      throw new Error(`${what}: not every tile of ${keys.join(', ')} decodes within ${timeout} ms: ${JSON.stringify(last)}\n${JSON.stringify(await sfuDump(page), null, 1)}\nthe others: ${JSON.stringify(await Promise.all(also.map(sfuDump)), null, 1)}`);
+    }
     await sleep(250);
   }
+}
+
+/** A picture of the stage as people see it: no passing message, no pointer over a tile. */
+async function stageShot(page, name) {
+  await page.mouse.move(1, 1);
+  await expect(page.locator('.toast')).toHaveCount(0, { timeout: 8000 });
+  await sleep(300); // the pin buttons fade out
+  await screenshot(page, name);
 }
 
 /** The caption under a person's camera tile. */
@@ -104,13 +138,13 @@ test('an SFU call: three see and name each other, a late fourth decodes all with
     const pages = { alice: a, bob: b, carol: c };
     for (const [who, page] of Object.entries(pages)) {
       const others = Object.keys(pages).filter((o) => o !== who);
-      await expectDecoding(page, others.map((o) => `${id[o]}:camera`), { what: who });
+      await expectDecoding(page, others.map((o) => `${id[o]}:camera`), { what: who, also: others.map((o) => pages[o]) });
       for (const o of others) await expect(captionOf(page, id[o])).toHaveText(people[o].displayName);
       await expect(page.locator('video[data-source="camera"]')).toHaveCount(2);
-      await expect(page.getByText('3 in the call')).toBeVisible();
+      await expect(page.getByText('3 in the call'), `${who}: ${JSON.stringify((await sfuDump(page)).frames.filter((f) => !f.includes(' sfu') && !f.includes('sdp') && !f.includes('tracks')))}`).toBeVisible();
     }
     await expectAccessible(a, 'the SFU call view (grid)');
-    await screenshot(a, 'sfu-grid-3');
+    await stageShot(a, 'sfu-grid-3');
 
     // A fourth person joins late: every tile decodes within 2 s of their SFU connection being up.
     const d = await newPage({ small: SMALL });
@@ -136,7 +170,7 @@ test('an SFU call: three see and name each other, a late fourth decodes all with
       await expect(captionOf(pages[who], id.dave)).toHaveText('Dave Okafor');
     }
     await expect(a.getByText('4 in the call')).toBeVisible();
-    await screenshot(a, 'sfu-grid-4');
+    await stageShot(a, 'sfu-grid-4');
 
     // Focus mode: the toggle, then a pinned person large.
     const grid = a.getByRole('group', { name: 'Layout' }).getByRole('button', { name: 'Grid' });
@@ -148,10 +182,8 @@ test('an SFU call: three see and name each other, a late fourth decodes all with
     await a.getByRole('button', { name: 'Pin Carol Nguyen' }).click();
     await expect(a.locator('figure.focused')).toHaveAttribute('data-contact-id', String(id.carol));
     await expect(a.getByRole('button', { name: 'Unpin Carol Nguyen' })).toHaveAttribute('aria-pressed', 'true');
-    await a.mouse.move(0, 0); // no hover on a tile in the picture
-    await sleep(300);
     await expectAccessible(a, 'the SFU call view (focus)');
-    await screenshot(a, 'sfu-focus');
+    await stageShot(a, 'sfu-focus');
 
     // Bob shares his screen: it reaches the others as a tile of its own.
     await b.getByRole('button', { name: 'Share screen' }).click();
@@ -163,10 +195,9 @@ test('an SFU call: three see and name each other, a late fourth decodes all with
     // Alice unpins: her focus goes to the shared screen.
     await a.getByRole('button', { name: 'Unpin Carol Nguyen' }).click();
     await expect(a.locator('figure.focused')).toHaveAttribute('data-source', 'screen');
-    await a.mouse.move(0, 0);
-    await screenshot(a, 'sfu-focus-screen');
+    await stageShot(a, 'sfu-focus-screen');
     await grid.click();
-    await screenshot(a, 'sfu-grid-screen');
+    await stageShot(a, 'sfu-grid-screen');
     // Bob stops sharing: the screen tile goes away everywhere.
     await b.getByRole('button', { name: 'Share screen' }).click();
     for (const who of ['alice', 'carol', 'dave']) await expect(videoOf(pages[who], id.bob, 'screen')).toHaveCount(0, { timeout: 10000 });
@@ -183,6 +214,7 @@ test('an SFU call: three see and name each other, a late fourth decodes all with
     // The others still see each other.
     await expectDecoding(d, [`${id.alice}:camera`, `${id.bob}:camera`], { what: 'dave after carol left' });
 
+    await stageShot(b, 'sfu-after-leave');
     for (const who of ['alice', 'bob', 'dave']) await hangUp(pages[who]);
     await expect.poll(async () => (await rest.get(`/rtc/getCallLogById?callId=${call.callId}`)).callStatus).toBe('Ended');
   });

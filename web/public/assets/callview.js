@@ -44,6 +44,27 @@ class CallView {
   async start() {
     this.renderShell();
     this.setBanner('Joining…');
+    // Events that come while we join and open the camera (others joining at the same
+    // moment) are kept, and folded into the log once it is there.
+    const early = [];
+    const keep = (e) => early.push(e.detail);
+    this.socket.addEventListener('callEvent', keep);
+    try {
+      await this.join();
+    } finally {
+      this.socket.removeEventListener('callEvent', keep);
+    }
+    if (this.done || !this.callLog) return;
+    for (const frame of early) {
+      if (frame.callId !== this.callId || this.callLog.callEvents.some((x) => x.id === frame.event?.id)) continue;
+      this.callLog = { ...this.callLog, callStatus: frame.callStatus ?? this.callLog.callStatus, callEvents: [...this.callLog.callEvents, frame.event] };
+    }
+    if (this.callLog.callStatus === 'Ended') return this.finish('The call has ended.');
+    this.begin();
+  }
+
+  /** Joins the call and opens camera and microphone. */
+  async join() {
     try {
       if (this.guest) {
         ({ callLog: this.callLog, media: this.media } = this.guest);
@@ -65,7 +86,10 @@ class CallView {
     this.showPreview();
     this.syncButtons();
     this.fillDevices();
+  }
 
+  /** Media and the call log are there: signaling, timers, and the call's own view. */
+  begin() {
     this.listen(this.socket, 'signal', (e) => this.onSignal(e.detail));
     this.listen(this.socket, 'callEvent', (e) => this.onCallEvent(e.detail));
     this.listen(this.socket, 'state', (e) => this.onSocketState(e.detail));

@@ -200,8 +200,10 @@ export class SfuStage {
     }
     if (!focus) {
       const { cols, rows } = gridShape(figs.length, width, height, { gap });
-      st.style.gridTemplateColumns = `repeat(${cols}, minmax(0, 1fr))`;
-      st.style.gridTemplateRows = `repeat(${rows}, minmax(0, 1fr))`;
+      st.style.setProperty('--cols', String(cols));
+      st.style.setProperty('--rows', String(rows));
+      st.style.gridTemplateColumns = '';
+      st.style.gridTemplateRows = '';
       return;
     }
     const others = figs.filter((f) => f.dataset.key !== focus);
