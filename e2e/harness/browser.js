@@ -111,10 +111,10 @@ export function observeMedia() {
 
 /**
  * An init script that keeps media small, so four pages fit on two cores: the camera
- * at `width` x `height`, 15 fps (whatever the client asks for), a shared screen at
+ * at `width` x `height` (640x360), 15 fps, whatever the client asks for, a shared screen at
  * 640 x 360, 10 fps. Passed to addInitScript with its argument.
  */
-export function smallMedia({ width = 320, height = 180 } = {}) {
+export function smallMedia({ width = 640, height = 360 } = {}) {
   const md = navigator.mediaDevices;
   if (!md) return;
   const gum = md.getUserMedia.bind(md);

@@ -1,9 +1,9 @@
 // Media over bad paths: relay-only through coturn, and a 3-second outage. The
 // calls start as the seed's connector starts them (call.spec.js covers the dashboard).
-import { execFileSync } from 'node:child_process';
 import { test, expect } from './fixtures.js';
 import { connectorCall, logIn } from '../harness/people.js';
 import { expectRemoteVideoFlowing, mediaStats, sleep } from '../harness/media.js';
+import { blockPorts, localPorts } from '../harness/outage.js';
 
 /** Two people logged in on pages of their own, and a connector to call them. */
 async function twoPeople({ person, newPage }, pageOptions) {
@@ -29,19 +29,6 @@ test('relay only: both sides forced through coturn still see each other', async 
   }
 });
 
-/** nftables inside the test's namespace: drop every packet to or from these ports. */
-function blockPorts(ports) {
-  const set = ports.join(', ');
-  execFileSync('nft', ['-f', '-'], {
-    input: `table inet e2e_outage {
-      chain input { type filter hook input priority 0; policy accept;
-        udp sport { ${set} } drop; udp dport { ${set} } drop;
-        tcp sport { ${set} } drop; tcp dport { ${set} } drop; }
-    }\n`,
-  });
-  return () => execFileSync('nft', ['delete', 'table', 'inet', 'e2e_outage']);
-}
-
 test('one side offline for 3 s: the call recovers within 10 s and nobody leaves', async ({ person, newPage, stack }) => {
   const people = await twoPeople({ person, newPage });
   const { a, b } = people;
@@ -51,13 +38,7 @@ test('one side offline for 3 s: the call recovers within 10 s and nobody leaves'
 
   // A loses its network: its page goes offline (HTTP and WebSocket) and every
   // port its peer connection gathered a candidate on is blocked.
-  const ports = await a.evaluate(async () => {
-    const found = new Set();
-    for (const pc of window.__e2e.pcs) {
-      for (const s of (await pc.getStats()).values()) if (s.type === 'local-candidate' && s.port > 9) found.add(s.port);
-    }
-    return [...found];
-  });
+  const ports = await localPorts(a);
   expect(ports.length).toBeGreaterThan(0);
   await a.context().setOffline(true);
   const unblock = blockPorts(ports);
