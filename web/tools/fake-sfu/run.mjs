@@ -78,6 +78,9 @@ try {
   await pages[0].setViewportSize({ width: 390, height: 800 });
   await sleep(500);
   await a.screenshot({ path: join(out, 'phone.png') });
+  await a.getByRole('button', { name: 'Focus' }).click();
+  await sleep(500);
+  await a.screenshot({ path: join(out, 'phone-focus.png') });
   console.log(await hub.evaluate(() => document.getElementById('log').textContent));
 } finally {
   await browser.close();
