@@ -402,14 +402,17 @@ class CallView {
   async onCallEvent(frame) {
     if (frame.callId !== this.callId || this.done) return;
     const e = frame.event;
-    try {
-      this.callLog = await calls.getCall(this.callId);
-    } catch {
-      // A guest may not read the log: the event itself keeps it current.
-      if (!this.callLog.callEvents.some((x) => x.id === e.id)) {
-        this.callLog = { ...this.callLog, callStatus: frame.callStatus, callEvents: [...this.callLog.callEvents, e] };
-      }
+    // The event itself keeps the log current at once (a guest may not read the log at all);
+    // the stored log then brings names and invitations the event does not carry.
+    if (!this.callLog.callEvents.some((x) => x.id === e.id)) {
+      this.callLog = { ...this.callLog, callStatus: frame.callStatus, callEvents: [...this.callLog.callEvents, e] };
     }
+    if (this.sfu && e.type !== 'Ended' && frame.callStatus !== 'Ended') this.renderSfu();
+    try {
+      const log = await calls.getCall(this.callId);
+      if (this.done) return;
+      this.callLog = log;
+    } catch { /* the event is in already */ }
     if (e.type === 'Ended' || frame.callStatus === 'Ended') return this.finish('The call has ended.');
     if (e.contact?.id === this.myId && e.type === 'Leave') return this.finish('You left this call on another device.');
     if (this.callLog.callType === 'SFU') return this.onSfuEvent(e);
