@@ -60,6 +60,12 @@ pub enum ClientFrame {
         to: i64,
         payload: serde_json::Value,
     },
+    /// Signaling with the SFU of an SFU call (API.md, "Media", SFU).
+    #[serde(rename_all = "camelCase")]
+    Sfu {
+        call_id: Uuid,
+        payload: serde_json::Value,
+    },
     Ping,
 }
 

@@ -49,6 +49,8 @@ pub struct App {
     pub presence: crate::presence::Tracker,
     /// The bus to the other nodes (`CALLHUB_NATS_URL`); None: one node.
     pub bus: Option<crate::bus::Bus>,
+    /// The node's SFU (`CALLHUB_SFU_UDP`).
+    pub sfu: crate::sfu::SfuNode,
 }
 
 pub use crate::metrics::Metrics;
@@ -72,6 +74,7 @@ impl App {
             Some(url) => Some(crate::bus::Bus::connect(url, &config.nats_prefix).await?),
             None => None,
         };
+        let sfu = crate::sfu::SfuNode::bind(config.sfu_udp, config.sfu_public_ip)?;
         let secret = load_or_make_secret(config.jwt_secret.as_deref(), &config.data_dir)?;
         Ok(Arc::new(App {
             store: Arc::new(store),
@@ -98,6 +101,7 @@ impl App {
             senders: crate::outbox::Senders::new(&config.delivery)?,
             presence: Default::default(),
             bus,
+            sfu,
             config,
         }))
     }
@@ -175,6 +179,7 @@ impl App {
             self.send_to_guests(call.call_id, &frames);
         }
         crate::presence::call_changed(self, committed);
+        self.sfu.call_changed(committed);
         if committed.deliveries > 0 {
             self.senders.wake.notify_one();
         }
@@ -285,6 +290,7 @@ impl Server {
             tokio::spawn(worker::run(app.clone(), shutdown.clone())),
             tokio::spawn(crate::outbox::run(app.clone(), shutdown.clone())),
             tokio::spawn(crate::bus::run(app.clone(), shutdown.clone())),
+            tokio::spawn(crate::sfu::run(app.clone(), shutdown.clone())),
             tokio::spawn(crate::metrics::refresh(
                 app.clone(),
                 app.config.gauge_refresh,

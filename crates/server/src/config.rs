@@ -53,6 +53,10 @@ pub struct Config {
     pub nats_prefix: String,
     /// How long a stopping node may take before it exits regardless.
     pub shutdown_deadline: Duration,
+    /// The SFU's UDP socket (port 0: any free port).
+    pub sfu_udp: SocketAddr,
+    /// The address put in the SFU's ICE candidates; None: the bound one.
+    pub sfu_public_ip: Option<std::net::IpAddr>,
 }
 
 /// How log lines are written to stderr (`CALLHUB_LOG_FORMAT`).
@@ -315,6 +319,14 @@ impl Config {
                 .get("CALLHUB_NATS_PREFIX")
                 .unwrap_or_else(|| "callhub".into()),
             shutdown_deadline: src.secs("CALLHUB_SHUTDOWN_SECS", 30)?,
+            sfu_udp: src.parse("CALLHUB_SFU_UDP", SocketAddr::new(listen.ip(), 50000))?,
+            sfu_public_ip: src
+                .get("CALLHUB_SFU_PUBLIC_IP")
+                .map(|ip| {
+                    ip.parse()
+                        .map_err(|e| anyhow::anyhow!("CALLHUB_SFU_PUBLIC_IP={ip:?}: {e}"))
+                })
+                .transpose()?,
         };
         if cfg.max_call_contacts < 2 || cfg.invites_per_hour == 0 || cfg.connections_per_ip == 0 {
             bail!(

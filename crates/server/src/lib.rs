@@ -18,6 +18,7 @@ pub mod outbox;
 pub mod presence;
 pub mod routes;
 pub mod settings;
+pub mod sfu;
 pub mod worker;
 pub mod ws;
 

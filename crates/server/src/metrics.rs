@@ -36,6 +36,13 @@ pub const BUS_DROPPED: &str = "callhub_bus_dropped_total";
 pub const BUS_FORWARDED: &str = "callhub_bus_forwarded_frames_total";
 pub const BUS_CONNECTED: &str = "callhub_bus_connected";
 pub const GAPS_FILLED: &str = "callhub_gaps_filled_total";
+pub const SFU_CALLS: &str = "callhub_sfu_calls";
+pub const SFU_PARTICIPANTS: &str = "callhub_sfu_participants";
+pub const SFU_FRAMES: &str = "callhub_sfu_frames_forwarded_total";
+pub const SFU_DATAGRAMS: &str = "callhub_sfu_datagrams_sent_total";
+pub const SFU_BYTES: &str = "callhub_sfu_bytes_sent_total";
+pub const SFU_KEYFRAMES: &str = "callhub_sfu_keyframe_requests_total";
+pub const SFU_SWITCHES: &str = "callhub_sfu_layer_switches_total";
 
 /// Request and pop-up latencies: a tenth of a millisecond (a pop-up after its
 /// commit takes about that on loopback) to ten seconds.
@@ -137,6 +144,22 @@ fn describe() {
         GAPS_FILLED,
         "Times a socket read messages it had missed from the store (a seq gap, a full queue, the bus away)"
     );
+    describe_gauge!(SFU_CALLS, "SFU calls with a session on this node");
+    describe_gauge!(
+        SFU_PARTICIPANTS,
+        "Participants connected to this node's SFU"
+    );
+    describe_counter!(SFU_FRAMES, "Media frames the SFU forwarded to receivers");
+    describe_counter!(
+        SFU_DATAGRAMS,
+        "Datagrams the SFU sent (media, RTCP, ICE, DTLS)"
+    );
+    describe_counter!(SFU_BYTES, "Bytes the SFU sent");
+    describe_counter!(
+        SFU_KEYFRAMES,
+        "Keyframe requests the SFU sent to senders (joins, layer switches, loss)"
+    );
+    describe_counter!(SFU_SWITCHES, "Simulcast layer switches of receivers");
     // Shown at zero from the start, as the hand-made counters were: a rate over a
     // counter that appears only at its first event misses that event.
     for name in [
@@ -148,6 +171,11 @@ fn describe() {
         DELIVERIES_FAILED,
         DELIVERY_RETRIES,
         GAPS_FILLED,
+        SFU_FRAMES,
+        SFU_DATAGRAMS,
+        SFU_BYTES,
+        SFU_KEYFRAMES,
+        SFU_SWITCHES,
     ] {
         counter!(name).increment(0);
     }
@@ -209,6 +237,16 @@ async fn refresh_once(app: &App) {
     m.handle.run_upkeep();
     let sockets = app.hub.connected.load(Ordering::Relaxed);
     m.record(|| gauge!(SOCKETS_OPEN).set(sockets as f64));
+    let sfu = app.sfu.stats();
+    m.record(|| {
+        gauge!(SFU_CALLS).set(sfu.calls as f64);
+        gauge!(SFU_PARTICIPANTS).set(sfu.participants as f64);
+        counter!(SFU_FRAMES).absolute(sfu.frames_forwarded);
+        counter!(SFU_DATAGRAMS).absolute(sfu.datagrams_out);
+        counter!(SFU_BYTES).absolute(sfu.bytes_out);
+        counter!(SFU_KEYFRAMES).absolute(sfu.keyframe_requests);
+        counter!(SFU_SWITCHES).absolute(sfu.layer_switches);
+    });
     if let Some(bus) = &app.bus {
         let up = f64::from(u8::from(bus.is_connected()));
         m.record(|| gauge!(BUS_CONNECTED).set(up));

@@ -65,6 +65,16 @@ pub const SETTINGS: &[(&str, &str, &str)] = &[
         "a stopping node's time to finish requests under way",
     ),
     (
+        "CALLHUB_SFU_UDP",
+        "<listen IP>:50000",
+        "the SFU's one UDP socket (port 0: any free port)",
+    ),
+    (
+        "CALLHUB_SFU_PUBLIC_IP",
+        "the bound IP",
+        "the address in the SFU's ICE candidates (behind NAT)",
+    ),
+    (
         "CALLHUB_NATS_PREFIX",
         "callhub",
         "first token of the cluster's NATS subjects",

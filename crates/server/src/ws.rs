@@ -76,7 +76,7 @@ impl Who {
 #[utoipa::path(get, path = "/ws", tag = "notifications",
     params(WsParams),
     responses(
-        (status = 101, description = "Switching to the WebSocket: the server sends `hello`, then `incomingCall`, `ringingStopped`, `callEvent` (each with a per-user `seq`, see the Notification schema), `signal` and `presence` (not sequenced); the client may send `resume`, `signal` and `ping`. A guest's call-scoped token opens it for `signal` frames of its own call (and that call's events, unsequenced)"),
+        (status = 101, description = "Switching to the WebSocket: the server sends `hello`, then `incomingCall`, `ringingStopped`, `callEvent` (each with a per-user `seq`, see the Notification schema), `signal`, `sfu` and `presence` (not sequenced); the client may send `resume`, `signal`, `sfu` and `ping`. A guest's call-scoped token opens it for `signal` and `sfu` frames of its own call (and that call's events, unsequenced)"),
         (status = 400, description = "Not a WebSocket upgrade, or `since` is not an integer (after authentication)", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No, bad, expired or revoked access token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "A guest who is no longer in its call", body = Problem, content_type = "application/problem+json"),
@@ -413,17 +413,18 @@ impl Session {
                     send(sink, &error_frame(&format!("signal refused: {why}"))).await?;
                 }
             }
+            ClientFrame::Sfu { call_id, payload } => {
+                if let Err(why) = self.to_sfu(call_id, payload).await {
+                    send(sink, &error_frame(&format!("sfu refused: {why}"))).await?;
+                }
+            }
         }
         Ok(true)
     }
 
-    /// Relays signaling to another participant who has joined the same call.
-    async fn relay(
-        &self,
-        call_id: Uuid,
-        to: i64,
-        payload: serde_json::Value,
-    ) -> Result<(), String> {
+    /// The caller's contact in `call_id` if it has joined that call (and the call
+    /// is visible to it).
+    async fn joined_contact(&self, call_id: Uuid) -> Result<(callhub_core::Call, i64), String> {
         let call = self
             .app
             .store
@@ -445,6 +446,30 @@ impl Session {
         let from = from
             .filter(|&id| call.is_joined(id))
             .ok_or("you have not joined this call")?;
+        Ok((call, from))
+    }
+
+    /// Hands an `sfu` frame to the SFU, for a participant who has joined the SFU call.
+    async fn to_sfu(&self, call_id: Uuid, payload: serde_json::Value) -> Result<(), String> {
+        let (call, from) = self.joined_contact(call_id).await?;
+        if call.call_type != callhub_core::CallType::Sfu {
+            return Err("this is a MESH call: use signal frames".into());
+        }
+        let peer = callhub_sfu::PeerId {
+            call: call_id,
+            contact: from,
+        };
+        self.app.sfu.signal(peer, self.who.owner(), payload).await
+    }
+
+    /// Relays signaling to another participant who has joined the same call.
+    async fn relay(
+        &self,
+        call_id: Uuid,
+        to: i64,
+        payload: serde_json::Value,
+    ) -> Result<(), String> {
+        let (call, from) = self.joined_contact(call_id).await?;
         let recipient = (1..=call.contacts.len() as i64)
             .contains(&to)
             .then(|| call.contact(to))

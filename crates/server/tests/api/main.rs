@@ -19,6 +19,7 @@ mod observability;
 mod openapi;
 mod operator;
 mod outage;
+mod sfu;
 mod sockets;
 mod timers;
 mod web;

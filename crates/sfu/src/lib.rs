@@ -1,0 +1,1033 @@
+//! callhub's selective forwarding unit, sans-IO in the style of str0m: time is
+//! passed in, packets are handed in and taken out, nothing here owns a socket, a
+//! thread or a clock. The server drives it from one tokio task over one UDP
+//! socket per node (`crates/server/src/sfu.rs`); tests drive it in simulated time.
+//!
+//! Each participant of an SFU call is one str0m [`Rtc`] (ICE-lite: the SFU only
+//! answers the client's checks). The client offers its microphone, camera and
+//! screen; the SFU answers, and offers the client one send-only m-line per track
+//! of every other participant, renegotiating as tracks come and go (API.md,
+//! "Media", SFU). Media is forwarded frame by frame through str0m, which keeps
+//! NACK/RTX, RTCP and congestion feedback per leg.
+//!
+//! Rules that are the SFU's own:
+//! - A participant's first video m-line is its camera, any later one its screen.
+//! - An offer with a new DTLS fingerprint is a new `RTCPeerConnection` (a client
+//!   that recovers): it replaces the participant's session.
+//! - A video forwarded to a receiver starts at a keyframe; a simulcast sender's
+//!   layer is chosen per receiver from the receiver's bandwidth estimate, shared
+//!   over the videos it gets, and switched only at a keyframe of the new layer.
+
+pub mod client;
+mod layer;
+mod speaker;
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use str0m::bwe::{Bitrate, BweKind};
+use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
+use str0m::crypto::CryptoProvider;
+use str0m::media::{Direction, KeyframeRequestKind, MediaData, MediaKind, MediaTime, Mid, Rid};
+use str0m::net::{Protocol, Receive};
+use str0m::{Candidate, Event, IceConnectionState, Input, Output as RtcOutput, Rtc};
+use uuid::Uuid;
+
+pub use str0m;
+
+/// How often layers and the active speaker are reconsidered.
+const TICK: Duration = Duration::from_millis(250);
+/// A participant whose ICE stays disconnected this long loses its session (its
+/// tracks end for the others); a client that comes back offers a new one.
+const ICE_GRACE: Duration = Duration::from_secs(15);
+/// At most one keyframe request per sender's track and layer in this time.
+const KEYFRAME_EVERY: Duration = Duration::from_millis(300);
+/// The bitrate the SFU probes for per video it sends a receiver.
+const DESIRED_PER_VIDEO: Bitrate = Bitrate::kbps(1_200);
+
+/// One participant of one call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct PeerId {
+    pub call: Uuid,
+    pub contact: i64,
+}
+
+/// What the SFU asks its driver to do.
+#[derive(Debug)]
+pub enum Output {
+    /// Send a datagram.
+    Transmit {
+        source: SocketAddr,
+        destination: SocketAddr,
+        contents: Vec<u8>,
+    },
+    /// Send an `sfu` frame's payload to a participant.
+    Signal { to: PeerId, payload: Value },
+}
+
+/// Counters since the SFU started, and what it holds now.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub calls: usize,
+    pub participants: usize,
+    pub datagrams_out: u64,
+    pub bytes_out: u64,
+    pub frames_forwarded: u64,
+    pub keyframe_requests: u64,
+    pub layer_switches: u64,
+}
+
+/// Why a signaling payload was refused (sent back as an `error` frame).
+#[derive(Debug, PartialEq, Eq)]
+pub struct Refused(pub String);
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// The camera, or for audio the microphone.
+    Camera,
+    Screen,
+}
+
+impl Source {
+    fn as_str(self) -> &'static str {
+        match self {
+            Source::Camera => "camera",
+            Source::Screen => "screen",
+        }
+    }
+}
+
+pub struct Sfu {
+    /// The socket's own address: the destination of what arrives.
+    local: SocketAddr,
+    /// The address in the SFU's ICE candidate.
+    candidate: SocketAddr,
+    crypto: Arc<CryptoProvider>,
+    peers: HashMap<PeerId, Peer>,
+    rooms: HashMap<Uuid, Room>,
+    by_addr: HashMap<SocketAddr, PeerId>,
+    out: VecDeque<Output>,
+    stats: Stats,
+    next_tick: Instant,
+}
+
+#[derive(Default)]
+struct Room {
+    members: Vec<i64>,
+    speakers: speaker::Speakers,
+}
+
+impl Sfu {
+    /// An SFU receiving on `local` and announcing `candidate` (the same address,
+    /// or a public one in front of it).
+    pub fn new(local: SocketAddr, candidate: SocketAddr, now: Instant) -> Self {
+        Self {
+            local,
+            candidate,
+            crypto: Arc::new(str0m::crypto::from_feature_flags()),
+            peers: HashMap::new(),
+            rooms: HashMap::new(),
+            by_addr: HashMap::new(),
+            out: VecDeque::new(),
+            stats: Stats::default(),
+            next_tick: now + TICK,
+        }
+    }
+
+    pub fn stats(&self) -> Stats {
+        Stats {
+            calls: self.rooms.len(),
+            participants: self.peers.len(),
+            ..self.stats
+        }
+    }
+
+    /// Whether `call` has a session here.
+    pub fn has_call(&self, call: Uuid) -> bool {
+        self.rooms.contains_key(&call)
+    }
+
+    /// The next thing the driver must send, if any.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.out.pop_front()
+    }
+
+    /// When [`Sfu::handle_timeout`] must be called next at the latest.
+    pub fn poll_timeout(&self) -> Instant {
+        self.peers
+            .values()
+            .map(|p| p.timeout)
+            .fold(self.next_tick, Instant::min)
+    }
+
+    /// An `sfu` frame's payload from a participant the call rules let in (the
+    /// caller checks that `from` has joined the call and the call is an SFU call).
+    pub fn handle_signal(
+        &mut self,
+        now: Instant,
+        from: PeerId,
+        payload: &Value,
+    ) -> Result<(), Refused> {
+        if let Some(sdp) = payload.get("sdp") {
+            let kind = sdp.get("type").and_then(Value::as_str);
+            let text = sdp
+                .get("sdp")
+                .and_then(Value::as_str)
+                .ok_or_else(|| Refused("sdp.sdp: a string is required".into()))?;
+            match kind {
+                Some("offer") => self.offer(now, from, text)?,
+                Some("answer") => self.answer(now, from, text)?,
+                _ => return Err(Refused("sdp.type: \"offer\" or \"answer\"".into())),
+            }
+        } else if payload.get("candidate").is_some() {
+            // ICE-lite: the SFU learns the client's address from its checks.
+        } else {
+            return Err(Refused(
+                "payload: {\"sdp\": …} or {\"candidate\": …} is expected".into(),
+            ));
+        }
+        self.settle(now, vec![from]);
+        Ok(())
+    }
+
+    /// A participant left the call (or its last socket went): its session and
+    /// tracks end.
+    pub fn leave(&mut self, now: Instant, who: PeerId) {
+        let touched = self.remove_peer(who);
+        self.settle(now, touched);
+    }
+
+    /// The call ended: every session of it goes, and its memory with it.
+    pub fn end_call(&mut self, call: Uuid) {
+        if let Some(room) = self.rooms.remove(&call) {
+            for contact in room.members {
+                let id = PeerId { call, contact };
+                self.peers.remove(&id);
+                self.by_addr.retain(|_, p| *p != id);
+            }
+        }
+    }
+
+    /// A datagram arrived. Answers whether a session took it.
+    pub fn handle_receive(&mut self, now: Instant, source: SocketAddr, contents: &[u8]) -> bool {
+        let Ok(contents) = contents.try_into() else {
+            return false;
+        };
+        let input = Input::Receive(
+            now,
+            Receive {
+                proto: Protocol::Udp,
+                source,
+                destination: self.local,
+                contents,
+            },
+        );
+        let known = self
+            .by_addr
+            .get(&source)
+            .copied()
+            .filter(|id| self.peers.get(id).is_some_and(|p| p.rtc.accepts(&input)));
+        let id = match known {
+            Some(id) => id,
+            None => {
+                let Some(id) = self
+                    .peers
+                    .iter()
+                    .find(|(_, p)| p.rtc.accepts(&input))
+                    .map(|(id, _)| *id)
+                else {
+                    return false;
+                };
+                self.by_addr.insert(source, id);
+                id
+            }
+        };
+        let peer = self.peers.get_mut(&id).expect("found above");
+        if let Err(e) = peer.rtc.handle_input(input) {
+            tracing::debug!(?id, error = %e, "a session failed on input");
+            peer.rtc.disconnect();
+        }
+        self.settle(now, vec![id]);
+        true
+    }
+
+    /// Time passed: drives every session due, and the layer and speaker choices.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let due: Vec<PeerId> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| p.timeout <= now)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in &due {
+            if let Some(p) = self.peers.get_mut(id)
+                && let Err(e) = p.rtc.handle_input(Input::Timeout(now))
+            {
+                tracing::debug!(?id, error = %e, "a session failed on timeout");
+                p.rtc.disconnect();
+            }
+        }
+        let mut touched = due;
+        if now >= self.next_tick {
+            self.next_tick = now + TICK;
+            touched.extend(self.tick(now));
+        }
+        self.settle(now, touched);
+    }
+
+    // ---- sessions ----
+
+    fn offer(&mut self, now: Instant, from: PeerId, sdp: &str) -> Result<(), Refused> {
+        let offer = SdpOffer::from_sdp_string(sdp)
+            .map_err(|e| Refused(format!("sdp: not an SDP offer: {e}")))?;
+        let fingerprint = fingerprint(sdp);
+        let same = self
+            .peers
+            .get(&from)
+            .is_some_and(|p| p.fingerprint == fingerprint && p.rtc.is_alive());
+        if same {
+            let peer = self.peers.get_mut(&from).expect("checked");
+            if peer.pending.is_some() {
+                // Glare: the SFU's offer wins; the client rolls back, answers it
+                // and offers again afterwards (API.md).
+                return Ok(());
+            }
+            let answer = peer
+                .rtc
+                .sdp_api()
+                .accept_offer(offer)
+                .map_err(|e| Refused(format!("sdp: the offer was refused: {e}")))?;
+            self.signal(from, sdp_payload("answer", &answer.to_sdp_string()));
+            return Ok(());
+        }
+        let touched = self.remove_peer(from);
+        let mut rtc = Rtc::builder()
+            .set_ice_lite(true)
+            .set_crypto_provider(self.crypto.clone())
+            .enable_bwe(Some(Bitrate::kbps(600)))
+            .build(now);
+        let candidate = Candidate::host(self.candidate, "udp")
+            .map_err(|e| Refused(format!("the SFU's address is unusable: {e}")))?;
+        rtc.add_local_candidate(candidate);
+        let answer: SdpAnswer = rtc
+            .sdp_api()
+            .accept_offer(offer)
+            .map_err(|e| Refused(format!("sdp: the offer was refused: {e}")))?;
+        let mut peer = Peer::new(from, rtc, fingerprint, now);
+        // Everyone already in sends this participant their tracks.
+        let room = self.rooms.entry(from.call).or_default();
+        for &other in &room.members {
+            if let Some(o) = self.peers.get(&PeerId {
+                call: from.call,
+                contact: other,
+            }) {
+                for t in o.ins.iter().filter(|t| t.active) {
+                    peer.outs.push(TrackOut::new(other, t));
+                }
+            }
+        }
+        room.members.push(from.contact);
+        self.peers.insert(from, peer);
+        self.signal(from, sdp_payload("answer", &answer.to_sdp_string()));
+        self.settle(now, touched);
+        Ok(())
+    }
+
+    fn answer(&mut self, now: Instant, from: PeerId, sdp: &str) -> Result<(), Refused> {
+        let answer = SdpAnswer::from_sdp_string(sdp)
+            .map_err(|e| Refused(format!("sdp: not an SDP answer: {e}")))?;
+        let peer = self
+            .peers
+            .get_mut(&from)
+            .ok_or_else(|| Refused("no SFU session: offer first".into()))?;
+        let pending = peer
+            .pending
+            .take()
+            .ok_or_else(|| Refused("no offer of the SFU is waiting for an answer".into()))?;
+        peer.rtc
+            .sdp_api()
+            .accept_answer(pending, answer)
+            .map_err(|e| Refused(format!("sdp: the answer was refused: {e}")))?;
+        let mut opened = vec![];
+        for t in &mut peer.outs {
+            match t.state {
+                OutState::Negotiating(m) => {
+                    t.state = if t.gone {
+                        OutState::ToStop(m)
+                    } else {
+                        OutState::Open(m)
+                    };
+                    if t.kind == MediaKind::Video && !t.gone {
+                        opened.push((t.from, t.mid_in, t.rid));
+                    }
+                }
+                OutState::NegotiatingStop(_) => t.state = OutState::Closed,
+                _ => {}
+            }
+        }
+        peer.outs.retain(|t| t.state != OutState::Closed);
+        // A late joiner sees everyone at once: ask each sender for a keyframe.
+        for (sender, mid, rid) in opened {
+            self.request_keyframe(
+                now,
+                PeerId {
+                    call: from.call,
+                    contact: sender,
+                },
+                mid,
+                rid,
+            );
+        }
+        Ok(())
+    }
+
+    /// Removes a participant's session; answers whom that touched.
+    fn remove_peer(&mut self, id: PeerId) -> Vec<PeerId> {
+        if self.peers.remove(&id).is_none() {
+            return vec![];
+        }
+        self.by_addr.retain(|_, p| *p != id);
+        let Some(room) = self.rooms.get_mut(&id.call) else {
+            return vec![];
+        };
+        room.members.retain(|&c| c != id.contact);
+        room.speakers.forget(id.contact);
+        let others: Vec<PeerId> = room
+            .members
+            .iter()
+            .map(|&contact| PeerId {
+                call: id.call,
+                contact,
+            })
+            .collect();
+        if room.members.is_empty() {
+            self.rooms.remove(&id.call);
+        }
+        for other in &others {
+            if let Some(p) = self.peers.get_mut(other) {
+                p.stop_tracks_from(id.contact, None);
+            }
+        }
+        others
+    }
+
+    /// Drains the sessions in `work` (and those their events touch) until each is
+    /// waiting for time or input again.
+    fn settle(&mut self, now: Instant, mut work: Vec<PeerId>) {
+        while let Some(id) = work.pop() {
+            let Some(peer) = self.peers.get_mut(&id) else {
+                continue;
+            };
+            if let Some((offer, tracks)) = peer.negotiate() {
+                self.signal(id, json!({ "tracks": tracks }));
+                self.signal(id, sdp_payload("offer", &offer));
+            }
+            let peer = self.peers.get_mut(&id).expect("present");
+            let events = peer.drain(&mut self.out, &mut self.stats, now);
+            if !peer.rtc.is_alive()
+                || peer
+                    .disconnected_since
+                    .is_some_and(|t| now.saturating_duration_since(t) > ICE_GRACE)
+            {
+                tracing::debug!(?id, "an SFU session ended (ICE gone)");
+                work.extend(self.remove_peer(id));
+                continue;
+            }
+            for event in events {
+                self.apply(now, id, event, &mut work);
+            }
+        }
+    }
+
+    /// Carries one participant's event to the others of its call.
+    fn apply(&mut self, now: Instant, from: PeerId, event: Prop, work: &mut Vec<PeerId>) {
+        let Some(room) = self.rooms.get_mut(&from.call) else {
+            return;
+        };
+        let others = room
+            .members
+            .iter()
+            .filter(|&&c| c != from.contact)
+            .map(|&contact| PeerId {
+                call: from.call,
+                contact,
+            });
+        match event {
+            Prop::TrackOpen(mid) => {
+                let Some(track) = self.peers.get(&from).and_then(|p| p.track_in(mid)).cloned()
+                else {
+                    return;
+                };
+                let others: Vec<PeerId> = others.collect();
+                for o in others {
+                    if let Some(p) = self.peers.get_mut(&o) {
+                        p.outs.push(TrackOut::new(from.contact, &track));
+                        push_once(work, o);
+                    }
+                }
+            }
+            Prop::TrackClose(mid) => {
+                let others: Vec<PeerId> = others.collect();
+                for o in others {
+                    if let Some(p) = self.peers.get_mut(&o) {
+                        p.stop_tracks_from(from.contact, Some(mid));
+                        push_once(work, o);
+                    }
+                }
+            }
+            Prop::Level(dbov) => room.speakers.level(from.contact, dbov, now),
+            Prop::Media(data) => {
+                let others: Vec<PeerId> = others.collect();
+                let mut keyframes = vec![];
+                for o in others {
+                    if let Some(p) = self.peers.get_mut(&o) {
+                        match p.forward(from.contact, &data, &mut self.stats) {
+                            Forwarded::Written => push_once(work, o),
+                            Forwarded::NeedKeyframe(rid) => keyframes.push(rid),
+                            Forwarded::Not => {}
+                        }
+                    }
+                }
+                for rid in keyframes {
+                    self.request_keyframe(now, from, data.mid, rid);
+                }
+                if !data.contiguous {
+                    self.request_keyframe(now, from, data.mid, data.rid);
+                }
+            }
+            Prop::KeyframeWanted { sender, mid, rid } => {
+                let sender = PeerId {
+                    call: from.call,
+                    contact: sender,
+                };
+                self.request_keyframe(now, sender, mid, rid);
+                push_once(work, sender);
+            }
+        }
+    }
+
+    /// Asks a sender for a keyframe of one track's layer, at most every
+    /// `KEYFRAME_EVERY`.
+    fn request_keyframe(&mut self, now: Instant, sender: PeerId, mid: Mid, rid: Option<Rid>) {
+        let Some(p) = self.peers.get_mut(&sender) else {
+            return;
+        };
+        let Some(t) = p.ins.iter_mut().find(|t| t.mid == mid) else {
+            return;
+        };
+        if t.kind != MediaKind::Video {
+            return;
+        }
+        let last = t.keyframe_asked.entry(rid).or_insert(None);
+        if last.is_some_and(|at| now.saturating_duration_since(at) < KEYFRAME_EVERY) {
+            return;
+        }
+        *last = Some(now);
+        tracing::debug!(?sender, %mid, ?rid, "keyframe requested");
+        if let Some(mut w) = p.rtc.writer(mid)
+            && w.request_keyframe(rid, KeyframeRequestKind::Pli).is_ok()
+        {
+            self.stats.keyframe_requests += 1;
+        }
+    }
+
+    /// Layers per receiver and the active speaker per call; answers whom that touched.
+    fn tick(&mut self, now: Instant) -> Vec<PeerId> {
+        let mut touched = vec![];
+        // Layers: each receiver's share of its estimate picks, per simulcast video,
+        // the layer to switch to; the sender is asked for a keyframe of it.
+        let mut asks = vec![];
+        let ids: Vec<PeerId> = self.peers.keys().copied().collect();
+        for id in &ids {
+            let p = &self.peers[id];
+            let videos = p
+                .outs
+                .iter()
+                .filter(|t| t.kind == MediaKind::Video && matches!(t.state, OutState::Open(_)))
+                .count()
+                .max(1) as u64;
+            let share = p.estimate_bps.map(|e| e / videos);
+            let mut plans = vec![];
+            for (i, t) in p.outs.iter().enumerate() {
+                if t.kind != MediaKind::Video || !matches!(t.state, OutState::Open(_)) {
+                    continue;
+                }
+                let sender = PeerId {
+                    call: id.call,
+                    contact: t.from,
+                };
+                let Some(src) = self.peers.get(&sender).and_then(|s| s.track_in(t.mid_in)) else {
+                    continue;
+                };
+                if src.layers.is_empty() {
+                    continue;
+                }
+                let wanted = match share {
+                    Some(s) => layer::affordable(s),
+                    None => 1,
+                };
+                let names: Vec<String> = src.layers.iter().map(|(r, _)| r.to_string()).collect();
+                let ranked: Vec<(String, usize, Option<Instant>)> = src
+                    .layers
+                    .iter()
+                    .map(|(r, seen)| (r.to_string(), layer::rank(r, &names), *seen))
+                    .collect();
+                plans.push((i, wanted, ranked, sender, t.mid_in));
+            }
+            let p = self.peers.get_mut(id).expect("present");
+            for (i, wanted, ranked, sender, mid) in plans {
+                let wanted = p.outs[i].wanted.update(wanted, now);
+                let pick = layer::pick(
+                    wanted,
+                    ranked.iter().map(|(r, k, s)| (r.as_str(), *k, *s)),
+                    now,
+                )
+                .map(Rid::from);
+                let t = &mut p.outs[i];
+                if pick.is_some() && pick != t.rid && pick != t.switch_to {
+                    tracing::debug!(receiver = ?id, from = t.from, now = ?t.rid, to = ?pick, wanted, estimate = ?p.estimate_bps, "layer switch wanted");
+                    t.switch_to = pick;
+                    asks.push((sender, mid, pick));
+                } else if pick == t.rid {
+                    t.switch_to = None;
+                }
+            }
+        }
+        for (sender, mid, rid) in asks {
+            self.request_keyframe(now, sender, mid, rid);
+            push_once(&mut touched, sender);
+        }
+        // The active speaker.
+        let mut changes = vec![];
+        for (call, room) in &mut self.rooms {
+            if let Some(who) = room.speakers.tick(now) {
+                changes.push((*call, who, room.members.clone()));
+            }
+        }
+        for (call, who, members) in changes {
+            for contact in members {
+                self.signal(PeerId { call, contact }, json!({ "activeSpeaker": who }));
+            }
+        }
+        touched
+    }
+
+    fn signal(&mut self, to: PeerId, payload: Value) {
+        self.out.push_back(Output::Signal { to, payload });
+    }
+}
+
+fn push_once(work: &mut Vec<PeerId>, id: PeerId) {
+    if !work.contains(&id) {
+        work.push(id);
+    }
+}
+
+fn sdp_payload(kind: &str, sdp: &str) -> Value {
+    json!({"sdp": {"type": kind, "sdp": sdp}})
+}
+
+/// The `a=fingerprint` of an SDP: one per `RTCPeerConnection`.
+fn fingerprint(sdp: &str) -> String {
+    sdp.lines()
+        .find_map(|l| l.trim().strip_prefix("a=fingerprint:"))
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// What a participant's session tells the SFU.
+enum Prop {
+    TrackOpen(Mid),
+    TrackClose(Mid),
+    Media(Box<MediaData>),
+    Level(i8),
+    /// A receiver wants a keyframe of what it gets from `sender`'s track `mid`.
+    KeyframeWanted {
+        sender: i64,
+        mid: Mid,
+        rid: Option<Rid>,
+    },
+}
+
+enum Forwarded {
+    Written,
+    NeedKeyframe(Option<Rid>),
+    Not,
+}
+
+/// A track a participant sends to the SFU.
+#[derive(Debug, Clone)]
+struct TrackIn {
+    mid: Mid,
+    kind: MediaKind,
+    source: Source,
+    active: bool,
+    /// Simulcast layers and when each was last received (empty: no simulcast).
+    layers: Vec<(Rid, Option<Instant>)>,
+    keyframe_asked: HashMap<Option<Rid>, Option<Instant>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OutState {
+    /// To be offered to the receiver.
+    ToOpen,
+    Negotiating(Mid),
+    Open(Mid),
+    ToStop(Mid),
+    NegotiatingStop(Mid),
+    Closed,
+}
+
+/// A track of another participant the SFU sends a receiver.
+#[derive(Debug)]
+struct TrackOut {
+    from: i64,
+    mid_in: Mid,
+    kind: MediaKind,
+    source: Source,
+    state: OutState,
+    /// Its sender left while it was being negotiated.
+    gone: bool,
+    /// The layer forwarded now (simulcast), and the one waited for.
+    rid: Option<Rid>,
+    switch_to: Option<Rid>,
+    wanted: layer::Wanted,
+    /// Nothing forwarded yet, or the layer switched: wait for a keyframe.
+    need_keyframe: bool,
+    /// Added to the sender's media time so the receiver's timeline runs on
+    /// across layer switches.
+    offset: i64,
+    last_out: Option<MediaTime>,
+}
+
+impl TrackOut {
+    fn new(from: i64, t: &TrackIn) -> Self {
+        Self {
+            from,
+            mid_in: t.mid,
+            kind: t.kind,
+            source: t.source,
+            state: OutState::ToOpen,
+            gone: false,
+            rid: None,
+            switch_to: None,
+            wanted: layer::Wanted::default(),
+            need_keyframe: t.kind == MediaKind::Video,
+            offset: 0,
+            last_out: None,
+        }
+    }
+
+    fn mid(&self) -> Option<Mid> {
+        match self.state {
+            OutState::Negotiating(m) | OutState::Open(m) => Some(m),
+            _ => None,
+        }
+    }
+}
+
+struct Peer {
+    id: PeerId,
+    rtc: Rtc,
+    fingerprint: String,
+    timeout: Instant,
+    /// The SFU's own offer, waiting for the client's answer.
+    pending: Option<SdpPendingOffer>,
+    ins: Vec<TrackIn>,
+    outs: Vec<TrackOut>,
+    videos_in: usize,
+    estimate_bps: Option<u64>,
+    disconnected_since: Option<Instant>,
+    desired: Option<Bitrate>,
+}
+
+impl Peer {
+    fn new(id: PeerId, rtc: Rtc, fingerprint: String, now: Instant) -> Self {
+        Self {
+            id,
+            rtc,
+            fingerprint,
+            timeout: now,
+            pending: None,
+            ins: vec![],
+            outs: vec![],
+            videos_in: 0,
+            estimate_bps: None,
+            disconnected_since: None,
+            desired: None,
+        }
+    }
+
+    fn track_in(&self, mid: Mid) -> Option<&TrackIn> {
+        self.ins.iter().find(|t| t.mid == mid)
+    }
+
+    /// Ends what this receiver gets from `from` (one track, or all).
+    fn stop_tracks_from(&mut self, from: i64, mid: Option<Mid>) {
+        for t in self
+            .outs
+            .iter_mut()
+            .filter(|t| t.from == from && mid.is_none_or(|m| m == t.mid_in))
+        {
+            match t.state {
+                OutState::ToOpen => t.state = OutState::Closed,
+                OutState::Open(m) => t.state = OutState::ToStop(m),
+                OutState::Negotiating(_) => t.gone = true,
+                _ => {}
+            }
+        }
+        self.outs.retain(|t| t.state != OutState::Closed);
+    }
+
+    /// An offer for what changed, with the tracks list that goes with it.
+    fn negotiate(&mut self) -> Option<(String, Value)> {
+        if self.pending.is_some() || !self.rtc.is_alive() {
+            return None;
+        }
+        if !self
+            .outs
+            .iter()
+            .any(|t| matches!(t.state, OutState::ToOpen | OutState::ToStop(_)))
+        {
+            return None;
+        }
+        let mut change = self.rtc.sdp_api();
+        for t in &mut self.outs {
+            match t.state {
+                OutState::ToOpen => {
+                    let mid = change.add_media(
+                        t.kind,
+                        Direction::SendOnly,
+                        Some(format!("contact-{}", t.from)),
+                        Some(format!("{}-{}", t.from, t.mid_in)),
+                        None,
+                    );
+                    t.state = OutState::Negotiating(mid);
+                }
+                OutState::ToStop(mid) => {
+                    change.stop_media(mid);
+                    t.state = OutState::NegotiatingStop(mid);
+                }
+                _ => {}
+            }
+        }
+        let (offer, pending) = change.apply()?;
+        self.pending = Some(pending);
+        let videos = self
+            .outs
+            .iter()
+            .filter(|t| t.kind == MediaKind::Video && t.mid().is_some())
+            .count() as u64;
+        let desired = Bitrate::bps(DESIRED_PER_VIDEO.as_u64() * videos.max(1));
+        if self.desired != Some(desired) {
+            self.desired = Some(desired);
+            self.rtc.bwe().set_bitrate(Bitrate::kbps(0), desired);
+        }
+        let tracks: Vec<Value> = self
+            .outs
+            .iter()
+            .filter_map(|t| {
+                t.mid().map(|mid| {
+                    json!({
+                        "mid": mid.to_string(),
+                        "contactId": t.from,
+                        "kind": if t.kind == MediaKind::Audio { "audio" } else { "video" },
+                        "source": t.source.as_str(),
+                    })
+                })
+            })
+            .collect();
+        Some((offer.to_sdp_string(), Value::Array(tracks)))
+    }
+
+    /// Polls the session until it waits; answers the events for the others.
+    fn drain(&mut self, out: &mut VecDeque<Output>, stats: &mut Stats, now: Instant) -> Vec<Prop> {
+        let mut props = vec![];
+        while self.rtc.is_alive() {
+            match self.rtc.poll_output() {
+                Ok(RtcOutput::Transmit(t)) => {
+                    stats.datagrams_out += 1;
+                    stats.bytes_out += t.contents.len() as u64;
+                    out.push_back(Output::Transmit {
+                        source: t.source,
+                        destination: t.destination,
+                        contents: t.contents.into(),
+                    });
+                }
+                Ok(RtcOutput::Timeout(t)) => {
+                    self.timeout = t;
+                    break;
+                }
+                Ok(RtcOutput::Event(e)) => self.event(e, now, &mut props),
+                Err(e) => {
+                    tracing::debug!(id = ?self.id, error = %e, "a session failed");
+                    self.rtc.disconnect();
+                }
+            }
+        }
+        props
+    }
+
+    fn event(&mut self, e: Event, now: Instant, props: &mut Vec<Prop>) {
+        match e {
+            Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
+                self.disconnected_since.get_or_insert(now);
+            }
+            Event::IceConnectionStateChange(_) => self.disconnected_since = None,
+            Event::MediaAdded(m)
+                if matches!(m.direction, Direction::RecvOnly | Direction::SendRecv) =>
+            {
+                let source = match m.kind {
+                    MediaKind::Audio => Source::Camera,
+                    MediaKind::Video => {
+                        self.videos_in += 1;
+                        if self.videos_in == 1 {
+                            Source::Camera
+                        } else {
+                            Source::Screen
+                        }
+                    }
+                };
+                let layers = m
+                    .simulcast
+                    .map(|s| s.recv.into_iter().map(|l| (l.rid, None)).collect())
+                    .unwrap_or_default();
+                tracing::debug!(id = ?self.id, mid = %m.mid, kind = ?m.kind, ?source, ?layers, "a track comes in");
+                self.ins.push(TrackIn {
+                    mid: m.mid,
+                    kind: m.kind,
+                    source,
+                    active: true,
+                    layers,
+                    keyframe_asked: HashMap::new(),
+                });
+                props.push(Prop::TrackOpen(m.mid));
+            }
+            Event::MediaChanged(m) => {
+                let receiving = matches!(m.direction, Direction::RecvOnly | Direction::SendRecv);
+                if let Some(t) = self.ins.iter_mut().find(|t| t.mid == m.mid)
+                    && t.active != receiving
+                {
+                    t.active = receiving;
+                    props.push(if receiving {
+                        Prop::TrackOpen(m.mid)
+                    } else {
+                        Prop::TrackClose(m.mid)
+                    });
+                }
+            }
+            Event::MediaData(data) => {
+                let Some(t) = self.ins.iter_mut().find(|t| t.mid == data.mid) else {
+                    return;
+                };
+                if !t.active {
+                    return;
+                }
+                if let Some(rid) = data.rid
+                    && let Some(l) = t.layers.iter_mut().find(|(r, _)| *r == rid)
+                {
+                    l.1 = Some(now);
+                }
+                if let Some(level) = data.ext_vals.audio_level {
+                    props.push(Prop::Level(level));
+                }
+                props.push(Prop::Media(Box::new(data)));
+            }
+            Event::KeyframeRequest(req) => {
+                if let Some(t) = self.outs.iter().find(|t| t.mid() == Some(req.mid)) {
+                    props.push(Prop::KeyframeWanted {
+                        sender: t.from,
+                        mid: t.mid_in,
+                        rid: t.switch_to.or(t.rid),
+                    });
+                }
+            }
+            Event::EgressBitrateEstimate(BweKind::Twcc { estimate, .. })
+            | Event::EgressBitrateEstimate(BweKind::Remb { estimate, .. }) => {
+                self.estimate_bps = Some(estimate.as_u64());
+            }
+            _ => {}
+        }
+    }
+
+    /// Forwards a frame of `from`'s track to this receiver, if it gets it.
+    fn forward(&mut self, from: i64, data: &MediaData, stats: &mut Stats) -> Forwarded {
+        let Some(t) = self
+            .outs
+            .iter_mut()
+            .find(|t| t.from == from && t.mid_in == data.mid)
+        else {
+            return Forwarded::Not;
+        };
+        let OutState::Open(mid) = t.state else {
+            return Forwarded::Not;
+        };
+        if t.kind == MediaKind::Video {
+            let keyframe = data.is_keyframe();
+            if data.rid.is_some() {
+                if t.switch_to.is_some() && data.rid == t.switch_to {
+                    if !keyframe {
+                        // Ask again (throttled) until the keyframe comes: one
+                        // request can be lost, or come before the sender's
+                        // layer was mapped.
+                        return Forwarded::NeedKeyframe(data.rid);
+                    }
+                    // Switch here: the receiver's timeline runs on from the last frame.
+                    let at = data.time.numer() as i64;
+                    t.offset = match t.last_out {
+                        Some(last) => last.numer() as i64 + 3000 - at,
+                        None => 0,
+                    };
+                    if t.rid.is_some() {
+                        stats.layer_switches += 1;
+                    }
+                    tracing::debug!(receiver = ?self.id, from, from_rid = ?t.rid, to_rid = ?t.switch_to, "layer switched at a keyframe");
+                    t.rid = t.switch_to.take();
+                    t.need_keyframe = false;
+                } else if t.rid.is_none() && t.switch_to.is_none() {
+                    // No choice made yet: take what comes first, from a keyframe.
+                    if !keyframe {
+                        return Forwarded::NeedKeyframe(data.rid);
+                    }
+                    t.rid = data.rid;
+                    t.need_keyframe = false;
+                    tracing::debug!(receiver = ?self.id, from, rid = ?t.rid, "first frame forwarded");
+                } else if data.rid != t.rid {
+                    return Forwarded::Not;
+                }
+            }
+            if t.need_keyframe {
+                if !keyframe {
+                    return Forwarded::NeedKeyframe(data.rid);
+                }
+                t.need_keyframe = false;
+            }
+        }
+        let time = MediaTime::new(
+            (data.time.numer() as i64 + t.offset).max(0) as u64,
+            data.time.frequency(),
+        );
+        let Some(writer) = self.rtc.writer(mid) else {
+            return Forwarded::Not;
+        };
+        let Some(pt) = writer.match_params(data.params) else {
+            return Forwarded::Not;
+        };
+        t.last_out = Some(time);
+        if let Err(e) = writer.write(pt, data.network_time, time, data.data.clone()) {
+            tracing::debug!(id = ?self.id, error = %e, "writing to a receiver failed");
+            return Forwarded::Not;
+        }
+        stats.frames_forwarded += 1;
+        Forwarded::Written
+    }
+}

@@ -1,0 +1,698 @@
+//! The SFU core driven in simulated time, with str0m peers as the clients: no
+//! sockets, no threads, a clock that moves only when the test moves it. Each
+//! client sends a VP8-like video (keyframes only when asked, and the first frame)
+//! and Opus-like audio with audio levels; the network delivers after 5 ms, and a
+//! client's downlink can be capped (a queue drained at a rate, dropping past 400 ms).
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use callhub_sfu::str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
+use callhub_sfu::str0m::crypto::CryptoProvider;
+use callhub_sfu::str0m::media::{Direction, MediaKind, MediaTime, Mid, Simulcast, SimulcastLayer};
+use callhub_sfu::str0m::net::{Protocol, Receive};
+use callhub_sfu::str0m::{Candidate, Event, Input, Output as RtcOutput, Rtc};
+use callhub_sfu::{Output, PeerId, Sfu};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+const SFU: &str = "10.0.0.1:50000";
+const LATENCY: Duration = Duration::from_millis(5);
+const QUEUE_LIMIT: Duration = Duration::from_millis(400);
+
+struct Client {
+    contact: i64,
+    addr: SocketAddr,
+    rtc: Rtc,
+    pending: Option<SdpPendingOffer>,
+    video: Mid,
+    audio: Mid,
+    /// Simulcast layers negotiated (empty: one video).
+    rids: Vec<&'static str>,
+    /// The layers actually sent after the first frame (a browser with a small
+    /// camera sends only some of them).
+    live: Option<Vec<&'static str>>,
+    frame: u64,
+    next_video: Instant,
+    next_audio: Instant,
+    keyframe_asked: bool,
+    /// The last `tracks` list, by mid.
+    tracks: HashMap<String, (i64, String, String)>,
+    /// Per sender contact: video frames received, and whether one was a keyframe
+    /// before any other (a decoder could start).
+    video_from: HashMap<i64, Frames>,
+    audio_from: HashMap<i64, u64>,
+    speakers: Vec<i64>,
+    /// Downlink cap in bit/s, and when the link is next free.
+    cap: Option<u64>,
+    link_free: Instant,
+    loud: bool,
+    sending: bool,
+}
+
+#[derive(Default, Debug, Clone)]
+struct Frames {
+    count: u64,
+    first_was_key: Option<bool>,
+    first_at: Option<Instant>,
+    /// The layer tag of the frames received lately (the sender writes its rid into byte 1).
+    last_layer: u8,
+    layers: Vec<(Instant, u8, bool)>,
+}
+
+struct World {
+    now: Instant,
+    call: Uuid,
+    sfu: Sfu,
+    clients: Vec<Client>,
+    /// Datagrams in flight: when they arrive, from, to, bytes.
+    wire: VecDeque<(Instant, SocketAddr, SocketAddr, Vec<u8>)>,
+    crypto: Arc<CryptoProvider>,
+}
+
+impl World {
+    fn new() -> Self {
+        let now = Instant::now();
+        let sfu_addr: SocketAddr = SFU.parse().unwrap();
+        Self {
+            now,
+            call: Uuid::new_v4(),
+            sfu: Sfu::new(sfu_addr, sfu_addr, now),
+            clients: vec![],
+            wire: VecDeque::new(),
+            crypto: Arc::new(callhub_sfu::str0m::crypto::from_feature_flags()),
+        }
+    }
+
+    fn client(&mut self, contact: i64) -> &mut Client {
+        self.clients
+            .iter_mut()
+            .find(|c| c.contact == contact)
+            .expect("a client of the test")
+    }
+
+    fn peer(&self, contact: i64) -> PeerId {
+        PeerId {
+            call: self.call,
+            contact,
+        }
+    }
+
+    /// A client opens its peer connection: microphone, camera (simulcast with `rids`), offer.
+    fn join(&mut self, contact: i64, rids: &[&'static str]) {
+        let addr: SocketAddr = format!("10.0.1.{contact}:4000").parse().unwrap();
+        let mut rtc = Rtc::builder()
+            .set_crypto_provider(self.crypto.clone())
+            .build(self.now);
+        rtc.add_local_candidate(Candidate::host(addr, "udp").unwrap());
+        let mut change = rtc.sdp_api();
+        let audio = change.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
+        let simulcast = (!rids.is_empty()).then(|| {
+            let mut s = Simulcast::new();
+            for rid in rids {
+                s.add_send_layer(SimulcastLayer::new(rid));
+            }
+            s
+        });
+        let video = change.add_media(MediaKind::Video, Direction::SendOnly, None, None, simulcast);
+        let (offer, pending) = change.apply().unwrap();
+        self.clients.push(Client {
+            contact,
+            addr,
+            rtc,
+            pending: Some(pending),
+            video,
+            audio,
+            rids: rids.to_vec(),
+            live: None,
+            frame: 0,
+            next_video: self.now,
+            next_audio: self.now,
+            keyframe_asked: true,
+            tracks: HashMap::new(),
+            video_from: HashMap::new(),
+            audio_from: HashMap::new(),
+            speakers: vec![],
+            cap: None,
+            link_free: self.now,
+            loud: false,
+            sending: true,
+        });
+        let payload = json!({"sdp": {"type": "offer", "sdp": offer.to_sdp_string()}});
+        self.sfu
+            .handle_signal(self.now, self.peer(contact), &payload)
+            .unwrap();
+        self.pump_sfu();
+    }
+
+    /// Takes the SFU's output: datagrams onto the wire, frames to the clients.
+    fn pump_sfu(&mut self) {
+        let sfu_addr: SocketAddr = SFU.parse().unwrap();
+        while let Some(out) = self.sfu.poll_output() {
+            match out {
+                Output::Transmit {
+                    destination,
+                    contents,
+                    ..
+                } => {
+                    self.send(sfu_addr, destination, contents);
+                }
+                Output::Signal { to, payload } => self.deliver_signal(to.contact, payload),
+            }
+        }
+    }
+
+    fn deliver_signal(&mut self, contact: i64, payload: Value) {
+        let now = self.now;
+        let call = self.call;
+        let c = self.client(contact);
+        if let Some(tracks) = payload.get("tracks") {
+            c.tracks = tracks
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| {
+                    (
+                        t["mid"].as_str().unwrap().to_owned(),
+                        (
+                            t["contactId"].as_i64().unwrap(),
+                            t["kind"].as_str().unwrap().to_owned(),
+                            t["source"].as_str().unwrap().to_owned(),
+                        ),
+                    )
+                })
+                .collect();
+            return;
+        }
+        if let Some(who) = payload.get("activeSpeaker") {
+            c.speakers.push(who.as_i64().unwrap());
+            return;
+        }
+        let sdp = &payload["sdp"];
+        let text = sdp["sdp"].as_str().unwrap();
+        match sdp["type"].as_str().unwrap() {
+            "answer" => {
+                let pending = c.pending.take().expect("an offer of the client waits");
+                c.rtc
+                    .sdp_api()
+                    .accept_answer(pending, SdpAnswer::from_sdp_string(text).unwrap())
+                    .unwrap();
+            }
+            "offer" => {
+                assert!(
+                    c.pending.is_none(),
+                    "the test's clients never offer during an SFU offer"
+                );
+                let answer = c
+                    .rtc
+                    .sdp_api()
+                    .accept_offer(SdpOffer::from_sdp_string(text).unwrap())
+                    .unwrap();
+                let payload = json!({"sdp": {"type": "answer", "sdp": answer.to_sdp_string()}});
+                let peer = PeerId { call, contact };
+                self.sfu.handle_signal(now, peer, &payload).unwrap();
+                self.pump_sfu();
+            }
+            other => panic!("unexpected sdp type {other}"),
+        }
+    }
+
+    /// Puts a datagram on the wire; a capped downlink queues it (or drops it).
+    fn send(&mut self, from: SocketAddr, to: SocketAddr, bytes: Vec<u8>) {
+        let mut at = self.now + LATENCY;
+        if let Some(c) = self.clients.iter_mut().find(|c| c.addr == to)
+            && let Some(cap) = c.cap
+        {
+            let start = c.link_free.max(self.now);
+            if start.saturating_duration_since(self.now) > QUEUE_LIMIT {
+                return; // the queue is full: dropped
+            }
+            c.link_free =
+                start + Duration::from_nanos(bytes.len() as u64 * 8 * 1_000_000_000 / cap);
+            at = c.link_free + LATENCY;
+        }
+        let i = self.wire.partition_point(|(t, ..)| *t <= at);
+        self.wire.insert(i, (at, from, to, bytes));
+    }
+
+    /// Runs the world for `d` in steps of a millisecond.
+    fn run(&mut self, d: Duration) {
+        let end = self.now + d;
+        while self.now < end {
+            self.now += Duration::from_millis(1);
+            self.tick();
+        }
+    }
+
+    fn run_until(
+        &mut self,
+        limit: Duration,
+        mut done: impl FnMut(&World) -> bool,
+    ) -> Option<Duration> {
+        let began = self.now;
+        while self.now < began + limit {
+            self.now += Duration::from_millis(1);
+            self.tick();
+            if done(self) {
+                return Some(self.now - began);
+            }
+        }
+        None
+    }
+
+    fn tick(&mut self) {
+        let now = self.now;
+        let sfu_addr: SocketAddr = SFU.parse().unwrap();
+        // Deliver what has arrived.
+        while self.wire.front().is_some_and(|(t, ..)| *t <= now) {
+            let (_, from, to, bytes) = self.wire.pop_front().unwrap();
+            if to == sfu_addr {
+                self.sfu.handle_receive(now, from, &bytes);
+                self.pump_sfu();
+            } else if let Some(c) = self.clients.iter_mut().find(|c| c.addr == to) {
+                let input = Input::Receive(
+                    now,
+                    Receive {
+                        proto: Protocol::Udp,
+                        source: from,
+                        destination: to,
+                        contents: bytes.as_slice().try_into().unwrap(),
+                    },
+                );
+                c.rtc.handle_input(input).unwrap();
+            }
+        }
+        if self.sfu.poll_timeout() <= now {
+            self.sfu.handle_timeout(now);
+            self.pump_sfu();
+        }
+        // Clients: send media, take their output.
+        let mut outgoing = vec![];
+        for c in &mut self.clients {
+            c.rtc.handle_input(Input::Timeout(now)).unwrap();
+            if c.sending && c.rtc.is_connected() {
+                c.send_media(now);
+            }
+            loop {
+                match c.rtc.poll_output().unwrap() {
+                    RtcOutput::Timeout(_) => break,
+                    RtcOutput::Transmit(t) => {
+                        outgoing.push((c.addr, t.destination, t.contents.to_vec()))
+                    }
+                    RtcOutput::Event(e) => c.event(e, now),
+                }
+            }
+        }
+        for (from, to, bytes) in outgoing {
+            self.send(from, to, bytes);
+        }
+    }
+
+    fn video_frames(&self, receiver: i64, sender: i64) -> u64 {
+        self.clients
+            .iter()
+            .find(|c| c.contact == receiver)
+            .and_then(|c| c.video_from.get(&sender))
+            .map_or(0, |f| f.count)
+    }
+
+    fn sees(&self, receiver: i64, sender: i64) -> bool {
+        self.clients
+            .iter()
+            .find(|c| c.contact == receiver)
+            .and_then(|c| c.video_from.get(&sender))
+            .is_some_and(|f| f.count > 0 && f.first_was_key == Some(true))
+    }
+}
+
+impl Client {
+    fn send_media(&mut self, now: Instant) {
+        if now >= self.next_audio {
+            self.next_audio = now + Duration::from_millis(20);
+            let level = if self.loud { -20 } else { -127 };
+            let t = MediaTime::from_secs(0)
+                + MediaTime::new(
+                    self.frame * 960 / 3 * 2,
+                    callhub_sfu::str0m::media::Frequency::FORTY_EIGHT_KHZ,
+                );
+            let w = self.rtc.writer(self.audio).unwrap();
+            let pt = w.payload_params().next().unwrap().pt();
+            w.audio_level(level, level > -100)
+                .write(pt, now, t, vec![0xfc; 80])
+                .unwrap();
+        }
+        if now >= self.next_video {
+            self.next_video = now + Duration::from_millis(33);
+            self.frame += 1;
+            let key = std::mem::take(&mut self.keyframe_asked);
+            let t = MediaTime::new(
+                self.frame * 3000,
+                callhub_sfu::str0m::media::Frequency::NINETY_KHZ,
+            );
+            let rids = match &self.live {
+                Some(live) if self.frame > 1 => live.clone(),
+                _ => self.rids.clone(),
+            };
+            let layers: Vec<Option<&str>> = if rids.is_empty() {
+                vec![None]
+            } else {
+                rids.iter().map(|r| Some(*r)).collect()
+            };
+            for rid in layers {
+                // VP8: bit 0 of the first byte clear is a keyframe. Byte 1 tags the layer.
+                let size = match rid {
+                    Some("h") => 3000,
+                    Some("m") => 1200,
+                    Some("l") => 300,
+                    _ => 1500,
+                };
+                let mut data = vec![0x55u8; size];
+                data[0] = if key { 0x10 } else { 0x11 };
+                data[1] = rid.map_or(b'-', |r| r.as_bytes()[0]);
+                let mut w = self.rtc.writer(self.video).unwrap();
+                let pt = w
+                    .payload_params()
+                    .find(|p| p.spec().codec == callhub_sfu::str0m::format::Codec::Vp8)
+                    .unwrap()
+                    .pt();
+                if let Some(rid) = rid {
+                    w = w.rid(rid.into());
+                }
+                w.write(pt, now, t, data).unwrap();
+            }
+        }
+    }
+
+    fn event(&mut self, e: Event, now: Instant) {
+        match e {
+            Event::KeyframeRequest(_) => self.keyframe_asked = true,
+            Event::MediaData(d) => {
+                let Some((sender, kind, _)) = self.tracks.get(&d.mid.to_string()).cloned() else {
+                    return;
+                };
+                if kind == "audio" {
+                    *self.audio_from.entry(sender).or_default() += 1;
+                    return;
+                }
+                let f = self.video_from.entry(sender).or_default();
+                f.count += 1;
+                f.first_was_key.get_or_insert(d.is_keyframe());
+                f.first_at.get_or_insert(now);
+                f.last_layer = d.data.get(1).copied().unwrap_or(0);
+                f.layers.push((now, f.last_layer, d.is_keyframe()));
+            }
+            _ => {}
+        }
+    }
+}
+
+#[test]
+fn every_participant_gets_everyone_else_s_audio_and_video() {
+    let mut w = World::new();
+    for c in 1..=3 {
+        w.join(c, &[]);
+    }
+    let took = w.run_until(Duration::from_secs(5), |w| {
+        (1..=3).all(|r| (1..=3).filter(|&s| s != r).all(|s| w.sees(r, s)))
+    });
+    assert!(took.is_some(), "not everyone saw everyone within 5 s");
+    w.run(Duration::from_secs(2));
+    for r in 1..=3 {
+        let c = w.clients.iter().find(|c| c.contact == r).unwrap();
+        for s in (1..=3).filter(|&s| s != r) {
+            let frames = c.video_from[&s].count;
+            assert!(
+                frames >= 50,
+                "{r} got only {frames} video frames from {s} in 2 s"
+            );
+            assert!(
+                c.audio_from.get(&s).copied().unwrap_or(0) >= 80,
+                "{r} got little audio from {s}"
+            );
+            let sources: Vec<_> = c
+                .tracks
+                .values()
+                .filter(|t| t.0 == s)
+                .map(|t| (t.1.as_str(), t.2.as_str()))
+                .collect();
+            assert!(
+                sources.contains(&("video", "camera")) && sources.contains(&("audio", "camera")),
+                "{sources:?}"
+            );
+        }
+        assert!(
+            !c.video_from.contains_key(&r),
+            "nobody gets their own video back"
+        );
+    }
+    let stats = w.sfu.stats();
+    assert_eq!((stats.calls, stats.participants), (1, 3));
+    assert!(stats.frames_forwarded > 500, "{stats:?}");
+}
+
+#[test]
+fn a_late_joiner_sees_everyone_at_once_from_a_keyframe() {
+    let mut w = World::new();
+    for c in 1..=3 {
+        w.join(c, &[]);
+    }
+    w.run(Duration::from_secs(4));
+    // The senders send keyframes only when asked: without the SFU's request the
+    // newcomer would wait forever.
+    w.join(4, &[]);
+    let joined = w.now;
+    let took = w.run_until(Duration::from_secs(3), |w| (1..=3).all(|s| w.sees(4, s)));
+    let took = took.expect("the late joiner did not see all three within 3 s");
+    assert!(took < Duration::from_secs(2), "took {took:?}");
+    let c4 = w.clients.iter().find(|c| c.contact == 4).unwrap();
+    for s in 1..=3 {
+        let f = &c4.video_from[&s];
+        assert_eq!(
+            f.first_was_key,
+            Some(true),
+            "the first frame from {s} is a keyframe"
+        );
+        assert!(f.first_at.unwrap() >= joined);
+    }
+    // And the three see the newcomer.
+    w.run_until(Duration::from_secs(3), |w| (1..=3).all(|r| w.sees(r, 4)))
+        .expect("the three did not see the newcomer");
+}
+
+#[test]
+fn a_leaver_s_tracks_end_for_the_others() {
+    let mut w = World::new();
+    for c in 1..=3 {
+        w.join(c, &[]);
+    }
+    w.run_until(Duration::from_secs(5), |w| w.sees(1, 3) && w.sees(2, 3))
+        .unwrap();
+    w.sfu.leave(w.now, w.peer(3));
+    w.pump_sfu();
+    w.client(3).sending = false;
+    w.run(Duration::from_millis(500));
+    for r in [1, 2] {
+        let c = w.clients.iter().find(|c| c.contact == r).unwrap();
+        assert!(
+            c.tracks.values().all(|t| t.0 != 3),
+            "{r} still lists 3's tracks: {:?}",
+            c.tracks
+        );
+        let stopped = c
+            .rtc
+            .media(c.tracks.keys().next().map(|m| m.as_str().into()).unwrap())
+            .is_some();
+        assert!(stopped);
+    }
+    let before = (w.video_frames(1, 3), w.video_frames(2, 3));
+    w.run(Duration::from_secs(1));
+    assert_eq!(
+        (w.video_frames(1, 3), w.video_frames(2, 3)),
+        before,
+        "no frame of 3 after it left"
+    );
+    assert!(w.video_frames(1, 2) > 0 && w.video_frames(2, 1) > 0);
+    assert_eq!(w.sfu.stats().participants, 2);
+    // The call ends: nothing is left of it.
+    w.sfu.end_call(w.call);
+    assert_eq!((w.sfu.stats().calls, w.sfu.stats().participants), (0, 0));
+    assert!(!w.sfu.has_call(w.call));
+}
+
+#[test]
+fn a_bandwidth_cut_moves_a_receiver_to_a_lower_layer_at_a_keyframe() {
+    let mut w = World::new();
+    w.join(1, &["h", "m", "l"]);
+    w.join(2, &[]);
+    w.run_until(Duration::from_secs(5), |w| w.sees(2, 1))
+        .expect("2 sees 1");
+    // Plenty of bandwidth: 2 climbs to h.
+    let up = w.run_until(Duration::from_secs(20), |w| {
+        w.clients[1]
+            .video_from
+            .get(&1)
+            .is_some_and(|f| f.last_layer == b'h')
+    });
+    assert!(
+        up.is_some(),
+        "never reached h; layers seen: {:?}",
+        layers_seen(&w, 2, 1)
+    );
+    // Cut 2's downlink to 300 kbit/s: h (about 720 kbit/s here) no longer fits.
+    w.client(2).cap = Some(300_000);
+    let cut = w.now;
+    let down = w.run_until(Duration::from_secs(10), |w| {
+        w.clients[1]
+            .video_from
+            .get(&1)
+            .is_some_and(|f| f.last_layer != b'h')
+    });
+    assert!(
+        down.is_some(),
+        "still on h 10 s after the cut; estimate never fell?"
+    );
+    // Video goes on, on the lower layer, and every switch was at a keyframe.
+    w.run(Duration::from_secs(3));
+    let f = &w.clients[1].video_from[&1];
+    let late = w.now - Duration::from_secs(2);
+    let lower = f
+        .layers
+        .iter()
+        .filter(|(t, l, _)| *t >= late && *l != b'h')
+        .count();
+    assert!(
+        lower >= 40,
+        "only {lower} frames of a lower layer in the last 2 s: {:?}",
+        layers_seen(&w, 2, 1)
+    );
+    assert!(w.sfu.stats().layer_switches >= 1, "{:?}", w.sfu.stats());
+    let _ = cut;
+    // The cut ends: after the hold, 2 climbs back to h.
+    w.client(2).cap = None;
+    let back = w.run_until(Duration::from_secs(30), |w| {
+        w.clients[1]
+            .video_from
+            .get(&1)
+            .is_some_and(|f| f.last_layer == b'h')
+    });
+    assert!(
+        back.is_some(),
+        "never back on h: {:?}",
+        layers_seen(&w, 2, 1)
+    );
+    assert!(w.sfu.stats().layer_switches >= 2, "{:?}", w.sfu.stats());
+    let f = &w.clients[1].video_from[&1];
+    for pair in f.layers.windows(2) {
+        if pair[0].1 != pair[1].1 {
+            assert!(
+                pair[1].2,
+                "a switch to {} began with a delta frame",
+                pair[1].1 as char
+            );
+        }
+    }
+}
+
+fn layers_seen(w: &World, receiver: i64, sender: i64) -> Vec<char> {
+    let mut v: Vec<char> = w
+        .clients
+        .iter()
+        .find(|c| c.contact == receiver)
+        .unwrap()
+        .video_from[&sender]
+        .layers
+        .iter()
+        .map(|(_, l, _)| *l as char)
+        .collect();
+    v.dedup();
+    v
+}
+
+#[test]
+fn the_loudest_participant_is_announced_as_active_speaker() {
+    let mut w = World::new();
+    for c in 1..=3 {
+        w.join(c, &[]);
+    }
+    w.run(Duration::from_secs(2));
+    w.client(2).loud = true;
+    w.run(Duration::from_secs(2));
+    for c in &w.clients {
+        assert_eq!(
+            c.speakers.last(),
+            Some(&2),
+            "{} heard {:?}",
+            c.contact,
+            c.speakers
+        );
+    }
+}
+
+#[test]
+fn a_new_peer_connection_replaces_the_old_session() {
+    let mut w = World::new();
+    w.join(1, &[]);
+    w.join(2, &[]);
+    w.run_until(Duration::from_secs(5), |w| w.sees(1, 2) && w.sees(2, 1))
+        .unwrap();
+    // 2 recovers with a new RTCPeerConnection (a new DTLS fingerprint).
+    w.clients.retain(|c| c.contact != 2);
+    w.join(2, &[]);
+    w.run_until(Duration::from_secs(5), |w| w.sees(2, 1))
+        .expect("the new session gets 1's video");
+    assert_eq!(w.sfu.stats().participants, 2);
+    let c1 = &w.clients[0];
+    let from2 = c1.tracks.values().filter(|t| t.0 == 2).count();
+    assert_eq!(
+        from2, 2,
+        "1 lists 2's new audio and video only: {:?}",
+        c1.tracks
+    );
+}
+
+#[test]
+fn malformed_signaling_is_refused_and_changes_nothing() {
+    let mut w = World::new();
+    let p = w.peer(1);
+    for bad in [
+        json!({}),
+        json!({"sdp": {"type": "offer"}}),
+        json!({"sdp": {"type": "pranswer", "sdp": "v=0"}}),
+        json!({"sdp": {"type": "offer", "sdp": "not sdp"}}),
+        json!({"sdp": {"type": "answer", "sdp": "v=0\r\n"}}),
+    ] {
+        assert!(
+            w.sfu.handle_signal(w.now, p, &bad).is_err(),
+            "{bad} was accepted"
+        );
+    }
+    assert_eq!(w.sfu.stats().participants, 0);
+    assert!(
+        w.sfu
+            .handle_signal(w.now, p, &json!({"candidate": null}))
+            .is_ok()
+    );
+    assert!(w.sfu.poll_output().is_none());
+}
+
+#[test]
+fn a_sender_that_sends_only_its_top_layer_is_still_seen() {
+    // Chromium with a 320x180 camera negotiates h, m and l but sends l once and
+    // then only h.
+    let mut w = World::new();
+    w.join(1, &["h", "m", "l"]);
+    w.client(1).live = Some(vec!["h"]);
+    w.join(2, &[]);
+    w.join(3, &[]);
+    w.run_until(Duration::from_secs(5), |w| w.sees(2, 1) && w.sees(3, 1))
+        .unwrap_or_else(|| panic!("not seen; 2 got {:?}", w.clients[1].video_from.get(&1)));
+    let before = w.video_frames(2, 1);
+    w.run(Duration::from_secs(3));
+    assert!(
+        w.video_frames(2, 1) - before >= 60,
+        "video from 1 stalled: {:?}",
+        layers_seen(&w, 2, 1)
+    );
+}
