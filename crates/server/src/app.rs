@@ -179,7 +179,7 @@ impl App {
             self.send_to_guests(call.call_id, &frames);
         }
         crate::presence::call_changed(self, committed);
-        self.sfu.call_changed(committed);
+        self.sfu.call_changed(self, committed);
         if committed.deliveries > 0 {
             self.senders.wake.notify_one();
         }
@@ -316,6 +316,7 @@ impl Server {
     /// `main` bounds it by `CALLHUB_SHUTDOWN_SECS`.
     pub async fn stop(self) {
         self.stop_accepting.cancel();
+        crate::sfu::drain(&self.app).await;
         self.app.hub.close_all();
         let deadline = std::time::Instant::now() + SOCKETS_CLOSE_WITHIN;
         while self

@@ -85,6 +85,17 @@ enum Note {
     },
     /// The origin is stopping.
     Gone,
+    /// An `sfu` payload for the SFU of node `to`, which carries the call.
+    Sfu {
+        to: Uuid,
+        call: Uuid,
+        contact: i64,
+        owner: Owner,
+        payload: serde_json::Value,
+    },
+    /// A participant left an SFU call, or (contact None) the call ended: the node
+    /// carrying it frees the session.
+    SfuLeft { call: Uuid, contact: Option<i64> },
 }
 
 impl Note {
@@ -95,6 +106,7 @@ impl Note {
             Note::Guests { .. } => "guests",
             Note::Presence { .. } => "presence",
             Note::Revoke { .. } => "revoke",
+            Note::Sfu { .. } | Note::SfuLeft { .. } => "sfu",
             Note::Opened { .. } | Note::Closed { .. } | Note::Sockets { .. } | Note::Gone => {
                 "sockets"
             }
@@ -282,6 +294,43 @@ impl Bus {
         let subject = format!("{}.sockets", self.prefix);
         let owners = app.hub.owners();
         self.send(app, subject, Note::Sockets { owners });
+    }
+
+    /// Hands an `sfu` payload to the SFU of node `to`.
+    pub fn sfu(
+        &self,
+        app: &App,
+        to: Uuid,
+        from: callhub_sfu::PeerId,
+        owner: &Owner,
+        payload: serde_json::Value,
+    ) {
+        let subject = format!("{}.sfu.{to}", self.prefix);
+        let note = Note::Sfu {
+            to,
+            call: from.call,
+            contact: from.contact,
+            owner: owner.clone(),
+            payload,
+        };
+        self.send(app, subject, note);
+    }
+
+    /// Tells every node that a participant left an SFU call (None: it ended).
+    pub fn sfu_left(&self, app: &App, call: Uuid, contact: Option<i64>) {
+        let subject = format!("{}.sfu.left", self.prefix);
+        self.send(app, subject, Note::SfuLeft { call, contact });
+    }
+
+    /// Whether node `id` has been heard from lately (this node: always).
+    pub fn node_alive(&self, id: Uuid) -> bool {
+        id == self.node
+            || self
+                .remote
+                .lock()
+                .expect("bus lock")
+                .get(&id)
+                .is_some_and(|r| r.seen.elapsed() <= NODE_EXPIRY)
     }
 
     /// Whether another node has a socket of `owner`.
@@ -503,6 +552,29 @@ fn receive(app: &Arc<App>, bus: &Bus, payload: &[u8]) {
             hub.send_to_domain(&domain, &crate::presence::frame(user, presence))
         }
         Note::Revoke { family } => hub.revoke_family(&family),
+        Note::Sfu {
+            to,
+            call,
+            contact,
+            owner,
+            payload,
+        } => {
+            if to == bus.node {
+                let from = callhub_sfu::PeerId { call, contact };
+                let app = app.clone();
+                tokio::spawn(async move {
+                    if let Err(why) = app.sfu.signal(from, owner.clone(), payload).await {
+                        let frame = serde_json::json!({"type": "error", "detail": format!("sfu refused: {why}")});
+                        app.send_transient(&owner, &frame.to_string());
+                    }
+                });
+            }
+            0
+        }
+        Note::SfuLeft { call, contact } => {
+            app.sfu.left_here(call, contact);
+            0
+        }
         note => {
             for (owner, domain) in bus.heard_sockets(envelope.origin, note) {
                 owner_left(app, owner, domain);

@@ -30,6 +30,9 @@ enum Command {
     },
     Leave(PeerId),
     End(Uuid),
+    /// The node is stopping: every participant is told to offer again (to a live
+    /// node), and every session ends.
+    Drain(oneshot::Sender<usize>),
 }
 
 pub struct SfuNode {
@@ -41,6 +44,8 @@ pub struct SfuNode {
     /// The address in the SFU's ICE candidates.
     pub candidate: SocketAddr,
     stats: Mutex<Stats>,
+    /// Set when the node stops: no new session is made here.
+    draining: std::sync::atomic::AtomicBool,
 }
 
 impl SfuNode {
@@ -64,6 +69,7 @@ impl SfuNode {
             local,
             candidate: SocketAddr::new(ip, local.port()),
             stats: Mutex::new(Stats::default()),
+            draining: Default::default(),
         })
     }
 
@@ -85,29 +91,111 @@ impl SfuNode {
     }
 
     /// After a commit: participants who left an SFU call lose their session; an
-    /// ended call frees its memory.
-    pub fn call_changed(&self, committed: &callhub_store::Committed) {
+    /// ended call frees its memory, on whichever node carries it.
+    pub fn call_changed(&self, app: &App, committed: &callhub_store::Committed) {
         let call = &committed.call;
         if call.call_type != CallType::Sfu {
             return;
         }
-        if call.status == CallStatus::Ended {
-            let _ = self.tx.send(Command::End(call.call_id));
-            return;
-        }
-        for e in committed.new_events() {
-            if e.kind == EventType::Leave {
-                let _ = self.tx.send(Command::Leave(PeerId {
-                    call: call.call_id,
-                    contact: e.contact,
-                }));
+        let left: Vec<Option<i64>> = if call.status == CallStatus::Ended {
+            vec![None]
+        } else {
+            committed
+                .new_events()
+                .iter()
+                .filter(|e| e.kind == EventType::Leave)
+                .map(|e| Some(e.contact))
+                .collect()
+        };
+        for contact in left {
+            self.left_here(call.call_id, contact);
+            if let Some(bus) = &app.bus {
+                bus.sfu_left(app, call.call_id, contact);
             }
         }
+    }
+
+    /// A participant left (None: the call ended): its session here, if any, ends.
+    pub fn left_here(&self, call: Uuid, contact: Option<i64>) {
+        let _ = self.tx.send(match contact {
+            Some(contact) => Command::Leave(PeerId { call, contact }),
+            None => Command::End(call),
+        });
+    }
+
+    pub fn draining(&self) -> bool {
+        self.draining.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn stats(&self) -> Stats {
         *self.stats.lock().expect("not poisoned")
     }
+}
+
+/// Hands a participant's `sfu` payload to the SFU that carries its call: this
+/// node's, or with several nodes the one recorded with the call (over NATS). A
+/// call whose node is gone or stopping is taken over by this node.
+pub async fn route(
+    app: &Arc<App>,
+    from: PeerId,
+    owner: Owner,
+    payload: Value,
+) -> Result<(), String> {
+    let Some(bus) = &app.bus else {
+        return app.sfu.signal(from, owner, payload).await;
+    };
+    let home = home(app, bus, from.call).await?;
+    if home == bus.node {
+        app.sfu.signal(from, owner, payload).await
+    } else {
+        bus.sfu(app, home, from, &owner, payload);
+        Ok(())
+    }
+}
+
+/// The node carrying `call`'s media, claiming it for this one when it has none
+/// or its node is no longer heard from.
+async fn home(app: &App, bus: &crate::bus::Bus, call: Uuid) -> Result<Uuid, String> {
+    let current = app.store.sfu_node(call).await.map_err(|e| e.to_string())?;
+    if let Some(id) = current.as_deref().and_then(|n| n.parse::<Uuid>().ok())
+        && bus.node_alive(id)
+        && !(id == bus.node && app.sfu.draining())
+    {
+        return Ok(id);
+    }
+    if app.sfu.draining() {
+        return Err("this node is stopping: offer again in a moment".into());
+    }
+    let holder = app
+        .store
+        .claim_sfu_node(call, &bus.node.to_string(), current.as_deref())
+        .await
+        .map_err(|e| e.to_string())?;
+    if holder != bus.node.to_string() {
+        tracing::debug!(%call, %holder, "another node took the SFU call first");
+    }
+    holder
+        .parse()
+        .map_err(|_| format!("the call's SFU node {holder:?} is not a node id"))
+}
+
+/// On SIGTERM: no new sessions here; the node's calls are given up in the store
+/// (a live node takes each over at its next offer), and every participant of
+/// this SFU is told to offer again (`{"restart": true}`). Answers how many.
+pub async fn drain(app: &Arc<App>) -> usize {
+    app.sfu
+        .draining
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+    if let Some(bus) = &app.bus
+        && let Err(e) = app.store.release_sfu_node(&bus.node.to_string()).await
+    {
+        tracing::warn!(error = %e, "giving up this node's SFU calls failed; other nodes take them over once it is gone");
+    }
+    let (tx, rx) = oneshot::channel();
+    if app.sfu.tx.send(Command::Drain(tx)).is_err() {
+        return 0;
+    }
+    rx.await.unwrap_or(0)
 }
 
 /// The address other hosts reach this one by, for a socket bound to 0.0.0.0
@@ -168,6 +256,16 @@ pub async fn run(app: Arc<App>, shutdown: CancellationToken) {
                 Some(Command::End(call)) => {
                     sfu.end_call(call);
                     owners.retain(|p, _| p.call != call);
+                }
+                Some(Command::Drain(done)) => {
+                    let told = owners.len();
+                    for (who, owner) in owners.drain() {
+                        let frame = json!({"type": "sfu", "callId": who.call, "payload": {"restart": true}});
+                        app.send_transient(&owner, &frame.to_string());
+                        sfu.end_call(who.call);
+                    }
+                    tracing::info!(participants = told, "SFU drained: its participants offer again elsewhere");
+                    let _ = done.send(told);
                 }
             },
             _ = tokio::time::sleep_until(deadline) => {}

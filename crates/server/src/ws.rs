@@ -459,7 +459,7 @@ impl Session {
             call: call_id,
             contact: from,
         };
-        self.app.sfu.signal(peer, self.who.owner(), payload).await
+        crate::sfu::route(&self.app, peer, self.who.owner(), payload).await
     }
 
     /// Relays signaling to another participant who has joined the same call.

@@ -97,6 +97,8 @@ pub struct Participant {
     pub received: HashMap<i64, Received>,
     pub speakers: Vec<i64>,
     pub keyframes_asked: u64,
+    /// The SFU asked for a new connection (`{"restart": true}`: its node stops).
+    pub restart_asked: bool,
 }
 
 impl Participant {
@@ -129,6 +131,7 @@ impl Participant {
             received: HashMap::new(),
             speakers: vec![],
             keyframes_asked: 0,
+            restart_asked: false,
         };
         (
             p,
@@ -152,6 +155,10 @@ impl Participant {
                     ))
                 })
                 .collect();
+            return Ok(None);
+        }
+        if payload.get("restart").and_then(Value::as_bool) == Some(true) {
+            self.restart_asked = true;
             return Ok(None);
         }
         if let Some(who) = payload.get("activeSpeaker").and_then(Value::as_i64) {

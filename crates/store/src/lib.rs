@@ -267,6 +267,21 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Option<String>>;
     async fn token_family_revoked(&self, family: &str) -> Result<bool>;
 
+    /// The node whose SFU carries the call's media (several nodes), if any.
+    async fn sfu_node(&self, call: Uuid) -> Result<Option<String>>;
+    /// Makes `node` the call's SFU node if the call's node is still `expected`
+    /// (None: no node); answers the call's node after it (`node`, or whoever took
+    /// it first). NotFound for no such call.
+    async fn claim_sfu_node(
+        &self,
+        call: Uuid,
+        node: &str,
+        expected: Option<&str>,
+    ) -> Result<String>;
+    /// A stopping node gives up its calls: a live node takes each over at its next
+    /// offer. Answers how many.
+    async fn release_sfu_node(&self, node: &str) -> Result<u64>;
+
     /// Stores a new call with its events and messages in one transaction.
     async fn insert_call(&self, created: Transition) -> Result<Committed>;
     /// Runs `update` on the call under a lock and stores what it returns, with the

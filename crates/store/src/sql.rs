@@ -1310,6 +1310,55 @@ impl Store for SqlStore {
         Ok(revoked.is_none_or(|r| r.is_some()))
     }
 
+    async fn sfu_node(&self, call: Uuid) -> Result<Option<String>> {
+        let node: Option<Option<String>> =
+            sqlx::query_scalar("SELECT sfu_node FROM calls WHERE call_id = $1")
+                .bind(call.to_string())
+                .fetch_optional(&self.read)
+                .await
+                .map_err(db_error)?;
+        node.ok_or(StoreError::NotFound)
+    }
+
+    async fn claim_sfu_node(
+        &self,
+        call: Uuid,
+        node: &str,
+        expected: Option<&str>,
+    ) -> Result<String> {
+        // One statement: of two nodes claiming at once, the second finds the
+        // first's id and takes nothing.
+        sqlx::query(
+            "UPDATE calls SET sfu_node = $2 WHERE call_id = $1 \
+             AND (sfu_node = $3 OR (sfu_node IS NULL AND $4 = 1))",
+        )
+        .bind(call.to_string())
+        .bind(node)
+        .bind(expected.unwrap_or(""))
+        .bind(i64::from(expected.is_none()))
+        .execute(&self.write)
+        .await
+        .map_err(db_error)?;
+        let now: Option<Option<String>> =
+            sqlx::query_scalar("SELECT sfu_node FROM calls WHERE call_id = $1")
+                .bind(call.to_string())
+                .fetch_optional(&self.write)
+                .await
+                .map_err(db_error)?;
+        now.ok_or(StoreError::NotFound)?.ok_or_else(|| {
+            StoreError::Conflict("the call's SFU node was released meanwhile".into())
+        })
+    }
+
+    async fn release_sfu_node(&self, node: &str) -> Result<u64> {
+        let done = sqlx::query("UPDATE calls SET sfu_node = NULL WHERE sfu_node = $1")
+            .bind(node)
+            .execute(&self.write)
+            .await
+            .map_err(db_error)?;
+        Ok(done.rows_affected())
+    }
+
     async fn insert_call(&self, mut created: Transition) -> Result<Committed> {
         let mut tx = self.begin_write().await?;
         let (messages, deliveries) = self.save(&mut tx, None, &mut created).await?;

@@ -42,6 +42,7 @@ export class TestServer {
       CALLHUB_DATA_DIR: dataDir,
       CALLHUB_DATABASE_URL: `sqlite://${join(dataDir, "callhub.db")}`,
       CALLHUB_LISTEN: `127.0.0.1:${options.port ?? 0}`,
+      CALLHUB_SFU_UDP: "127.0.0.1:0",
       CALLHUB_LOG: "info",
       CALLHUB_LOG_FORMAT: "json",
       ...options.env,

@@ -128,9 +128,15 @@ export class SfuPeer extends EventTarget {
     return this.run(() => this.handle(payload || {}));
   }
 
-  async handle({ sdp, candidate, tracks, activeSpeaker }) {
+  async handle({ sdp, candidate, tracks, activeSpeaker, restart }) {
     const pc = this.pc;
     if (this.closed || pc.signalingState === 'closed') return;
+    if (restart) {
+      // The node carrying the call is stopping (docs/api.md "SFU calls"): a new
+      // connection, offered again, lands on a live node. Outside this queue step.
+      setTimeout(() => this.restart(), 0);
+      return;
+    }
     if (tracks) {
       // Comes right before the offer it describes: kept for when that offer is applied.
       this.tracks = tracksByMid(tracks);

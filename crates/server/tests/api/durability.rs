@@ -17,6 +17,8 @@ pub(crate) fn callhub(db: &TestDb, port: u16) -> Command {
     cmd.env("CALLHUB_DATABASE_URL", &db.url)
         .env("CALLHUB_DATA_DIR", &db.dir)
         .env("CALLHUB_LISTEN", format!("127.0.0.1:{port}"))
+        // Nodes of the suite run side by side: each SFU on a port of its own.
+        .env("CALLHUB_SFU_UDP", "127.0.0.1:0")
         .env("CALLHUB_LOG", "warn")
         .kill_on_drop(true);
     cmd

@@ -784,3 +784,102 @@ async fn a_guest_on_another_node_gets_signaling_and_the_calls_events() {
         "a guest's events are not sequenced"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_sfu_call_lives_on_one_node_and_moves_when_that_node_drains() {
+    use crate::sfu::{Peer, run};
+    let mut cluster = Cluster::start(3, &local_nats(), |_| {}).await;
+    let alice = cluster.user(0, "alice").await;
+    let bob = cluster.user(1, "bob").await;
+    let call = alice
+        .rtc()
+        .create_call_for_contacts(&call_request(CallType::Sfu, &[&bob]))
+        .await
+        .unwrap();
+    let a_id = alice
+        .rtc()
+        .join_call(call.call_id)
+        .await
+        .unwrap()
+        .media
+        .contact_id;
+    let b_id = bob
+        .rtc()
+        .join_call(call.call_id)
+        .await
+        .unwrap()
+        .media
+        .contact_id;
+    // Alice's socket is on node 0, Bob's on node 1: their `sfu` frames meet on one SFU.
+    let mut a = Peer::open(&cluster.url(0), alice.token().await, call.call_id, a_id).await;
+    let mut b = Peer::open(&cluster.url(1), bob.token().await, call.call_id, b_id).await;
+    run(&mut [&mut a, &mut b], Duration::from_secs(20), |p| {
+        p[0].p.sees(b_id) && p[1].p.sees(a_id)
+    })
+    .await
+    .unwrap_or_else(|| panic!("no video both ways; errors {:?} {:?}", a.errors, b.errors));
+    let store = cluster.nodes[0].app.store.clone();
+    let node_id = |s: &Server| s.app.bus.as_ref().unwrap().node.to_string();
+    let home = store
+        .sfu_node(call.call_id)
+        .await
+        .unwrap()
+        .expect("the call's node is recorded");
+    let at = cluster
+        .nodes
+        .iter()
+        .position(|n| node_id(n) == home)
+        .expect("the recorded node is one of the cluster");
+    assert!(
+        at < 2,
+        "the call lives on a node where one of its participants offered"
+    );
+    eventually(5, || async {
+        cluster
+            .nodes
+            .iter()
+            .enumerate()
+            .all(|(i, n)| n.app.sfu.stats().participants == if i == at { 2 } else { 0 })
+    })
+    .await;
+
+    // SIGTERM's path on the call's node: it gives the call up and tells everyone to
+    // offer again; a client whose socket was there reconnects to a live node.
+    let stopping = cluster.nodes.remove(at);
+    stopping.stop().await;
+    let live = cluster.url(cluster.nodes.len() - 1); // the third node, in neither path so far
+    for peer in [&mut a, &mut b] {
+        run(&mut [&mut *peer], Duration::from_secs(5), |p| {
+            p[0].closed || p[0].p.restart_asked
+        })
+        .await
+        .unwrap_or_else(|| {
+            panic!(
+                "{} was told nothing when its SFU's node stopped",
+                peer.contact
+            )
+        });
+        let url = peer.closed.then_some(live.as_str());
+        peer.renew(url).await;
+    }
+    run(&mut [&mut a, &mut b], Duration::from_secs(20), |p| {
+        p[0].p.sees(b_id) && p[1].p.sees(a_id)
+    })
+    .await
+    .unwrap_or_else(|| {
+        panic!(
+            "the call did not come back on a live node; errors {:?} {:?}",
+            a.errors, b.errors
+        )
+    });
+    let moved = store
+        .sfu_node(call.call_id)
+        .await
+        .unwrap()
+        .expect("recorded again");
+    assert_ne!(moved, home);
+    assert!(
+        cluster.nodes.iter().any(|n| node_id(n) == moved),
+        "moved to a live node"
+    );
+}

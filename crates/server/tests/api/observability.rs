@@ -209,6 +209,7 @@ impl Served {
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("CALLHUB_DATA_DIR", &dir)
             .env("CALLHUB_LISTEN", "127.0.0.1:0")
+            .env("CALLHUB_SFU_UDP", "127.0.0.1:0")
             .env("CALLHUB_LOG_FORMAT", format)
             .env("CALLHUB_CORS_ORIGINS", "https://app.example.org")
             .stderr(Stdio::piped())

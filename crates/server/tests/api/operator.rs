@@ -19,6 +19,8 @@ fn callhub_in(dir: &std::path::Path) -> Command {
         .env_remove("CALLHUB_DATABASE_URL")
         .env_remove("CALLHUB_DATA_DIR")
         .env_remove("CALLHUB_CONFIG")
+        // Nodes of the suite run side by side: each SFU on a port of its own.
+        .env("CALLHUB_SFU_UDP", "127.0.0.1:0")
         .env("CALLHUB_LOG", "warn")
         .kill_on_drop(true);
     cmd

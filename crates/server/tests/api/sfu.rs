@@ -16,27 +16,33 @@ use uuid::Uuid;
 use crate::helpers::*;
 use crate::sockets::{RawWs, next_text, raw_socket};
 
-/// A participant with its socket to the server and its UDP socket.
-struct Peer {
-    contact: i64,
+/// A participant with its socket to a node and its UDP socket.
+pub(crate) struct Peer {
+    pub contact: i64,
     call: Uuid,
+    token: String,
     ws: RawWs,
+    /// The node closed the socket.
+    pub closed: bool,
     udp: UdpSocket,
     local: SocketAddr,
-    p: Participant,
-    errors: Vec<String>,
+    pub p: Participant,
+    pub errors: Vec<String>,
 }
 
 impl Peer {
-    async fn open(app: &TestApp, user: &TestUser, call: Uuid, contact: i64) -> Peer {
-        let ws = raw_socket(app, &user.token().await).await;
+    /// Opens a socket to the node at `url` and offers.
+    pub async fn open(url: &str, token: String, call: Uuid, contact: i64) -> Peer {
+        let ws = socket_at(url, &token).await;
         let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let local = udp.local_addr().unwrap();
         let (p, offer) = Participant::new(local, Instant::now(), None);
         let mut peer = Peer {
             contact,
             call,
+            token,
             ws,
+            closed: false,
             udp,
             local,
             p,
@@ -44,6 +50,18 @@ impl Peer {
         };
         peer.send_sfu(offer).await;
         peer
+    }
+
+    /// What a client does when its node goes or the SFU asks: a new connection
+    /// (a socket to `url` if given), offered again.
+    pub async fn renew(&mut self, url: Option<&str>) {
+        if let Some(url) = url {
+            self.ws = socket_at(url, &self.token).await;
+            self.closed = false;
+        }
+        let (p, offer) = Participant::new(self.local, Instant::now(), None);
+        self.p = p;
+        self.send_sfu(offer).await;
     }
 
     async fn send_sfu(&mut self, payload: Value) {
@@ -56,7 +74,18 @@ impl Peer {
 
     /// One round: frames from the server, datagrams, time.
     async fn step(&mut self) {
-        while let Some(Some(Ok(m))) = self.ws.next().now_or_never() {
+        while let Some(next) = self.ws.next().now_or_never() {
+            let m = match next {
+                Some(Ok(m)) => m,
+                _ => {
+                    self.closed = true;
+                    break;
+                }
+            };
+            if let WsMessage::Close(_) = m {
+                self.closed = true;
+                break;
+            }
             let WsMessage::Text(t) = m else { continue };
             let f: Value = serde_json::from_str(t.as_str()).unwrap();
             match f["type"].as_str() {
@@ -84,8 +113,16 @@ impl Peer {
     }
 }
 
+async fn socket_at(url: &str, token: &str) -> RawWs {
+    let url = format!("{}/ws?access_token={token}", url.replacen("http", "ws", 1));
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    let hello = ws.next().await.unwrap().unwrap();
+    assert!(hello.to_text().unwrap().contains("\"hello\""));
+    ws
+}
+
 /// Runs the peers until `done` holds (answers the time it took) or `limit` passes.
-async fn run(
+pub(crate) async fn run(
     peers: &mut [&mut Peer],
     limit: Duration,
     done: impl Fn(&[&mut Peer]) -> bool,
@@ -140,8 +177,8 @@ backend_tests! {
         let joined = bob.rtc().join_call(call.call_id).await.unwrap();
         assert_eq!(joined.media.call_type, CallType::Sfu);
         let b_id = joined.media.contact_id;
-        let mut a = Peer::open(&app, &alice, call.call_id, a_id).await;
-        let mut b = Peer::open(&app, &bob, call.call_id, b_id).await;
+        let mut a = Peer::open(&app.url, alice.token().await, call.call_id, a_id).await;
+        let mut b = Peer::open(&app.url, bob.token().await, call.call_id, b_id).await;
         let took = run(&mut [&mut a, &mut b], Duration::from_secs(15), |p| p[0].p.sees(b_id) && p[1].p.sees(a_id)).await;
         assert!(took.is_some(), "no video both ways within 15 s; errors {:?} {:?}", a.errors, b.errors);
         run(&mut [&mut a, &mut b], Duration::from_secs(1), |_| false).await;
@@ -226,5 +263,23 @@ backend_tests! {
             }
         };
         tokio::time::timeout(Duration::from_secs(3), one).await.expect("Alice's session is not counted");
+    }
+
+    async fn an_sfu_call_is_claimed_by_one_node_at_a_time(backend: Backend) {
+        let app = TestApp::spawn(backend).await;
+        let alice = app.user("alice", &[Role::User]).await;
+        let call = alice.rtc().create_call_for_contacts(&call_request(CallType::Sfu, &[])).await.unwrap();
+        let store = &app.server.app.store;
+        assert_eq!(store.sfu_node(call.call_id).await.unwrap(), None);
+        // The first claim wins; a second made from the same view finds the winner.
+        assert_eq!(store.claim_sfu_node(call.call_id, "n1", None).await.unwrap(), "n1");
+        assert_eq!(store.claim_sfu_node(call.call_id, "n2", None).await.unwrap(), "n1");
+        // Taking over from a node known to be gone succeeds once.
+        assert_eq!(store.claim_sfu_node(call.call_id, "n2", Some("n1")).await.unwrap(), "n2");
+        assert_eq!(store.claim_sfu_node(call.call_id, "n3", Some("n1")).await.unwrap(), "n2");
+        // A stopping node gives its calls up.
+        assert_eq!(store.release_sfu_node("n2").await.unwrap(), 1);
+        assert_eq!(store.sfu_node(call.call_id).await.unwrap(), None);
+        assert!(matches!(store.sfu_node(Uuid::new_v4()).await, Err(callhub_store::StoreError::NotFound)));
     }
 }
