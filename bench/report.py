@@ -39,3 +39,19 @@ for r in rows:
         print(f"| {b} | idle authenticated sockets held | {r['open']} open, {r['server_fds']} server fds | | | | | {r['kib_per_socket']} KiB each; 100k ≈ {r['projected_100k_mib']} MiB |")
     elif kind == "fanout":
         print(f"| {b} | notifications delivered ({r['connected']} users connected) | {r['calls']} calls × 32 messages | {r['delivered_per_s']:.0f} | | | | {r['delivered_per_server_cpu_sec']} per server CPU-second |")
+
+# The SFU benchmark (bench/sfu.sh): callhub and Janus on the same streams, and the
+# ratio of their forwarded datagrams per server CPU-second in the same round.
+sfu = [r for r in rows if r.get("bench") == "sfu"]
+if sfu:
+    if len(sfu) < len(rows):
+        print()
+    print("| server | N | round | datagrams received/s | per server CPU-s | server CPU-s | generator CPU-s | Mbit/s | video loss | frames per receiver (min–max) | min per pair | KiB per participant | callhub/Janus | load avg |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for r in sfu:
+        other = next((o for o in sfu if o["server"] == "janus" and o["participants"] == r["participants"] and o.get("round") == r.get("round")), None)
+        ratio = ""
+        if r["server"] == "callhub" and other and other.get("datagrams_per_server_cpu_sec") and r.get("datagrams_per_server_cpu_sec"):
+            ratio = f"{r['datagrams_per_server_cpu_sec'] / other['datagrams_per_server_cpu_sec']:.2f}"
+        conn = "" if r["connected"] else " (not all connected)"
+        print(f"| {r['server']}{conn} | {r['participants']} | {r.get('round', '')} | {r['datagrams_per_s']:.0f} | {r['datagrams_per_server_cpu_sec']} | {r['server_cpu_secs']} | {r['generator_cpu_secs']} | {r['udp_mbit_per_s']} | {r['video_loss'] * 100:.2f}% | {r['frames_per_receiver_min']}–{r['frames_per_receiver_max']} | {r['frames_per_pair_min']} | {r['kib_per_participant']} | {ratio} | {r['loadavg']} |")

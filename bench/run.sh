@@ -37,7 +37,7 @@ start_server() { # backend
     fi
     URL="http://127.0.0.1:$port"
     CALLHUB_LISTEN="127.0.0.1:$port" CALLHUB_DATABASE_URL="$DB_URL" CALLHUB_DATA_DIR="$WORK" CALLHUB_LOG=warn \
-        CALLHUB_DB_MAX_CONNECTIONS=32 CALLHUB_CONNECTIONS_PER_IP=30000 "$BIN/callhub" serve 2>"$WORK/server.log" &
+        CALLHUB_DB_MAX_CONNECTIONS=32 CALLHUB_CONNECTIONS_PER_IP=30000 CALLHUB_SFU_UDP=127.0.0.1:0 "$BIN/callhub" serve 2>"$WORK/server.log" &
     SERVER_PID=$!
     for _ in $(seq 1 100); do curl -sf "$URL/health" >/dev/null && return 0; sleep 0.1; done
     echo "server did not start"; cat "$WORK/server.log"; exit 1
@@ -116,5 +116,18 @@ start_server sqlite
 "$BENCH" setup --database-url "$DB_URL" --data-dir "$WORK" --users "$FAN_USERS" --tokens "$WORK/tokens"
 record '{"backend":"sqlite"}' "$("$BENCH" fanout --url "$URL" --tokens "$WORK/tokens" --users "$FAN_USERS" --invitees-per-call 10 --rate $(( SMOKE == 1 ? 20 : 300 )) --duration-secs "$DUR" --source-ips 127.0.0.2,127.0.0.3 --server-pid "$SERVER_PID")"
 stop_server
+
+# The SFU: here only a smoke of the generator (3 participants on loopback, str0m to
+# str0m); its figures against Janus come from bench/sfu.sh (root, a namespace).
+if [ "$SMOKE" = 1 ]; then
+    start_server sqlite
+    "$BENCH" setup --database-url "$DB_URL" --data-dir "$WORK" --users 3 --tokens "$WORK/tokens"
+    line="$("$BENCH" sfu --url "$URL" --tokens "$WORK/tokens" --participants 3 --seconds 2 --server-pid "$SERVER_PID" --connect-secs 20)"
+    record '{"backend":"sqlite"}' "$line"
+    echo "$line" | python3 -c 'import json,sys; r=json.load(sys.stdin); sys.exit(0 if r["connected"] and r["video_frames_received"] > 0 else "sfu: not everyone saw everyone")'
+    stop_server
+else
+    echo "SFU figures: bench/sfu.sh (callhub against Janus, in a network namespace)"
+fi
 
 python3 bench/report.py "$OUT"

@@ -4,8 +4,11 @@
 
 mod floor;
 mod http;
+mod janus;
+mod participant;
 mod ring;
 mod setup;
+mod sfu;
 mod sockets;
 mod stats;
 
@@ -45,6 +48,10 @@ enum Cmd {
     Fanout(sockets::FanoutArgs),
     /// The same inserts as createCall, straight into the store: the database's floor.
     Floor(floor::Args),
+    /// N str0m participants in one SFU call, everyone receiving everyone.
+    Sfu(sfu::Args),
+    /// The same participants and streams through Janus VideoRoom.
+    Janus(janus::Args),
 }
 
 #[tokio::main]
@@ -62,5 +69,7 @@ async fn main() -> anyhow::Result<()> {
         Cmd::Sockets(a) => sockets::run(a).await,
         Cmd::Fanout(a) => sockets::fanout(a).await,
         Cmd::Floor(a) => floor::run(a).await,
+        Cmd::Sfu(a) => sfu::run(a).await,
+        Cmd::Janus(a) => janus::run(a).await,
     }
 }

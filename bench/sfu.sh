@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# The SFU benchmark (issue 18): N str0m participants sending a VP8 clip, everyone
+# receiving everyone, through callhub's SFU and through Janus VideoRoom, A B A B
+# for each N in one session, release builds. Root: it runs in a network namespace
+# of its own with a veth pair (libnice in Janus gathers nothing on lo); both
+# servers serve UDP on 10.99.0.1, the participants bind 10.99.0.2.
+#   bench/sfu.sh                       N = 4 8 16 32, 10 s each
+#   SFU_NS="4 8" SFU_SECS=5 SFU_ROUNDS=2 bench/sfu.sh
+# Writes bench/results/<UTC time>-sfu.jsonl and prints the table (bench/report.py).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+TARGET="${CARGO_TARGET_DIR:-target}"
+NS_LIST="${SFU_NS:-4 8 16 32}"; SECS="${SFU_SECS:-10}"; ROUNDS="${SFU_ROUNDS:-1}"
+
+if [ -z "${SFU_INSIDE:-}" ]; then
+    command -v janus >/dev/null || { echo "janus is missing: apt-get install -y janus"; exit 1; }
+    nice cargo build --locked --release -p callhub-server -p callhub-bench
+    mkdir -p bench/results
+    OUT="${SFU_OUT:-bench/results/$(date -u +%Y%m%dT%H%M%SZ)-sfu.jsonl}"
+    SFU_INSIDE=1 SFU_OUT="$OUT" exec unshare -n "$0" "$@"
+fi
+
+OUT="$SFU_OUT"; BIN="$TARGET/release"; BENCH="$BIN/callhub-bench"
+ip link set lo up
+ip link add v0 type veth peer name v1
+ip addr add 10.99.0.1/24 dev v0; ip addr add 10.99.0.2/24 dev v1
+ip link set v0 up; ip link set v1 up
+
+WORK="$(mktemp -d)"; CALLHUB_PID=""; JANUS_PID=""
+cleanup() {
+    [ -n "$CALLHUB_PID" ] && kill "$CALLHUB_PID" 2>/dev/null && wait "$CALLHUB_PID" 2>/dev/null || true
+    [ -n "$JANUS_PID" ] && kill "$JANUS_PID" 2>/dev/null && wait "$JANUS_PID" 2>/dev/null || true
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+record() { python3 -c 'import json,sys; v=json.loads(sys.argv[2]); v.update(json.loads(sys.argv[1])); print(json.dumps(v))' "$1" "$2" | tee -a "$OUT"; }
+
+# callhub: SQLite, its SFU on the veth address, /metrics' SFU counters every 0.5 s.
+URL="http://127.0.0.1:18080"
+CALLHUB_LISTEN=127.0.0.1:18080 CALLHUB_DATABASE_URL="sqlite://$WORK/callhub.db" CALLHUB_DATA_DIR="$WORK" \
+    CALLHUB_LOG=warn CALLHUB_SFU_UDP=10.99.0.1:0 CALLHUB_GAUGE_REFRESH_MILLIS=500 \
+    "$BIN/callhub" serve 2>"$WORK/callhub.log" &
+CALLHUB_PID=$!
+janus -F "$PWD/bench/janus" -L "$WORK/janus.log" >/dev/null 2>&1 &
+JANUS_PID=$!
+for _ in $(seq 1 100); do curl -sf "$URL/health" >/dev/null && break; sleep 0.1; done
+for _ in $(seq 1 100); do curl -sf http://127.0.0.1:8088/janus/info >/dev/null && break; sleep 0.1; done
+curl -sf http://127.0.0.1:8088/janus/info >/dev/null || { echo "janus did not start"; cat "$WORK/janus.log"; exit 1; }
+MAX_N=$(echo $NS_LIST | tr ' ' '\n' | sort -n | tail -1)
+"$BENCH" setup --database-url "sqlite://$WORK/callhub.db" --data-dir "$WORK" --users "$MAX_N" --tokens "$WORK/tokens"
+
+for round in $(seq 1 "$ROUNDS"); do
+    for n in $NS_LIST; do
+        L="{\"round\":$round}"
+        ARGS=(--participants "$n" --seconds "$SECS" --local-ip 10.99.0.2 --clip bench/media/clip.ivf)
+        record "$L" "$("$BENCH" sfu --url "$URL" --tokens "$WORK/tokens" --server-pid "$CALLHUB_PID" "${ARGS[@]}")"
+        sleep 2
+        record "$L" "$("$BENCH" janus --server-pid "$JANUS_PID" "${ARGS[@]}")"
+        sleep 2
+    done
+done
+echo "callhub log:"; grep -ciE "error|panic" "$WORK/callhub.log" || true
+python3 bench/report.py "$OUT"
