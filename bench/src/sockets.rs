@@ -148,6 +148,13 @@ pub struct FanoutArgs {
     /// The server's pid, to count its CPU time.
     #[arg(long)]
     server_pid: Option<u32>,
+    /// Several nodes: their URLs, comma-separated. The users' sockets and the
+    /// createCall requests are spread over them in turn (`--url` is then unused).
+    #[arg(long)]
+    node_urls: Option<String>,
+    /// Several nodes: their pids, comma-separated; the CPU time is their sum.
+    #[arg(long)]
+    node_pids: Option<String>,
 }
 
 /// CPU seconds a process has used (user + system).
@@ -158,27 +165,51 @@ fn cpu_secs(pid: u32) -> Option<f64> {
     Some(ticks / 100.0)
 }
 
+/// CPU seconds of several processes together.
+fn cpu_secs_of(pids: &[u32]) -> Option<f64> {
+    pids.iter().map(|&p| cpu_secs(p)).sum()
+}
+
 pub async fn fanout(a: FanoutArgs) -> anyhow::Result<()> {
     let tokens = read_tokens(&a.server.tokens)?;
     anyhow::ensure!(tokens.len() >= a.users, "fanout needs {} users", a.users);
     let users = &tokens[..a.users];
+    let urls: Vec<String> = match &a.node_urls {
+        Some(list) => list.split(',').map(|u| u.trim().to_owned()).collect(),
+        None => vec![a.server.url.clone()],
+    };
+    let mut pids: Vec<u32> = a.server_pid.into_iter().collect();
+    if let Some(list) = &a.node_pids {
+        for p in list.split(',') {
+            pids.push(p.trim().parse()?);
+        }
+    }
     let delivered = Arc::new(AtomicU64::new(0));
-    let (open, failed) = open_many(
-        &a.server.url,
-        users,
-        a.users,
-        &sources(&a.source_ips)?,
-        200,
-        Some(delivered.clone()),
-    )
-    .await;
+    let (mut open, mut failed) = (0, 0);
+    // User i's socket is on node i % nodes.
+    for (n, url) in urls.iter().enumerate() {
+        let mine: Vec<(i64, String, String)> = users
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| i % urls.len() == n)
+            .map(|(_, u)| u.clone())
+            .collect();
+        let (o, f) = open_many(
+            url,
+            &mine,
+            mine.len(),
+            &sources(&a.source_ips)?,
+            200,
+            Some(delivered.clone()),
+        )
+        .await;
+        open += o;
+        failed += f;
+    }
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(1024)
         .build()?;
-    let (base_delivered, base_cpu) = (
-        delivered.load(Ordering::Relaxed),
-        a.server_pid.and_then(cpu_secs),
-    );
+    let (base_delivered, base_cpu) = (delivered.load(Ordering::Relaxed), cpu_secs_of(&pids));
     let start = Instant::now();
     let ok = Arc::new(AtomicU64::new(0));
     paced(a.rate, Duration::from_secs(a.duration_secs), |n| {
@@ -191,7 +222,7 @@ pub async fn fanout(a: FanoutArgs) -> anyhow::Result<()> {
             r#"{{"callTitle":"fan {n}","callType":"SFU","invitedContacts":[{}]}}"#,
             invited.join(",")
         );
-        let req = create_call(&client, &a.server.url, &caller.2, body);
+        let req = create_call(&client, &urls[n % urls.len()], &caller.2, body);
         let ok = ok.clone();
         tokio::spawn(async move {
             if req.send().await.is_ok_and(|r| r.status().is_success()) {
@@ -203,7 +234,7 @@ pub async fn fanout(a: FanoutArgs) -> anyhow::Result<()> {
     tokio::time::sleep(Duration::from_secs(1)).await;
     let secs = start.elapsed().as_secs_f64();
     let got = delivered.load(Ordering::Relaxed) - base_delivered;
-    let cpu = match (base_cpu, a.server_pid.and_then(cpu_secs)) {
+    let cpu = match (base_cpu, cpu_secs_of(&pids)) {
         (Some(b), Some(e)) => Some(e - b),
         _ => None,
     };
@@ -212,7 +243,7 @@ pub async fn fanout(a: FanoutArgs) -> anyhow::Result<()> {
     println!(
         "{}",
         json!({
-            "bench": "fanout", "connected": open, "failed_sockets": failed, "calls": calls,
+            "bench": "fanout", "nodes": urls.len(), "connected": open, "failed_sockets": failed, "calls": calls,
             "expected_messages": calls * (3 * a.invitees_per_call as u64 + 2),
             "delivered": got, "delivered_per_s": (got as f64 / secs).round(),
             "server_cpu_secs": cpu, "delivered_per_server_cpu_sec": per_cpu_sec,

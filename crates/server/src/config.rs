@@ -385,6 +385,8 @@ impl Config {
         .expect("defaults are valid");
         cfg.database_url = database_url.to_owned();
         cfg.data_dir = data_dir;
+        // Embedded servers (tests, benchmarks) run side by side: each SFU on a free port.
+        cfg.sfu_udp = SocketAddr::new(cfg.listen.ip(), 0);
         cfg
     }
 }

@@ -1,7 +1,9 @@
 //! A scripted participant of an SFU call, sans-IO like the SFU: a str0m peer that
 //! offers a microphone and a camera, answers the SFU's offers, sends Opus-sized
-//! audio and VP8 video (a recorded IVF clip, or synthetic frames), and counts
-//! what it receives from whom. Tests and the load generator (`bench/`) drive it.
+//! audio and VP8 video (a recorded IVF clip, or synthetic frames) on the clip's
+//! clock, and counts what it sends and what it receives from whom. Tests and the
+//! load generator (`bench/`) drive it; `receiver` is a receive-only peer for
+//! servers that put a subscription on a connection of its own (Janus).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -52,6 +54,17 @@ impl Clip {
     }
 }
 
+/// The next due time a period after the last one, so late polls do not slow the
+/// rate; more than a second behind (a stall), it starts again from now.
+fn on_clock(due: Instant, period: Duration, now: Instant) -> Instant {
+    let next = due + period;
+    if next + Duration::from_secs(1) < now {
+        now + period
+    } else {
+        next
+    }
+}
+
 fn is_vp8_keyframe(frame: &[u8]) -> bool {
     frame.first().is_some_and(|b| b & 1 == 0)
 }
@@ -97,6 +110,9 @@ pub struct Participant {
     pub received: HashMap<i64, Received>,
     pub speakers: Vec<i64>,
     pub keyframes_asked: u64,
+    /// Video and audio frames handed to str0m to send.
+    pub video_sent: u64,
+    pub audio_sent: u64,
     /// The SFU asked for a new connection (`{"restart": true}`: its node stops).
     pub restart_asked: bool,
 }
@@ -131,12 +147,28 @@ impl Participant {
             received: HashMap::new(),
             speakers: vec![],
             keyframes_asked: 0,
+            video_sent: 0,
+            audio_sent: 0,
             restart_asked: false,
         };
         (
             p,
             json!({"sdp": {"type": "offer", "sdp": offer.to_sdp_string()}}),
         )
+    }
+
+    /// A receive-only peer at `local` that answers offers (a Janus subscription).
+    pub fn receiver(local: SocketAddr, now: Instant) -> Participant {
+        let (mut p, _) = Participant::new(local, now, None);
+        // The send-only m-lines of `new` were never offered: start without them.
+        let mut rtc = Rtc::builder()
+            .set_crypto_provider(Arc::new(str0m::crypto::from_feature_flags()))
+            .build(now);
+        rtc.add_local_candidate(Candidate::host(local, "udp").expect("a host candidate"));
+        p.rtc = rtc;
+        p.pending = None;
+        p.sending = false;
+        p
     }
 
     /// An `sfu` payload from the SFU; answers the payload to send back, if any.
@@ -248,7 +280,7 @@ impl Participant {
 
     fn send_media(&mut self, now: Instant) {
         if now >= self.next_audio {
-            self.next_audio = now + Duration::from_millis(20);
+            self.next_audio = on_clock(self.next_audio, Duration::from_millis(20), now);
             let level = if self.loud { -20 } else { -127 };
             self.audio_frame += 1;
             let t = MediaTime::new(self.audio_frame * 960, Frequency::FORTY_EIGHT_KHZ);
@@ -259,14 +291,19 @@ impl Participant {
             if let Some(pt) = pt
                 && let Some(w) = self.rtc.writer(self.audio)
             {
-                let _ = w
+                let sent = w
                     .audio_level(level, self.loud)
                     .write(pt, now, t, vec![0xfc; 80]);
+                self.audio_sent += u64::from(sent.is_ok());
             }
         }
         if now >= self.next_video {
             let fps = self.clip.as_ref().map_or(30, |c| c.fps);
-            self.next_video = now + Duration::from_micros(1_000_000 / fps as u64);
+            self.next_video = on_clock(
+                self.next_video,
+                Duration::from_micros(1_000_000 / fps as u64),
+                now,
+            );
             self.frame += 1;
             let asked = std::mem::take(&mut self.keyframe_asked);
             let data: Arc<[u8]> = match &self.clip {
@@ -294,7 +331,8 @@ impl Participant {
             if let Some(pt) = pt
                 && let Some(w) = self.rtc.writer(self.video)
             {
-                let _ = w.write(pt, now, t, data);
+                let sent = w.write(pt, now, t, data);
+                self.video_sent += u64::from(sent.is_ok());
             }
         }
     }

@@ -142,7 +142,6 @@ pub struct TestApp {
 pub fn test_config(db: &TestDb) -> Config {
     let mut cfg = Config::with_database(&db.url, db.dir.clone());
     cfg.listen = "127.0.0.1:0".parse().unwrap();
-    cfg.sfu_udp = "127.0.0.1:0".parse().unwrap();
     cfg.tick_interval = Duration::from_millis(50);
     cfg.pool.max_connections = 8;
     // The suite's webhook receivers run on loopback; the SSRF test turns this off.

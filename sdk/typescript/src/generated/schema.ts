@@ -1834,7 +1834,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Switching to the WebSocket: the server sends `hello`, then `incomingCall`, `ringingStopped`, `callEvent` (each with a per-user `seq`, see the Notification schema), `signal` and `presence` (not sequenced); the client may send `resume`, `signal` and `ping`. A guest's call-scoped token opens it for `signal` frames of its own call (and that call's events, unsequenced) */
+            /** @description Switching to the WebSocket: the server sends `hello`, then `incomingCall`, `ringingStopped`, `callEvent` (each with a per-user `seq`, see the Notification schema), `signal`, `sfu` and `presence` (not sequenced); the client may send `resume`, `signal`, `sfu` and `ping`. A guest's call-scoped token opens it for `signal` and `sfu` frames of its own call (and that call's events, unsequenced) */
             101: {
                 headers: {
                     [name: string]: unknown;
