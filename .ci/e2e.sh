@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Browser tests of the web client and 1:1 media (e2e/), in Debian's Chromium,
+# Browser tests of the web client, 1:1 (MESH) and SFU media (e2e/), in Debian's Chromium,
 # with coturn and the SMTP sink, inside a loopback-only network namespace.
 # Installs what they need on a fresh Debian machine; fails loudly, never skips.
 set -euo pipefail
