@@ -197,6 +197,20 @@ test('a restart closes the connection and offers from a new one, screen share in
   assert.equal(sent.at(-1).sdp.type, 'offer');
 });
 
+test('the SFU asking for a restart (its node stops) means a new connection, offered again', async () => {
+  const { p, sent } = peer();
+  await p.queue;
+  await p.signal({ sdp: { type: 'answer', sdp: 'x' } });
+  const old = p.pc;
+  await p.signal({ restart: true });
+  await tick();
+  await p.queue;
+  await tick();
+  assert.equal(old.signalingState, 'closed');
+  assert.notEqual(p.pc, old);
+  assert.equal(sent.at(-1).sdp.type, 'offer');
+});
+
 test('ICE disconnected for more than 5 s means a new connection', async () => {
   const { p } = peer();
   await p.queue;
