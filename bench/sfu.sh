@@ -25,11 +25,16 @@ ip link set lo up
 ip link add v0 type veth peer name v1
 ip addr add 10.99.0.1/24 dev v0; ip addr add 10.99.0.2/24 dev v1
 ip link set v0 up; ip link set v1 up
+# libnice binds its sockets to v0, so Janus's datagrams to 10.99.0.2 leave by v0 and
+# arrive on v1 from an address of this host: without accept_local the kernel drops
+# them (and the ARP for them), and ICE fails with Janus's send queue stuck.
+sysctl -qw net.ipv4.conf.all.accept_local=1 net.ipv4.conf.v0.accept_local=1 net.ipv4.conf.v1.accept_local=1
 
 WORK="$(mktemp -d)"; CALLHUB_PID=""; JANUS_PID=""
 cleanup() {
     [ -n "$CALLHUB_PID" ] && kill "$CALLHUB_PID" 2>/dev/null && wait "$CALLHUB_PID" 2>/dev/null || true
     [ -n "$JANUS_PID" ] && kill "$JANUS_PID" 2>/dev/null && wait "$JANUS_PID" 2>/dev/null || true
+    cp "$WORK/janus.log" "$WORK/callhub.log" "$(dirname "$OUT")/" 2>/dev/null || true
     rm -rf "$WORK"
 }
 trap cleanup EXIT

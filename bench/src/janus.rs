@@ -103,6 +103,8 @@ enum Event {
     Answer(usize, Value),
     /// The subscriber's offer with its streams.
     Offer(usize, Value, Vec<Value>),
+    /// The publisher's PeerConnection is up (its feed can be subscribed to).
+    Up(usize),
 }
 
 /// Long-polls one session's events until `stop`.
@@ -136,6 +138,10 @@ fn poll_events(
                 one => vec![one],
             };
             for e in list {
+                if e["janus"] == "webrtcup" && e["sender"].as_u64() == Some(publisher) {
+                    let _ = events.send(Event::Up(who));
+                    continue;
+                }
                 let Some(jsep) = e.get("jsep").cloned() else {
                     if e["janus"] == "event"
                         && let Some(err) = e["plugindata"]["data"].get("error")
@@ -144,6 +150,9 @@ fn poll_events(
                     }
                     continue;
                 };
+                if std::env::var_os("SFU_DEBUG").is_some() {
+                    eprintln!("participant {who} event: {e}");
+                }
                 let sender = e["sender"].as_u64();
                 let ev = if sender == Some(publisher) {
                     Event::Answer(who, jsep)
@@ -235,6 +244,9 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
         )
         .await?;
         let feed = i as u64 + 1;
+        if std::env::var_os("SFU_DEBUG").is_some() {
+            eprintln!("participant {i} offers: {offer}");
+        }
         janus
             .message(
                 session,
@@ -256,18 +268,37 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
     }
 
     // Every publisher answered: subscribe everyone to everyone else at once.
-    let mut published = vec![false; n];
+    // (Janus refuses a subscription to a feed whose PeerConnection is not up.)
+    let (mut published, mut up) = (vec![false; n], vec![false; n]);
     let limit = begun + Duration::from_secs(load.connect_secs);
-    while published.iter().any(|p| !p) && Instant::now() < limit {
+    while up.iter().any(|p| !p) && Instant::now() < limit {
         let wait = tokio::time::timeout(Duration::from_millis(200), event_rx.recv()).await;
-        if let Ok(Some(Event::Answer(i, jsep))) = wait {
-            let _ = legs[members[i].sender].signals.send(json!({"sdp": jsep}));
-            published[i] = true;
+        match wait {
+            Ok(Some(Event::Answer(i, jsep))) => {
+                let _ = legs[members[i].sender].signals.send(json!({"sdp": jsep}));
+                published[i] = true;
+            }
+            Ok(Some(Event::Up(i))) => up[i] = true,
+            _ => {}
+        }
+    }
+    if std::env::var_os("SFU_DEBUG").is_some() {
+        for (i, l) in legs.iter().enumerate() {
+            let p = l.peer.lock().expect("not poisoned");
+            eprintln!(
+                "leg {i}: {} datagrams in, {} out, connected {}, alive {}",
+                l.datagrams_in.load(std::sync::atomic::Ordering::Relaxed),
+                l.datagrams_out.load(std::sync::atomic::Ordering::Relaxed),
+                p.rtc.is_connected(),
+                p.rtc.is_alive()
+            );
         }
     }
     anyhow::ensure!(
-        published.iter().all(|p| *p),
-        "not every publisher was answered"
+        up.iter().all(|p| *p),
+        "not every publisher's PeerConnection came up ({} of {n} answered, {} up)",
+        published.iter().filter(|p| **p).count(),
+        up.iter().filter(|p| **p).count()
     );
     for (i, &(session, _, subscriber)) in handles.iter().enumerate() {
         let streams: Vec<Value> = (0..n)
@@ -315,6 +346,7 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
                         Some(Event::Answer(i, jsep)) => {
                             let _ = legs_signals[2 * i].send(json!({"sdp": jsep}));
                         }
+                        Some(Event::Up(_)) => {}
                         None => break,
                     },
                     a = answer_rx.recv() => match a {

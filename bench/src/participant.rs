@@ -4,7 +4,7 @@
 //! (the original schedules the next frame from when it was polled, so a busy
 //! generator sends fewer frames than the clip's rate), and a receive-only peer
 //! (`receiver`) for servers that take a subscription on its own connection
-//! (Janus). Asked for upstream in /work/briefs/sfu-bench-findings.md.
+//! (Janus); and it does not wake up for media before it is connected. Asked for upstream in /work/briefs/sfu-bench-findings.md.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -266,7 +266,8 @@ impl Participant {
                 Err(_) => self.rtc.disconnect(),
             }
         }
-        if self.sending {
+        // Media is due only once connected (the original spins until then).
+        if self.sending && self.rtc.is_connected() {
             next = next.min(self.next_audio).min(self.next_video);
         }
         next

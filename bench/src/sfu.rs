@@ -59,6 +59,7 @@ pub struct Leg {
     pub peer: Arc<Mutex<Participant>>,
     pub datagrams_in: Arc<AtomicU64>,
     pub bytes_in: Arc<AtomicU64>,
+    pub datagrams_out: Arc<AtomicU64>,
     pub signals: mpsc::UnboundedSender<Value>,
 }
 
@@ -77,7 +78,10 @@ pub async fn spawn_leg<T: Clone + Send + 'static>(
     let (signals, mut signal_rx) = mpsc::unbounded_channel::<Value>();
     let datagrams_in = Arc::new(AtomicU64::new(0));
     let bytes_in = Arc::new(AtomicU64::new(0));
+    let datagrams_out = Arc::new(AtomicU64::new(0));
+    let sent = datagrams_out.clone();
     let leg = Leg {
+        datagrams_out,
         peer: peer.clone(),
         datagrams_in: datagrams_in.clone(),
         bytes_in: bytes_in.clone(),
@@ -92,7 +96,10 @@ pub async fn spawn_leg<T: Clone + Send + 'static>(
                 .expect("not poisoned")
                 .poll(Instant::now(), &mut out);
             for (to, bytes) in out.drain(..) {
-                let _ = socket.send_to(&bytes, to).await;
+                sent.fetch_add(1, Ordering::Relaxed);
+                if let Err(e) = socket.send_to(&bytes, to).await {
+                    eprintln!("{local} -> {to}: {e}");
+                }
             }
             tokio::select! {
                 read = socket.recv_from(&mut buf) => {
