@@ -1311,13 +1311,7 @@ impl Store for SqlStore {
     }
 
     async fn sfu_node(&self, call: Uuid) -> Result<Option<String>> {
-        let node: Option<Option<String>> =
-            sqlx::query_scalar("SELECT sfu_node FROM calls WHERE call_id = $1")
-                .bind(call.to_string())
-                .fetch_optional(&self.read)
-                .await
-                .map_err(db_error)?;
-        node.ok_or(StoreError::NotFound)
+        sfu_node_on(&self.read, call).await
     }
 
     async fn claim_sfu_node(
@@ -1339,13 +1333,7 @@ impl Store for SqlStore {
         .execute(&self.write)
         .await
         .map_err(db_error)?;
-        let now: Option<Option<String>> =
-            sqlx::query_scalar("SELECT sfu_node FROM calls WHERE call_id = $1")
-                .bind(call.to_string())
-                .fetch_optional(&self.write)
-                .await
-                .map_err(db_error)?;
-        now.ok_or(StoreError::NotFound)?.ok_or_else(|| {
+        sfu_node_on(&self.write, call).await?.ok_or_else(|| {
             StoreError::Conflict("the call's SFU node was released meanwhile".into())
         })
     }
@@ -1776,6 +1764,17 @@ impl Store for SqlStore {
         tx.commit().await.map_err(db_error)?;
         Ok(done.rows_affected())
     }
+}
+
+/// The call's SFU node, read on `pool` (the writer's, right after a claim).
+async fn sfu_node_on(pool: &sqlx::AnyPool, call: Uuid) -> Result<Option<String>> {
+    let node: Option<Option<String>> =
+        sqlx::query_scalar("SELECT sfu_node FROM calls WHERE call_id = $1")
+            .bind(call.to_string())
+            .fetch_optional(pool)
+            .await
+            .map_err(db_error)?;
+    node.ok_or(StoreError::NotFound)
 }
 
 #[cfg(test)]

@@ -21,7 +21,7 @@ use tokio_tungstenite::tungstenite::Message as WsMessage;
 use uuid::Uuid;
 
 use crate::helpers::*;
-use crate::sockets::{RawWs, expect, incoming, never};
+use crate::sockets::{RawWs, expect, incoming, never, raw_socket_at};
 
 fn local_nats() -> String {
     std::env::var("CALLHUB_TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into())
@@ -126,28 +126,6 @@ async fn health(url: &str) -> serde_json::Value {
         .json()
         .await
         .unwrap()
-}
-
-/// The sum of a metric's samples (every label) in a node's `/metrics`.
-async fn metric(url: &str, name: &str) -> f64 {
-    let text = reqwest::get(format!("{url}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{']))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
-
-async fn raw_socket_at(url: &str, token: &str) -> RawWs {
-    let url = format!("{}/ws?access_token={token}", url.replacen("http", "ws", 1));
-    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
-    let hello = ws.next().await.unwrap().unwrap();
-    assert!(hello.to_text().unwrap().contains("\"hello\""));
-    ws
 }
 
 /// The next presence frame about `user`, skipping others, within 5 s.

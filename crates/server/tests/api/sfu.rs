@@ -14,7 +14,7 @@ use tokio_tungstenite::tungstenite::Message as WsMessage;
 use uuid::Uuid;
 
 use crate::helpers::*;
-use crate::sockets::{RawWs, next_text, raw_socket};
+use crate::sockets::{RawWs, next_text, raw_socket, raw_socket_at};
 
 /// A participant with its socket to a node and its UDP socket.
 pub(crate) struct Peer {
@@ -33,7 +33,7 @@ pub(crate) struct Peer {
 impl Peer {
     /// Opens a socket to the node at `url` and offers.
     pub async fn open(url: &str, token: String, call: Uuid, contact: i64) -> Peer {
-        let ws = socket_at(url, &token).await;
+        let ws = raw_socket_at(url, &token).await;
         let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let local = udp.local_addr().unwrap();
         let (p, offer) = Participant::new(local, Instant::now(), None);
@@ -56,7 +56,7 @@ impl Peer {
     /// (a socket to `url` if given), offered again.
     pub async fn renew(&mut self, url: Option<&str>) {
         if let Some(url) = url {
-            self.ws = socket_at(url, &self.token).await;
+            self.ws = raw_socket_at(url, &self.token).await;
             self.closed = false;
         }
         let (p, offer) = Participant::new(self.local, Instant::now(), None);
@@ -113,14 +113,6 @@ impl Peer {
     }
 }
 
-async fn socket_at(url: &str, token: &str) -> RawWs {
-    let url = format!("{}/ws?access_token={token}", url.replacen("http", "ws", 1));
-    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
-    let hello = ws.next().await.unwrap().unwrap();
-    assert!(hello.to_text().unwrap().contains("\"hello\""));
-    ws
-}
-
 /// Runs the peers until `done` holds (answers the time it took) or `limit` passes.
 pub(crate) async fn run(
     peers: &mut [&mut Peer],
@@ -155,18 +147,6 @@ async fn error_after(ws: &mut RawWs, text: String) -> String {
     }
 }
 
-async fn metric(app: &TestApp, name: &str) -> f64 {
-    let text = reqwest::get(format!("{}/metrics", app.url))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
-        .unwrap_or_else(|| panic!("{name} is not in /metrics"))
-}
-
 backend_tests! {
     async fn two_participants_see_and_hear_each_other_through_the_node(backend: Backend) {
         let app = TestApp::spawn_with(backend, |c| c.gauge_refresh = Duration::from_millis(100)).await;
@@ -190,8 +170,8 @@ backend_tests! {
         }
         assert!(a.errors.is_empty() && b.errors.is_empty(), "{:?} {:?}", a.errors, b.errors);
         tokio::time::sleep(Duration::from_millis(300)).await;
-        assert_eq!(metric(&app, "callhub_sfu_participants").await, 2.0);
-        assert!(metric(&app, "callhub_sfu_frames_forwarded_total").await > 30.0);
+        assert_eq!(metric(&app.url, "callhub_sfu_participants").await, 2.0);
+        assert!(metric(&app.url, "callhub_sfu_frames_forwarded_total").await > 30.0);
 
         // Bob hangs up: his tracks end for Alice, and nothing of his arrives any more.
         bob.rtc().leave_call(call.call_id).await.unwrap();
@@ -207,7 +187,7 @@ backend_tests! {
         alice.rtc().end_call(call.call_id).await.unwrap();
         let gone = async {
             loop {
-                if metric(&app, "callhub_sfu_calls").await == 0.0 { break; }
+                if metric(&app.url, "callhub_sfu_calls").await == 0.0 { break; }
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         };

@@ -87,10 +87,12 @@ pub(crate) type RawWs =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 pub(crate) async fn raw_socket(app: &TestApp, token: &str) -> RawWs {
-    let url = format!(
-        "{}/ws?access_token={token}",
-        app.url.replacen("http", "ws", 1)
-    );
+    raw_socket_at(&app.url, token).await
+}
+
+/// A socket to the node at `url`, past its `hello`.
+pub(crate) async fn raw_socket_at(url: &str, token: &str) -> RawWs {
+    let url = format!("{}/ws?access_token={token}", url.replacen("http", "ws", 1));
     let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
     let hello = ws.next().await.unwrap().unwrap();
     assert!(hello.to_text().unwrap().contains("\"hello\""));
