@@ -861,3 +861,134 @@ async fn an_sfu_call_lives_on_one_node_and_moves_when_that_node_drains() {
         "moved to a live node"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_sfu_call_comes_back_on_a_live_node_when_its_node_is_killed() {
+    use crate::durability::{add_user_with_role, serve_with};
+    use crate::sfu::{Peer, run};
+    let db = TestDb::new(Backend::Postgres).await;
+    add_user_with_role(&db, "alice", "user").await;
+    add_user_with_role(&db, "bob", "user").await;
+    let env = [
+        ("CALLHUB_NATS_URL", local_nats()),
+        (
+            "CALLHUB_NATS_PREFIX",
+            format!("test{}", Uuid::new_v4().simple()),
+        ),
+    ];
+    let ports = [free_port(), free_port()];
+    let mut a_node = serve_with(&db, ports[0], &env).await;
+    let _b_node = serve_with(&db, ports[1], &env).await;
+    let url = |i: usize| format!("http://127.0.0.1:{}", ports[i]);
+    for i in 0..2 {
+        wait_connected(&url(i)).await;
+    }
+    let alice = Client::new(&url(0));
+    alice
+        .login("alice", PASSWORD, Some("ubimax"))
+        .await
+        .unwrap();
+    let bob = Client::new(&url(1));
+    bob.login("bob", PASSWORD, Some("ubimax")).await.unwrap();
+    let contacts = bob.rtc().get_contacts(&Default::default()).await.unwrap();
+    let bob_id = contacts
+        .contacts
+        .iter()
+        .find(|c| c.user_id == "bob")
+        .unwrap()
+        .user_db_id;
+    let req = callhub_client::api::CreateCallRequest {
+        invited_contacts: vec![callhub_client::api::ContactInput {
+            user_db_id: Some(bob_id),
+            ..Default::default()
+        }],
+        ..call_request(CallType::Sfu, &[])
+    };
+    let call = alice.rtc().create_call_for_contacts(&req).await.unwrap();
+    let a_id = alice
+        .rtc()
+        .join_call(call.call_id)
+        .await
+        .unwrap()
+        .media
+        .contact_id;
+    let b_id = bob
+        .rtc()
+        .join_call(call.call_id)
+        .await
+        .unwrap()
+        .media
+        .contact_id;
+    // Alice offers first, on node A: the call lives there; Bob's frames cross from B.
+    let mut a = Peer::open(
+        &url(0),
+        alice.access_token().await.unwrap(),
+        call.call_id,
+        a_id,
+    )
+    .await;
+    run(&mut [&mut a], Duration::from_secs(10), |p| {
+        !p[0].p.tracks.is_empty() || p[0].p.rtc.is_connected()
+    })
+    .await
+    .expect("Alice's session on node A");
+    let mut b = Peer::open(
+        &url(1),
+        bob.access_token().await.unwrap(),
+        call.call_id,
+        b_id,
+    )
+    .await;
+    run(&mut [&mut a, &mut b], Duration::from_secs(20), |p| {
+        p[0].p.sees(b_id) && p[1].p.sees(a_id)
+    })
+    .await
+    .unwrap_or_else(|| panic!("no video both ways; errors {:?} {:?}", a.errors, b.errors));
+    // The gauges are read every 5 s.
+    eventually(10, || async {
+        metric(&url(0), "callhub_sfu_participants").await == 2.0
+    })
+    .await;
+
+    // Node A dies. Clients do what the web client does: a closed socket reconnects
+    // (to B) with a new connection; a connection that brings nothing for 4 s is
+    // replaced, and so is an offer left unanswered (its node is gone).
+    a_node.start_kill().unwrap();
+    a_node.wait().await.unwrap();
+    let killed = std::time::Instant::now();
+    let mut renewed = [killed, killed];
+    let recovered = loop {
+        assert!(
+            killed.elapsed() < Duration::from_secs(60),
+            "the call did not come back within 60 s"
+        );
+        run(&mut [&mut a, &mut b], Duration::from_millis(500), |_| false).await;
+        if a.closed {
+            a.renew(Some(&url(1))).await;
+            renewed[0] = std::time::Instant::now();
+        }
+        for (i, (p, other)) in [(&mut a, b_id), (&mut b, a_id)].into_iter().enumerate() {
+            let fresh =
+                p.p.received
+                    .get(&other)
+                    .and_then(|r| r.last_video)
+                    .is_some_and(|t| t.elapsed() < Duration::from_secs(1));
+            if !fresh && renewed[i].elapsed() > Duration::from_secs(4) {
+                p.renew(None).await;
+                renewed[i] = std::time::Instant::now();
+            }
+        }
+        if a.p.sees(b_id) && b.p.sees(a_id) && renewed.iter().all(|r| *r > killed) {
+            break killed.elapsed();
+        }
+    };
+    // A node is taken for gone after NODE_EXPIRY (15 s): the call moves then.
+    assert!(
+        recovered >= Duration::from_secs(10),
+        "recovered in {recovered:?}, before A could be known dead?"
+    );
+    eventually(10, || async {
+        metric(&url(1), "callhub_sfu_participants").await == 2.0
+    })
+    .await;
+}
