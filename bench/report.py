@@ -46,12 +46,12 @@ sfu = [r for r in rows if r.get("bench") == "sfu"]
 if sfu:
     if len(sfu) < len(rows):
         print()
-    print("| server | N | round | datagrams received/s | per server CPU-s | server CPU-s | generator CPU-s | Mbit/s | video loss | frames per receiver (min–max) | min per pair | KiB per participant | callhub/Janus | load avg |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("| server | N | round | peers connected | pairs without video | datagrams received/s | per server CPU-s | server CPU-s | generator CPU-s | Mbit/s | video loss | frames per receiver (min–max) | min per pair | KiB per participant | callhub/Janus | load avg |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in sfu:
         other = next((o for o in sfu if o["server"] == "janus" and o["participants"] == r["participants"] and o.get("round") == r.get("round")), None)
         ratio = ""
         if r["server"] == "callhub" and other and other.get("datagrams_per_server_cpu_sec") and r.get("datagrams_per_server_cpu_sec"):
             ratio = f"{r['datagrams_per_server_cpu_sec'] / other['datagrams_per_server_cpu_sec']:.2f}"
         conn = "" if r["connected"] else " (not all connected)"
-        print(f"| {r['server']}{conn} | {r['participants']} | {r.get('round', '')} | {r['datagrams_per_s']:.0f} | {r['datagrams_per_server_cpu_sec']} | {r['server_cpu_secs']} | {r['generator_cpu_secs']} | {r['udp_mbit_per_s']} | {r['video_loss'] * 100:.2f}% | {r['frames_per_receiver_min']}–{r['frames_per_receiver_max']} | {r['frames_per_pair_min']} | {r['kib_per_participant']} | {ratio} | {r['loadavg']} |")
+        print(f"| {r['server']}{conn} | {r['participants']} | {r.get('round', '')} | {r.get('peers_connected')} of {r.get('peers')} | {r.get('pairs_without_video')} | {r['datagrams_per_s']:.0f} | {r['datagrams_per_server_cpu_sec']} | {r['server_cpu_secs']} | {r['generator_cpu_secs']} | {r['udp_mbit_per_s']} | {r['video_loss'] * 100:.2f}% | {r['frames_per_receiver_min']}–{r['frames_per_receiver_max']} | {r['frames_per_pair_min']} | {r['kib_per_participant']} | {ratio} | {r['loadavg']} |")

@@ -41,28 +41,40 @@ trap cleanup EXIT
 
 record() { python3 -c 'import json,sys; v=json.loads(sys.argv[2]); v.update(json.loads(sys.argv[1])); print(json.dumps(v))' "$1" "$2" | tee -a "$OUT"; }
 
+# Each run gets fresh servers, so memory per participant is theirs alone.
 # callhub: SQLite, its SFU on the veth address, /metrics' SFU counters every 0.5 s.
 URL="http://127.0.0.1:18080"
-CALLHUB_LISTEN=127.0.0.1:18080 CALLHUB_DATABASE_URL="sqlite://$WORK/callhub.db" CALLHUB_DATA_DIR="$WORK" \
-    CALLHUB_LOG=warn CALLHUB_SFU_UDP=10.99.0.1:0 CALLHUB_GAUGE_REFRESH_MILLIS=500 \
-    "$BIN/callhub" serve 2>"$WORK/callhub.log" &
-CALLHUB_PID=$!
-janus -F "$PWD/bench/janus" -L "$WORK/janus.log" >/dev/null 2>&1 &
-JANUS_PID=$!
-for _ in $(seq 1 100); do curl -sf "$URL/health" >/dev/null && break; sleep 0.1; done
-for _ in $(seq 1 100); do curl -sf http://127.0.0.1:8088/janus/info >/dev/null && break; sleep 0.1; done
-curl -sf http://127.0.0.1:8088/janus/info >/dev/null || { echo "janus did not start"; cat "$WORK/janus.log"; exit 1; }
-MAX_N=$(echo $NS_LIST | tr ' ' '\n' | sort -n | tail -1)
-"$BENCH" setup --database-url "sqlite://$WORK/callhub.db" --data-dir "$WORK" --users "$MAX_N" --tokens "$WORK/tokens"
+start_callhub() {
+    rm -rf "$WORK/db"; mkdir -p "$WORK/db"
+    CALLHUB_LISTEN=127.0.0.1:18080 CALLHUB_DATABASE_URL="sqlite://$WORK/db/callhub.db" CALLHUB_DATA_DIR="$WORK/db" \
+        CALLHUB_LOG=warn CALLHUB_SFU_UDP=10.99.0.1:0 CALLHUB_GAUGE_REFRESH_MILLIS=500 \
+        "$BIN/callhub" serve 2>>"$WORK/callhub.log" &
+    CALLHUB_PID=$!
+    for _ in $(seq 1 100); do curl -sf "$URL/health" >/dev/null && break; sleep 0.1; done
+    "$BENCH" setup --database-url "sqlite://$WORK/db/callhub.db" --data-dir "$WORK/db" --users "$1" --tokens "$WORK/tokens"
+}
+start_janus() {
+    janus -F "$PWD/bench/janus" -L "$WORK/janus.log" >/dev/null 2>&1 &
+    JANUS_PID=$!
+    for _ in $(seq 1 100); do curl -sf http://127.0.0.1:8088/janus/info >/dev/null && break; sleep 0.1; done
+    curl -sf http://127.0.0.1:8088/janus/info >/dev/null || { echo "janus did not start"; cat "$WORK/janus.log"; exit 1; }
+}
+stop() { # pid variable name
+    local pid="${!1}"
+    [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true
+    printf -v "$1" ''
+}
 
 for round in $(seq 1 "$ROUNDS"); do
     for n in $NS_LIST; do
         L="{\"round\":$round}"
         ARGS=(--participants "$n" --seconds "$SECS" --local-ip 10.99.0.2 --clip bench/media/clip.ivf)
+        start_callhub "$n"
         record "$L" "$("$BENCH" sfu --url "$URL" --tokens "$WORK/tokens" --server-pid "$CALLHUB_PID" "${ARGS[@]}")"
-        sleep 2
+        stop CALLHUB_PID
+        start_janus
         record "$L" "$("$BENCH" janus --server-pid "$JANUS_PID" "${ARGS[@]}")"
-        sleep 2
+        stop JANUS_PID
     done
 done
 echo "callhub log:"; grep -ciE "error|panic" "$WORK/callhub.log" || true

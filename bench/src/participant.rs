@@ -358,11 +358,4 @@ impl Participant {
             _ => {}
         }
     }
-
-    /// Whether video from `contact` arrived, starting at a keyframe.
-    pub fn sees(&self, contact: i64) -> bool {
-        self.received
-            .get(&contact)
-            .is_some_and(|r| r.video_frames > 0 && r.started_at_keyframe == Some(true))
-    }
 }

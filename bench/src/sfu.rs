@@ -190,18 +190,33 @@ pub fn snapshot(legs: &[Leg], members: &[Member], server_pid: Option<u32>) -> Sn
 
 /// Whether every member has video from every other.
 pub fn everyone_sees_everyone(legs: &[Leg], members: &[Member]) -> bool {
-    members.iter().enumerate().all(|(i, m)| {
-        members.iter().enumerate().all(|(j, other)| {
-            i == j
-                || m.receivers.iter().any(|&r| {
-                    legs[r]
-                        .peer
-                        .lock()
-                        .expect("not poisoned")
-                        .sees(other.contact)
-                })
-        })
-    })
+    pairs(legs, members).0 == 0
+}
+
+/// Pairs (receiver, sender) without any video yet, and pairs whose first video
+/// frame was not a keyframe (a decoder could not have started there).
+fn pairs(legs: &[Leg], members: &[Member]) -> (usize, usize) {
+    let (mut none, mut not_key) = (0, 0);
+    for (i, m) in members.iter().enumerate() {
+        for (j, other) in members.iter().enumerate() {
+            if i == j {
+                continue;
+            }
+            let first = m.receivers.iter().find_map(|&r| {
+                let p = legs[r].peer.lock().expect("not poisoned");
+                p.received
+                    .get(&other.contact)
+                    .filter(|got| got.video_frames > 0)
+                    .map(|got| got.started_at_keyframe)
+            });
+            match first {
+                None => none += 1,
+                Some(Some(false)) => not_key += 1,
+                Some(_) => {}
+            }
+        }
+    }
+    (none, not_key)
 }
 
 /// Waits until everyone sees everyone (or `connect_secs`), measures `seconds`,
@@ -220,6 +235,10 @@ pub async fn measure(
     }
     let connected = everyone_sees_everyone(legs, members);
     let connect_secs = begun.elapsed().as_secs_f64();
+    let legs_connected = legs
+        .iter()
+        .filter(|l| l.peer.lock().expect("not poisoned").rtc.is_connected())
+        .count();
     // A second for the keyframe bursts of the last joins to pass.
     tokio::time::sleep(Duration::from_secs(1)).await;
     let rss_loaded = load.server_pid.and_then(rss_kib);
@@ -264,6 +283,7 @@ pub async fn measure(
         }
     }
     let per_receiver: Vec<u64> = frames.iter().map(|r| r.iter().sum()).collect();
+    let (pairs_without_video, pairs_first_not_keyframe) = pairs(legs, members);
     let loss = if expected > 0 {
         ((1.0 - got as f64 / expected as f64) * 10000.0).round() / 10000.0
     } else {
@@ -283,6 +303,10 @@ pub async fn measure(
         "participants": n,
         "connected": connected,
         "connect_secs": (connect_secs * 10.0).round() / 10.0,
+        "peers": legs.len(),
+        "peers_connected": legs_connected,
+        "pairs_without_video": pairs_without_video,
+        "pairs_first_not_keyframe": pairs_first_not_keyframe,
         "secs": (secs * 100.0).round() / 100.0,
         "datagrams_received": datagrams,
         "datagrams_per_s": (datagrams as f64 / secs).round(),
