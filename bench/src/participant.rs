@@ -4,7 +4,8 @@
 //! (the original schedules the next frame from when it was polled, so a busy
 //! generator sends fewer frames than the clip's rate), and a receive-only peer
 //! (`receiver`) for servers that take a subscription on its own connection
-//! (Janus); and it does not wake up for media before it is connected. Asked for upstream in /work/briefs/sfu-bench-findings.md.
+//! (Janus); it does not wake up for media before it is connected; and it speaks
+//! only Opus and VP8 (see `opus_and_vp8`). Asked for upstream in /work/briefs/sfu-bench-findings.md.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -53,6 +54,19 @@ impl Clip {
             fps: (rate / scale).clamp(1, 120),
         })
     }
+}
+
+/// A str0m peer that speaks only Opus and VP8, as the clip is. str0m's default
+/// lists about 24 video payload types per m-line, so with N participants its
+/// answers to the SFU's offers grow ~2.5 KB per m-line and pass the 64 KiB /ws
+/// frame limit at N = 16 (the SFU then never gets them).
+fn opus_and_vp8(now: Instant) -> Rtc {
+    Rtc::builder()
+        .set_crypto_provider(Arc::new(str0m::crypto::from_feature_flags()))
+        .clear_codecs()
+        .enable_opus(true, false)
+        .enable_vp8(true)
+        .build(now)
 }
 
 /// The next due time a period after the last one, so late polls do not slow the
@@ -120,9 +134,7 @@ impl Participant {
     /// A participant at `local` (its host candidate); answers it with the `sfu`
     /// payload of its offer.
     pub fn new(local: SocketAddr, now: Instant, clip: Option<Arc<Clip>>) -> (Participant, Value) {
-        let mut rtc = Rtc::builder()
-            .set_crypto_provider(Arc::new(str0m::crypto::from_feature_flags()))
-            .build(now);
+        let mut rtc = opus_and_vp8(now);
         rtc.add_local_candidate(Candidate::host(local, "udp").expect("a host candidate"));
         let mut change = rtc.sdp_api();
         let audio = change.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
@@ -161,9 +173,7 @@ impl Participant {
         p.pending = None;
         p.sending = false;
         // The sendonly m-lines of `new` were never offered: start without them.
-        let mut rtc = Rtc::builder()
-            .set_crypto_provider(Arc::new(str0m::crypto::from_feature_flags()))
-            .build(now);
+        let mut rtc = opus_and_vp8(now);
         rtc.add_local_candidate(Candidate::host(local, "udp").expect("a host candidate"));
         p.rtc = rtc;
         p
