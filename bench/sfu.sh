@@ -34,7 +34,9 @@ WORK="$(mktemp -d)"; CALLHUB_PID=""; JANUS_PID=""
 cleanup() {
     [ -n "$CALLHUB_PID" ] && kill "$CALLHUB_PID" 2>/dev/null && wait "$CALLHUB_PID" 2>/dev/null || true
     [ -n "$JANUS_PID" ] && kill "$JANUS_PID" 2>/dev/null && wait "$JANUS_PID" 2>/dev/null || true
-    cp "$WORK/janus.log" "$WORK/callhub.log" "$(dirname "$OUT")/" 2>/dev/null || true
+    # The servers' logs beside the figures, for a run that went wrong (not committed).
+    cp "$WORK/janus.log" "${OUT%.jsonl}.janus.log" 2>/dev/null || true
+    cp "$WORK/callhub.log" "${OUT%.jsonl}.callhub.log" 2>/dev/null || true
     rm -rf "$WORK"
 }
 trap cleanup EXIT
