@@ -25,6 +25,9 @@ use crate::hub::{Owner, Push};
 
 /// Frames over this size get an `error` frame; the socket stays.
 pub const MAX_FRAME: usize = 64 * 1024;
+/// Signaling frames (`signal`, `sfu`) may be larger: an SDP grows by about 1 KB
+/// per m-line, and an SFU call of 32 sends each client over 60.
+pub const MAX_SIGNALING_FRAME: usize = 512 * 1024;
 /// Messages over this size close the socket with 1009 (message too big).
 const MAX_MESSAGE: usize = 1024 * 1024;
 /// Bad frames a socket may send within `BAD_WINDOW` before it is closed with 1008.
@@ -371,24 +374,33 @@ impl Session {
             }
             _ => return Ok(true), // pings and pongs: the peer is alive
         };
-        if text.len() > MAX_FRAME {
-            send(
-                sink,
-                &error_frame(&format!(
-                    "frame of {} bytes is over the 64 KiB limit",
-                    text.len()
-                )),
-            )
-            .await?;
+        let too_big = |limit: usize, what: &str| {
+            error_frame(&format!(
+                "frame of {} bytes is over the {} KiB limit{what}",
+                text.len(),
+                limit / 1024
+            ))
+        };
+        if text.len() > MAX_SIGNALING_FRAME {
+            send(sink, &too_big(MAX_SIGNALING_FRAME, " of signaling frames")).await?;
             return Ok(false);
         }
         let frame: ClientFrame = match serde_json::from_str(text.as_str()) {
             Ok(f) => f,
+            Err(_) if text.len() > MAX_FRAME => {
+                send(sink, &too_big(MAX_FRAME, "")).await?;
+                return Ok(false);
+            }
             Err(e) => {
                 send(sink, &error_frame(&format!("bad frame: {e}"))).await?;
                 return Ok(false);
             }
         };
+        let signaling = matches!(frame, ClientFrame::Signal { .. } | ClientFrame::Sfu { .. });
+        if text.len() > MAX_FRAME && !signaling {
+            send(sink, &too_big(MAX_FRAME, "")).await?;
+            return Ok(false);
+        }
         match frame {
             ClientFrame::Ping => send(sink, r#"{"type":"pong"}"#).await?,
             ClientFrame::Resume { .. } if matches!(self.who, Who::Guest(_)) => {

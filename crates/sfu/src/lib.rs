@@ -310,7 +310,13 @@ impl Sfu {
             return Ok(());
         }
         let touched = self.remove_peer(from);
+        // One audio and one video codec for everyone: a frame is forwarded in the
+        // sender's codec, so every receiver must take it; and the SDP of a large
+        // call stays small (about 1 KB per m-line).
         let mut rtc = Rtc::builder()
+            .clear_codecs()
+            .enable_opus(true, false)
+            .enable_vp8(true)
             .set_ice_lite(true)
             .set_crypto_provider(self.crypto.clone())
             .enable_bwe(Some(Bitrate::kbps(600)))

@@ -220,6 +220,8 @@ backend_tests! {
             (json!({"sdp": {"type": "offer", "sdp": "not sdp"}}), "not an SDP offer"),
             (json!({"sdp": {"type": "answer", "sdp": "v=0"}}), "answer"),
             (json!({"hello": 1}), "payload"),
+            // Signaling may be larger than other frames: an SDP grows with the call.
+            (json!({"sdp": {"type": "offer", "sdp": "x".repeat(200 * 1024)}}), "not an SDP offer"),
         ] {
             let detail = error_after(&mut a, frame(call.call_id, &bad)).await;
             assert!(detail.starts_with("sfu refused") && detail.contains(needle), "{bad}: {detail}");

@@ -328,6 +328,7 @@ backend_tests! {
             (WsMessage::Text(r#"{"type":"dance"}"#.into()), "unknown variant"),
             (WsMessage::Text(r#"{"type":"resume","since":"x"}"#.into()), "bad frame"),
             (WsMessage::Text(format!(r#"{{"type":"ping","pad":"{}"}}"#, "x".repeat(70 * 1024)).into()), "64 KiB"),
+            (WsMessage::Text(format!(r#"{{"type":"sfu","callId":"{}","payload":{{"pad":"{}"}}}}"#, Uuid::new_v4(), "x".repeat(600 * 1024)).into()), "512 KiB"),
             (WsMessage::Binary(vec![1, 2, 3].into()), "binary"),
         ] {
             ws.send(frame).await.unwrap();
