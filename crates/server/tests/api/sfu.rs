@@ -20,6 +20,8 @@ use crate::sockets::{RawWs, next_text, raw_socket, raw_socket_at};
 pub(crate) struct Peer {
     pub contact: i64,
     call: Uuid,
+    // Used by the multi-node tests (PostgreSQL only).
+    #[cfg_attr(not(postgres_tests), allow(dead_code))]
     token: String,
     ws: RawWs,
     /// The node closed the socket.
@@ -54,6 +56,7 @@ impl Peer {
 
     /// What a client does when its node goes or the SFU asks: a new connection
     /// (a socket to `url` if given), offered again.
+    #[cfg_attr(not(postgres_tests), allow(dead_code))]
     pub async fn renew(&mut self, url: Option<&str>) {
         if let Some(url) = url {
             self.ws = raw_socket_at(url, &self.token).await;
