@@ -1,11 +1,10 @@
 //! The load generator's scripted participant: a copy of `callhub_sfu::client`
-//! (crates/sfu/src/client.rs) with what a benchmark needs besides — frames sent
-//! are counted (loss is sent against received) and sending keeps the clip's clock
-//! (the original schedules the next frame from when it was polled, so a busy
-//! generator sends fewer frames than the clip's rate), and a receive-only peer
-//! (`receiver`) for servers that take a subscription on its own connection
-//! (Janus); it does not wake up for media before it is connected; and it speaks
-//! only Opus and VP8 (see `opus_and_vp8`). Asked for upstream in /work/briefs/sfu-bench-findings.md.
+//! (crates/sfu/src/client.rs, which has since taken the frames-sent counters, the
+//! clip's clock and `receiver` from here) with two things the original still lacks:
+//! it speaks only Opus and VP8 (`opus_and_vp8`: str0m's default codec list makes
+//! answers pass /ws's 64 KiB frame limit at N = 16), and it does not wake up for
+//! media before it is connected (the original polls in a busy loop until then).
+//! Asked for upstream in /work/briefs/sfu-bench-findings.md; then this file can go.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
