@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, watch};
 
-use crate::participant::Participant;
 use crate::sfu::{Leg, Load, Member, measure, read_clip, rss_kib, spawn_leg};
+use callhub_sfu::client::Participant;
 
 #[derive(clap::Args)]
 pub struct Args {

@@ -5,7 +5,6 @@
 mod floor;
 mod http;
 mod janus;
-mod participant;
 mod ring;
 mod setup;
 mod sfu;

@@ -16,9 +16,9 @@ use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, watch};
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::participant::{Clip, Participant};
 use crate::sockets::open_socket;
 use crate::stats::{create_call, read_tokens};
+use callhub_sfu::client::{Clip, Participant};
 
 /// What both servers' runs take.
 #[derive(clap::Args, Clone)]

@@ -65,6 +65,18 @@ fn on_clock(due: Instant, period: Duration, now: Instant) -> Instant {
     }
 }
 
+/// A str0m peer that speaks only Opus and VP8, as the SFU does: str0m's default
+/// lists about 24 video payload types per m-line, which makes a large call's
+/// answers several times larger for nothing.
+fn opus_and_vp8(now: Instant) -> Rtc {
+    Rtc::builder()
+        .set_crypto_provider(Arc::new(str0m::crypto::from_feature_flags()))
+        .clear_codecs()
+        .enable_opus(true, false)
+        .enable_vp8(true)
+        .build(now)
+}
+
 fn is_vp8_keyframe(frame: &[u8]) -> bool {
     frame.first().is_some_and(|b| b & 1 == 0)
 }
@@ -121,9 +133,7 @@ impl Participant {
     /// A participant at `local` (its host candidate); answers it with the `sfu`
     /// payload of its offer.
     pub fn new(local: SocketAddr, now: Instant, clip: Option<Arc<Clip>>) -> (Participant, Value) {
-        let mut rtc = Rtc::builder()
-            .set_crypto_provider(Arc::new(str0m::crypto::from_feature_flags()))
-            .build(now);
+        let mut rtc = opus_and_vp8(now);
         rtc.add_local_candidate(Candidate::host(local, "udp").expect("a host candidate"));
         let mut change = rtc.sdp_api();
         let audio = change.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
@@ -161,9 +171,7 @@ impl Participant {
     pub fn receiver(local: SocketAddr, now: Instant) -> Participant {
         let (mut p, _) = Participant::new(local, now, None);
         // The send-only m-lines of `new` were never offered: start without them.
-        let mut rtc = Rtc::builder()
-            .set_crypto_provider(Arc::new(str0m::crypto::from_feature_flags()))
-            .build(now);
+        let mut rtc = opus_and_vp8(now);
         rtc.add_local_candidate(Candidate::host(local, "udp").expect("a host candidate"));
         p.rtc = rtc;
         p.pending = None;
@@ -272,7 +280,8 @@ impl Participant {
                 Err(_) => self.rtc.disconnect(),
             }
         }
-        if self.sending {
+        // Media is due only once connected (no busy loop before).
+        if self.sending && self.rtc.is_connected() {
             next = next.min(self.next_audio).min(self.next_video);
         }
         next
