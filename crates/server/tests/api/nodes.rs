@@ -612,47 +612,9 @@ async fn kill_9_of_a_node_under_load_its_users_resume_on_another_with_every_mess
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_killed_without_a_word_loses_its_sockets_after_the_expiry_and_grace() {
-    use crate::durability::{add_user_with_role, serve_with};
-    let db = TestDb::new(Backend::Postgres).await;
-    add_user_with_role(&db, "alice", "user").await;
-    add_user_with_role(&db, "bob", "user").await;
-    let env = [
-        ("CALLHUB_NATS_URL", local_nats()),
-        (
-            "CALLHUB_NATS_PREFIX",
-            format!("test{}", Uuid::new_v4().simple()),
-        ),
-        ("CALLHUB_REJOIN_GRACE_SECS", "1".into()),
-    ];
-    let ports = [free_port(), free_port()];
-    let mut a = serve_with(&db, ports[0], &env).await;
-    let mut b = serve_with(&db, ports[1], &env).await;
-    let url = |i: usize| format!("http://127.0.0.1:{}", ports[i]);
-    for i in 0..2 {
-        wait_connected(&url(i)).await;
-    }
-    let alice = Client::new(&url(1));
-    alice
-        .login("alice", PASSWORD, Some("ubimax"))
-        .await
-        .unwrap();
-    let bob = Client::new(&url(0));
-    bob.login("bob", PASSWORD, Some("ubimax")).await.unwrap();
-    let bob_id = bob.rtc().get_contacts(&Default::default()).await.unwrap();
-    let bob_id = bob_id
-        .contacts
-        .iter()
-        .find(|c| c.user_id == "bob")
-        .unwrap()
-        .user_db_id;
-    let req = callhub_client::api::CreateCallRequest {
-        invited_contacts: vec![callhub_client::api::ContactInput {
-            user_db_id: Some(bob_id),
-            ..Default::default()
-        }],
-        ..call_request(CallType::Sfu, &[])
-    };
-    let call = alice.rtc().create_call_for_contacts(&req).await.unwrap();
+    let (_db, mut nodes, url, alice, bob, call, bob_id) =
+        two_nodes_and_an_sfu_call(1, 0, "1").await;
+    let [a, b] = &mut nodes;
     bob.rtc().join_call(call.call_id).await.unwrap();
     let mut watcher = raw_socket_at(&url(1), &alice.access_token().await.unwrap()).await;
     let _bobs = raw_socket_at(&url(0), &bob.access_token().await.unwrap()).await;
@@ -864,47 +826,9 @@ async fn an_sfu_call_lives_on_one_node_and_moves_when_that_node_drains() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_sfu_call_comes_back_on_a_live_node_when_its_node_is_killed() {
-    use crate::durability::{add_user_with_role, serve_with};
     use crate::sfu::{Peer, run};
-    let db = TestDb::new(Backend::Postgres).await;
-    add_user_with_role(&db, "alice", "user").await;
-    add_user_with_role(&db, "bob", "user").await;
-    let env = [
-        ("CALLHUB_NATS_URL", local_nats()),
-        (
-            "CALLHUB_NATS_PREFIX",
-            format!("test{}", Uuid::new_v4().simple()),
-        ),
-    ];
-    let ports = [free_port(), free_port()];
-    let mut a_node = serve_with(&db, ports[0], &env).await;
-    let _b_node = serve_with(&db, ports[1], &env).await;
-    let url = |i: usize| format!("http://127.0.0.1:{}", ports[i]);
-    for i in 0..2 {
-        wait_connected(&url(i)).await;
-    }
-    let alice = Client::new(&url(0));
-    alice
-        .login("alice", PASSWORD, Some("ubimax"))
-        .await
-        .unwrap();
-    let bob = Client::new(&url(1));
-    bob.login("bob", PASSWORD, Some("ubimax")).await.unwrap();
-    let contacts = bob.rtc().get_contacts(&Default::default()).await.unwrap();
-    let bob_id = contacts
-        .contacts
-        .iter()
-        .find(|c| c.user_id == "bob")
-        .unwrap()
-        .user_db_id;
-    let req = callhub_client::api::CreateCallRequest {
-        invited_contacts: vec![callhub_client::api::ContactInput {
-            user_db_id: Some(bob_id),
-            ..Default::default()
-        }],
-        ..call_request(CallType::Sfu, &[])
-    };
-    let call = alice.rtc().create_call_for_contacts(&req).await.unwrap();
+    let (_db, mut nodes, url, alice, bob, call, _) = two_nodes_and_an_sfu_call(0, 1, "30").await;
+    let [a_node, _b_node] = &mut nodes;
     let a_id = alice
         .rtc()
         .join_call(call.call_id)
@@ -991,4 +915,66 @@ async fn an_sfu_call_comes_back_on_a_live_node_when_its_node_is_killed() {
         metric(&url(1), "callhub_sfu_participants").await == 2.0
     })
     .await;
+}
+
+/// Two node processes on one database and the local NATS (`grace`: the rejoin
+/// grace in seconds), Alice logged in on node `alice_on`, Bob on `bob_on`, and an
+/// SFU call from Alice to Bob; with Bob's userDbId.
+async fn two_nodes_and_an_sfu_call(
+    alice_on: usize,
+    bob_on: usize,
+    grace: &str,
+) -> (
+    TestDb,
+    [tokio::process::Child; 2],
+    impl Fn(usize) -> String,
+    Client,
+    Client,
+    callhub_core::CallLog,
+    i64,
+) {
+    use crate::durability::{add_user_with_role, serve_with};
+    let db = TestDb::new(Backend::Postgres).await;
+    add_user_with_role(&db, "alice", "user").await;
+    add_user_with_role(&db, "bob", "user").await;
+    let env = [
+        ("CALLHUB_NATS_URL", local_nats()),
+        (
+            "CALLHUB_NATS_PREFIX",
+            format!("test{}", Uuid::new_v4().simple()),
+        ),
+        ("CALLHUB_REJOIN_GRACE_SECS", grace.into()),
+    ];
+    let ports = [free_port(), free_port()];
+    let nodes = [
+        serve_with(&db, ports[0], &env).await,
+        serve_with(&db, ports[1], &env).await,
+    ];
+    let url = move |i: usize| format!("http://127.0.0.1:{}", ports[i]);
+    for i in 0..2 {
+        wait_connected(&url(i)).await;
+    }
+    let alice = Client::new(&url(alice_on));
+    alice
+        .login("alice", PASSWORD, Some("ubimax"))
+        .await
+        .unwrap();
+    let bob = Client::new(&url(bob_on));
+    bob.login("bob", PASSWORD, Some("ubimax")).await.unwrap();
+    let contacts = bob.rtc().get_contacts(&Default::default()).await.unwrap();
+    let bob_id = contacts
+        .contacts
+        .iter()
+        .find(|c| c.user_id == "bob")
+        .unwrap()
+        .user_db_id;
+    let req = callhub_client::api::CreateCallRequest {
+        invited_contacts: vec![callhub_client::api::ContactInput {
+            user_db_id: Some(bob_id),
+            ..Default::default()
+        }],
+        ..call_request(CallType::Sfu, &[])
+    };
+    let call = alice.rtc().create_call_for_contacts(&req).await.unwrap();
+    (db, nodes, url, alice, bob, call, bob_id)
 }
