@@ -385,22 +385,22 @@ impl Session {
             send(sink, &too_big(MAX_SIGNALING_FRAME, " of signaling frames")).await?;
             return Ok(false);
         }
-        let frame: ClientFrame = match serde_json::from_str(text.as_str()) {
+        let parsed = serde_json::from_str::<ClientFrame>(text.as_str());
+        let signaling = matches!(
+            parsed,
+            Ok(ClientFrame::Signal { .. } | ClientFrame::Sfu { .. })
+        );
+        if text.len() > MAX_FRAME && !signaling {
+            send(sink, &too_big(MAX_FRAME, "")).await?;
+            return Ok(false);
+        }
+        let frame = match parsed {
             Ok(f) => f,
-            Err(_) if text.len() > MAX_FRAME => {
-                send(sink, &too_big(MAX_FRAME, "")).await?;
-                return Ok(false);
-            }
             Err(e) => {
                 send(sink, &error_frame(&format!("bad frame: {e}"))).await?;
                 return Ok(false);
             }
         };
-        let signaling = matches!(frame, ClientFrame::Signal { .. } | ClientFrame::Sfu { .. });
-        if text.len() > MAX_FRAME && !signaling {
-            send(sink, &too_big(MAX_FRAME, "")).await?;
-            return Ok(false);
-        }
         match frame {
             ClientFrame::Ping => send(sink, r#"{"type":"pong"}"#).await?,
             ClientFrame::Resume { .. } if matches!(self.who, Who::Guest(_)) => {
