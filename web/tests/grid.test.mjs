@@ -39,6 +39,15 @@ test('a person\'s camera and voice share a tile; a shared screen is a tile of it
   assert.equal(tiles[3].video, '4-video-screen');
 });
 
+test('a paused video marks its tile, camera or screen; audio does not', () => {
+  const tiles = tilesOf({
+    feeds: [{ ...feed(2, 'video'), paused: true }, feed(2, 'audio'), feed(3, 'video'), { ...feed(3, 'video', 'screen'), paused: true }],
+    inCall: [1, 2, 3],
+    selfId: 1,
+  });
+  assert.deepEqual(tiles.map((t) => `${t.key} ${t.paused}`), ['2:camera true', '3:camera false', '3:screen true']);
+});
+
 test('someone the SFU sends media of gets a tile even if the log does not know them yet', () => {
   const tiles = tilesOf({ feeds: [feed(9, 'video')], inCall: [1], selfId: 1 });
   assert.deepEqual(tiles.map((t) => t.key), ['9:camera']);

@@ -164,6 +164,24 @@ test('received m-lines are people by the last tracks list; stopped and inactive 
   assert.deepEqual(p.feeds().map((f) => f.mid), ['a1']);
 });
 
+test('videos the SFU pauses for our bandwidth are marked, and unmarked when it resumes them', async () => {
+  const { p } = peer();
+  await p.queue;
+  await p.signal({ sdp: { type: 'answer', sdp: 'x' } });
+  await p.signal({ tracks: [
+    { mid: 'v1', contactId: 3, kind: 'video', source: 'camera' },
+    { mid: 'v2', contactId: 4, kind: 'video', source: 'camera' },
+  ] });
+  await p.signal(sfuOffer({ v1: 'sendonly', v2: 'sendonly' }));
+  let changed = 0;
+  p.addEventListener('feeds', () => { changed += 1; });
+  await p.signal({ paused: ['v2'] });
+  assert.deepEqual(p.feeds().map((f) => `${f.mid} ${f.paused}`), ['v1 false', 'v2 true']);
+  await p.signal({ paused: [] });
+  assert.deepEqual(p.feeds().map((f) => f.paused), [false, false]);
+  assert.equal(changed, 2, 'each change re-renders the stage');
+});
+
 test('a shared screen is a third m-line, send-only; stopping it makes it inactive and offers again', async () => {
   const { p, sent } = peer();
   await p.queue;

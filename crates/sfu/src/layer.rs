@@ -25,6 +25,11 @@ pub fn rank(rid: &str, listed: &[String]) -> usize {
     }
 }
 
+/// What a receiver's share must be for the layer of `rank`.
+pub fn need(rank: usize) -> u64 {
+    NEEDS_BPS.get(rank).copied().unwrap_or(0)
+}
+
 /// The best layer `share_bps` (the receiver's estimate divided among its videos)
 /// pays for, as a rank.
 pub fn affordable(share_bps: u64) -> usize {
@@ -32,6 +37,11 @@ pub fn affordable(share_bps: u64) -> usize {
         .iter()
         .position(|&need| share_bps >= need)
         .unwrap_or(2)
+}
+
+/// Whether a layer last received at `seen` is being sent.
+pub fn is_live(seen: Option<Instant>, now: Instant) -> bool {
+    seen.is_some_and(|t| now.saturating_duration_since(t) < LAYER_IDLE)
 }
 
 /// Picks the layer to forward: the best one not above `wanted` among those sent
@@ -42,7 +52,7 @@ pub fn pick<'a>(
     now: Instant,
 ) -> Option<&'a str> {
     let mut live: Vec<(&str, usize)> = layers
-        .filter(|(_, _, seen)| seen.is_some_and(|t| now.saturating_duration_since(t) < LAYER_IDLE))
+        .filter(|(_, _, seen)| is_live(*seen, now))
         .map(|(rid, rank, _)| (rid, rank))
         .collect();
     live.sort_by_key(|&(_, rank)| rank);

@@ -18,6 +18,7 @@
 //!   layer is chosen per receiver from the receiver's bandwidth estimate, shared
 //!   over the videos it gets, and switched only at a keyframe of the new layer.
 
+mod alloc;
 pub mod client;
 mod layer;
 mod speaker;
@@ -45,8 +46,13 @@ const TICK: Duration = Duration::from_millis(250);
 const ICE_GRACE: Duration = Duration::from_secs(15);
 /// At most one keyframe request per sender's track and layer in this time.
 const KEYFRAME_EVERY: Duration = Duration::from_millis(300);
-/// The bitrate the SFU probes for per video it sends a receiver.
-const DESIRED_PER_VIDEO: Bitrate = Bitrate::kbps(1_200);
+/// The bitrate a receiver's estimate starts from, and what it is assumed to
+/// carry until its first estimate: a late joiner of a small call sees everyone
+/// at once; a link that carries less brings the estimate down within a second.
+const START_BPS: u64 = 2_500_000;
+/// The estimate the SFU probes for, above what all of a receiver's videos (at
+/// their best layers) and audio need: room to see that a paused video fits.
+const PROBE_HEADROOM: f64 = 1.25;
 
 /// One participant of one call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -118,6 +124,7 @@ pub struct Sfu {
     out: VecDeque<Output>,
     stats: Stats,
     next_tick: Instant,
+    last_tick: Instant,
 }
 
 #[derive(Default)]
@@ -140,6 +147,7 @@ impl Sfu {
             out: VecDeque::new(),
             stats: Stats::default(),
             next_tick: now + TICK,
+            last_tick: now,
         }
     }
 
@@ -319,7 +327,7 @@ impl Sfu {
             .enable_vp8(true)
             .set_ice_lite(true)
             .set_crypto_provider(self.crypto.clone())
-            .enable_bwe(Some(Bitrate::kbps(600)))
+            .enable_bwe(Some(Bitrate::bps(START_BPS)))
             .build(now);
         let candidate = Candidate::host(self.candidate, "udp")
             .map_err(|e| Refused(format!("the SFU's address is unusable: {e}")))?;
@@ -363,7 +371,6 @@ impl Sfu {
             .sdp_api()
             .accept_answer(pending, answer)
             .map_err(|e| Refused(format!("sdp: the answer was refused: {e}")))?;
-        let mut opened = vec![];
         for t in &mut peer.outs {
             match t.state {
                 OutState::Negotiating(m) => {
@@ -372,26 +379,16 @@ impl Sfu {
                     } else {
                         OutState::Open(m)
                     };
-                    if t.kind == MediaKind::Video && !t.gone {
-                        opened.push((t.from, t.mid_in, t.rid));
-                    }
                 }
                 OutState::NegotiatingStop(_) => t.state = OutState::Closed,
                 _ => {}
             }
         }
         peer.outs.retain(|t| t.state != OutState::Closed);
-        // A late joiner sees everyone at once: ask each sender for a keyframe.
-        for (sender, mid, rid) in opened {
-            self.request_keyframe(
-                now,
-                PeerId {
-                    call: from.call,
-                    contact: sender,
-                },
-                mid,
-                rid,
-            );
+        // A late joiner sees everyone at once: what fits starts now, each video
+        // with a keyframe its sender is asked for.
+        for (sender, mid, rid) in self.allocate(now, from) {
+            self.request_keyframe(now, sender, mid, rid);
         }
         Ok(())
     }
@@ -546,71 +543,23 @@ impl Sfu {
         }
     }
 
-    /// Layers per receiver and the active speaker per call; answers whom that touched.
+    /// Rates, what each receiver gets, and the active speaker per call; answers
+    /// whom that touched.
     fn tick(&mut self, now: Instant) -> Vec<PeerId> {
-        let mut touched = vec![];
-        // Layers: each receiver's share of its estimate picks, per simulcast video,
-        // the layer to switch to; the sender is asked for a keyframe of it.
-        let mut asks = vec![];
-        let ids: Vec<PeerId> = self.peers.keys().copied().collect();
-        for id in &ids {
-            let p = &self.peers[id];
-            let videos = p
-                .outs
-                .iter()
-                .filter(|t| t.kind == MediaKind::Video && matches!(t.state, OutState::Open(_)))
-                .count()
-                .max(1) as u64;
-            let share = p.estimate_bps.map(|e| e / videos);
-            let mut plans = vec![];
-            for (i, t) in p.outs.iter().enumerate() {
-                if t.kind != MediaKind::Video || !matches!(t.state, OutState::Open(_)) {
-                    continue;
-                }
-                let sender = PeerId {
-                    call: id.call,
-                    contact: t.from,
-                };
-                let Some(src) = self.peers.get(&sender).and_then(|s| s.track_in(t.mid_in)) else {
-                    continue;
-                };
-                if src.layers.is_empty() {
-                    continue;
-                }
-                let wanted = match share {
-                    Some(s) => layer::affordable(s),
-                    None => 1,
-                };
-                let names: Vec<String> = src.layers.iter().map(|(r, _)| r.to_string()).collect();
-                let ranked: Vec<(String, usize, Option<Instant>)> = src
-                    .layers
-                    .iter()
-                    .map(|(r, seen)| (r.to_string(), layer::rank(r, &names), *seen))
-                    .collect();
-                plans.push((i, wanted, ranked, sender, t.mid_in));
-            }
-            let p = self.peers.get_mut(id).expect("present");
-            for (i, wanted, ranked, sender, mid) in plans {
-                let wanted = p.outs[i].wanted.update(wanted, now);
-                let pick = layer::pick(
-                    wanted,
-                    ranked.iter().map(|(r, k, s)| (r.as_str(), *k, *s)),
-                    now,
-                )
-                .map(Rid::from);
-                let t = &mut p.outs[i];
-                if pick.is_some() && pick != t.rid && pick != t.switch_to {
-                    tracing::debug!(receiver = ?id, from = t.from, now = ?t.rid, to = ?pick, wanted, estimate = ?p.estimate_bps, "layer switch wanted");
-                    t.switch_to = pick;
-                    asks.push((sender, mid, pick));
-                } else if pick == t.rid {
-                    t.switch_to = None;
-                }
+        let elapsed = now.saturating_duration_since(self.last_tick);
+        self.last_tick = now;
+        for p in self.peers.values_mut() {
+            for r in p.ins.iter_mut().flat_map(|t| t.rates.values_mut()) {
+                r.tick(elapsed);
             }
         }
-        for (sender, mid, rid) in asks {
-            self.request_keyframe(now, sender, mid, rid);
-            push_once(&mut touched, sender);
+        let mut touched = vec![];
+        let ids: Vec<PeerId> = self.peers.keys().copied().collect();
+        for id in ids {
+            for (sender, mid, rid) in self.allocate(now, id) {
+                self.request_keyframe(now, sender, mid, rid);
+                push_once(&mut touched, sender);
+            }
         }
         // The active speaker.
         let mut changes = vec![];
@@ -625,6 +574,144 @@ impl Sfu {
             }
         }
         touched
+    }
+
+    /// Decides what one receiver gets: the videos its estimate carries, in its
+    /// order of preference (screens, the active speaker, what it gets already),
+    /// the others paused; and per simulcast video the layer its share pays for.
+    /// Answers the keyframes that takes (a resumed video, a layer switch).
+    fn allocate(&mut self, now: Instant, id: PeerId) -> Vec<(PeerId, Mid, Option<Rid>)> {
+        let Some(p) = self.peers.get(&id) else {
+            return vec![];
+        };
+        let speaker = self.rooms.get(&id.call).and_then(|r| r.speakers.current());
+        let mut audio_bps = 0;
+        let mut videos = vec![];
+        for (i, t) in p.outs.iter().enumerate() {
+            if !matches!(t.state, OutState::Open(_)) {
+                continue;
+            }
+            let sender = PeerId {
+                call: id.call,
+                contact: t.from,
+            };
+            let Some(src) = self.peers.get(&sender).and_then(|s| s.track_in(t.mid_in)) else {
+                continue;
+            };
+            if t.kind == MediaKind::Audio {
+                audio_bps += src.rates.values().filter_map(alloc::Rate::bps).sum::<u64>();
+                continue;
+            }
+            let names: Vec<String> = src.layers.iter().map(|(r, _)| r.to_string()).collect();
+            let ranked: Vec<(String, usize, Option<Instant>)> = src
+                .layers
+                .iter()
+                .map(|(r, seen)| (r.to_string(), layer::rank(r, &names), *seen))
+                .collect();
+            // Per live layer: what it costs, and what the SFU's layer choice
+            // wants the receiver to afford before it picks it.
+            let costs: Vec<(u64, u64)> = if src.layers.is_empty() {
+                let c = src.cost(None);
+                vec![(c, c)]
+            } else {
+                ranked
+                    .iter()
+                    .zip(&src.layers)
+                    .filter(|(_, (_, seen))| layer::is_live(*seen, now))
+                    .map(|((_, rank, _), (r, _))| {
+                        let c = src.cost(Some(*r));
+                        (c, c.max(layer::need(*rank)))
+                    })
+                    .collect()
+            };
+            let (Some(least), Some(most)) = (
+                costs.iter().map(|c| c.0).min(),
+                costs.iter().map(|c| c.1).max(),
+            ) else {
+                continue; // a simulcast sender sending nothing now
+            };
+            let order = (
+                t.source != Source::Screen,
+                Some(t.from) != speaker,
+                t.paused,
+                t.from,
+            );
+            videos.push((order, i, sender, t.mid_in, least, most, ranked));
+        }
+        videos.sort_by_key(|v| v.0);
+        let for_video = p
+            .estimate_bps
+            .unwrap_or(START_BPS)
+            .saturating_sub(audio_bps);
+        let least: Vec<u64> = videos.iter().map(|v| v.4).collect();
+        let all = audio_bps + videos.iter().map(|v| v.5).sum::<u64>();
+        let desired = Bitrate::bps(((all as f64 * PROBE_HEADROOM) as u64).max(START_BPS));
+
+        let p = self.peers.get_mut(&id).expect("present");
+        let n = p.budget.update(for_video, &least, now);
+        if p.desired
+            .is_none_or(|d| d.as_u64().abs_diff(desired.as_u64()) > d.as_u64() / 10)
+        {
+            p.desired = Some(desired);
+            p.rtc.bwe().set_bitrate(Bitrate::ZERO, desired);
+        }
+        let share = for_video / n.max(1) as u64;
+        let mut asks = vec![];
+        let mut paused_changed = false;
+        for (k, (_, i, sender, mid, _, _, ranked)) in videos.into_iter().enumerate() {
+            let t = &mut p.outs[i];
+            if k >= n {
+                if !t.paused {
+                    tracing::debug!(receiver = ?id, from = t.from, estimate = ?p.estimate_bps, "video paused: the estimate does not carry it");
+                    t.paused = true;
+                    t.switch_to = None;
+                    paused_changed = true;
+                }
+                continue;
+            }
+            let resumed = std::mem::take(&mut t.paused);
+            if resumed {
+                tracing::debug!(receiver = ?id, from = t.from, estimate = ?p.estimate_bps, "video resumed");
+                // Like a layer switch: from a keyframe, its timeline rebased.
+                t.need_keyframe = true;
+                t.rid = None;
+                t.switch_to = None;
+                paused_changed = true;
+            }
+            if ranked.is_empty() {
+                if resumed {
+                    asks.push((sender, mid, None));
+                }
+                continue;
+            }
+            let wanted = t.wanted.update(layer::affordable(share), now);
+            let pick = layer::pick(
+                wanted,
+                ranked.iter().map(|(r, k, s)| (r.as_str(), *k, *s)),
+                now,
+            )
+            .map(Rid::from);
+            if pick.is_some() && pick != t.rid && pick != t.switch_to {
+                tracing::debug!(receiver = ?id, from = t.from, now = ?t.rid, to = ?pick, wanted, estimate = ?p.estimate_bps, "layer switch wanted");
+                t.switch_to = pick;
+                asks.push((sender, mid, pick));
+            } else if pick == t.rid {
+                t.switch_to = None;
+            }
+        }
+        if paused_changed {
+            let paused: Vec<String> = p
+                .outs
+                .iter()
+                .filter(|t| t.paused)
+                .filter_map(|t| match t.state {
+                    OutState::Open(m) => Some(m.to_string()),
+                    _ => None,
+                })
+                .collect();
+            self.signal(id, json!({ "paused": paused }));
+        }
+        asks
     }
 
     fn signal(&mut self, to: PeerId, payload: Value) {
@@ -680,6 +767,18 @@ struct TrackIn {
     /// Simulcast layers and when each was last received (empty: no simulcast).
     layers: Vec<(Rid, Option<Instant>)>,
     keyframe_asked: HashMap<Option<Rid>, Option<Instant>>,
+    /// What arrives per layer (`None`: the one stream of a track).
+    rates: HashMap<Option<Rid>, alloc::Rate>,
+}
+
+impl TrackIn {
+    /// What forwarding a layer costs a receiver, in bit/s.
+    fn cost(&self, rid: Option<Rid>) -> u64 {
+        self.rates
+            .get(&rid)
+            .and_then(alloc::Rate::bps)
+            .unwrap_or(alloc::UNMEASURED_VIDEO_BPS)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -707,6 +806,8 @@ struct TrackOut {
     rid: Option<Rid>,
     switch_to: Option<Rid>,
     wanted: layer::Wanted,
+    /// A video the receiver's estimate does not carry now: not forwarded.
+    paused: bool,
     /// Nothing forwarded yet, or the layer switched: wait for a keyframe.
     need_keyframe: bool,
     /// Added to the sender's media time so the receiver's timeline runs on
@@ -727,6 +828,8 @@ impl TrackOut {
             rid: None,
             switch_to: None,
             wanted: layer::Wanted::default(),
+            // Until the receiver's budget takes it.
+            paused: t.kind == MediaKind::Video,
             need_keyframe: t.kind == MediaKind::Video,
             offset: 0,
             last_out: None,
@@ -754,6 +857,7 @@ struct Peer {
     estimate_bps: Option<u64>,
     disconnected_since: Option<Instant>,
     desired: Option<Bitrate>,
+    budget: alloc::Budget,
 }
 
 impl Peer {
@@ -770,6 +874,7 @@ impl Peer {
             estimate_bps: None,
             disconnected_since: None,
             desired: None,
+            budget: alloc::Budget::default(),
         }
     }
 
@@ -828,16 +933,6 @@ impl Peer {
         }
         let (offer, pending) = change.apply()?;
         self.pending = Some(pending);
-        let videos = self
-            .outs
-            .iter()
-            .filter(|t| t.kind == MediaKind::Video && t.mid().is_some())
-            .count() as u64;
-        let desired = Bitrate::bps(DESIRED_PER_VIDEO.as_u64() * videos.max(1));
-        if self.desired != Some(desired) {
-            self.desired = Some(desired);
-            self.rtc.bwe().set_bitrate(Bitrate::kbps(0), desired);
-        }
         let tracks: Vec<Value> = self
             .outs
             .iter()
@@ -915,6 +1010,7 @@ impl Peer {
                     active: true,
                     layers,
                     keyframe_asked: HashMap::new(),
+                    rates: HashMap::new(),
                 });
                 props.push(Prop::TrackOpen(m.mid));
             }
@@ -943,13 +1039,18 @@ impl Peer {
                 {
                     l.1 = Some(now);
                 }
+                t.rates.entry(data.rid).or_default().add(data.data.len());
                 if let Some(level) = data.ext_vals.audio_level {
                     props.push(Prop::Level(level));
                 }
                 props.push(Prop::Media(Box::new(data)));
             }
             Event::KeyframeRequest(req) => {
-                if let Some(t) = self.outs.iter().find(|t| t.mid() == Some(req.mid)) {
+                if let Some(t) = self
+                    .outs
+                    .iter()
+                    .find(|t| t.mid() == Some(req.mid) && !t.paused)
+                {
                     props.push(Prop::KeyframeWanted {
                         sender: t.from,
                         mid: t.mid_in,
@@ -978,6 +1079,9 @@ impl Peer {
             return Forwarded::Not;
         };
         if t.kind == MediaKind::Video {
+            if t.paused {
+                return Forwarded::Not;
+            }
             let keyframe = data.is_keyframe();
             if data.rid.is_some() {
                 if t.switch_to.is_some() && data.rid == t.switch_to {

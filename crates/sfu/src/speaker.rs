@@ -37,7 +37,6 @@ impl Speakers {
         }
     }
 
-    #[cfg(test)]
     pub fn current(&self) -> Option<i64> {
         self.current
     }

@@ -23,14 +23,15 @@ export const tileKey = (contactId, source = 'camera') => `${contactId}:${source}
  * by its log, and anyone the SFU sends media of), then their screens. `feeds` are
  * the live received tracks [{contactId, kind, source, track}], `inCall` the contact
  * ids joined now, `left` those whose last word was Leave (their media may still be
- * in flight: never shown). Returns [{key, contactId, source, video, audio}].
+ * in flight: never shown). Returns [{key, contactId, source, video, audio, paused}]
+ * (`paused`: the SFU holds that video back for our bandwidth).
  */
 export function tilesOf({ feeds = [], inCall = [], left = [], selfId }) {
   const gone = new Set(left);
   const people = new Map();
   const screens = new Map();
   const person = (id) => {
-    if (!people.has(id)) people.set(id, { key: tileKey(id), contactId: id, source: 'camera', video: null, audio: null });
+    if (!people.has(id)) people.set(id, { key: tileKey(id), contactId: id, source: 'camera', video: null, audio: null, paused: false });
     return people.get(id);
   };
   for (const id of inCall) if (id !== selfId && !gone.has(id)) person(id);
@@ -39,9 +40,11 @@ export function tilesOf({ feeds = [], inCall = [], left = [], selfId }) {
     if (f.source === 'screen') {
       if (f.kind !== 'video') continue;
       const key = tileKey(f.contactId, 'screen');
-      screens.set(key, { key, contactId: f.contactId, source: 'screen', video: f.track ?? null, audio: null });
+      screens.set(key, { key, contactId: f.contactId, source: 'screen', video: f.track ?? null, audio: null, paused: !!f.paused });
     } else {
-      person(f.contactId)[f.kind] = f.track ?? null;
+      const p = person(f.contactId);
+      p[f.kind] = f.track ?? null;
+      if (f.kind === 'video') p.paused = !!f.paused;
     }
   }
   const byId = (a, b) => a.contactId - b.contactId;

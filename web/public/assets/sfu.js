@@ -48,6 +48,7 @@ export class SfuPeer extends EventTarget {
     const pc = new RTCPeerConnection({ iceServers: this.iceServers, iceTransportPolicy: this.relay ? 'relay' : 'all' });
     this.pc = pc;
     this.tracks = new Map(); // mid -> {contactId, kind, source}: the SFU's latest list
+    this.paused = new Set(); // mids of videos the SFU holds back for our bandwidth
     this.makingOffer = false;
     this.wantOffer = false;
     this.offeredAt = 0;
@@ -128,7 +129,7 @@ export class SfuPeer extends EventTarget {
     return this.run(() => this.handle(payload || {}));
   }
 
-  async handle({ sdp, candidate, tracks, activeSpeaker, restart }) {
+  async handle({ sdp, candidate, tracks, activeSpeaker, restart, paused }) {
     const pc = this.pc;
     if (this.closed || pc.signalingState === 'closed') return;
     if (restart) {
@@ -144,6 +145,12 @@ export class SfuPeer extends EventTarget {
     }
     if (activeSpeaker !== undefined) {
       this.emit('speaker', activeSpeaker);
+      return;
+    }
+    if (Array.isArray(paused)) {
+      // Videos our bandwidth estimate does not carry now (docs/api.md "SFU calls").
+      this.paused = new Set(paused.map(String));
+      this.emit('feeds');
       return;
     }
     if (sdp?.type === 'offer') {
@@ -182,7 +189,7 @@ export class SfuPeer extends EventTarget {
       const info = this.tracks.get(t.mid);
       if (!info) continue;
       const track = t.receiver.track;
-      out.push({ mid: t.mid, ...info, track, live: track.readyState === 'live' && !track.muted });
+      out.push({ mid: t.mid, ...info, track, live: track.readyState === 'live' && !track.muted, paused: this.paused.has(t.mid) });
     }
     return out;
   }

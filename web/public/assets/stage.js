@@ -134,7 +134,9 @@ export class SfuStage {
       this.watchFrames(video);
     }
     fig.classList.toggle('no-video', !this.hasVideo(fig));
-    fig.querySelector('.ph-text').textContent = this.connected ? (t.source === 'screen' ? 'Starting…' : 'Camera off') : 'Connecting…';
+    let why = t.source === 'screen' ? 'Starting…' : 'Camera off';
+    if (t.paused) why = 'Video paused: low bandwidth';
+    fig.querySelector('.ph-text').textContent = this.connected ? why : 'Connecting…';
   }
 
   renderOwnScreen(track) {

@@ -1,0 +1,219 @@
+//! How many videos a receiver gets: as many as its bandwidth estimate carries,
+//! in the order it prefers them. What does not fit is paused rather than handed
+//! to str0m, whose pacer holds each receiver to its estimate: forwarding more
+//! than that only grows its send queues until every video arrives late and
+//! broken (the SFU benchmark at 16 participants, bench/README.md).
+
+use std::time::{Duration, Instant};
+
+/// A receiver gets more videos only after the estimate has had room for them
+/// this long: each resumed video starts with a keyframe, which is costly to
+/// throw away again.
+pub const RESUME_AFTER: Duration = Duration::from_secs(1);
+/// What a video is assumed to cost before its sender's rate is known.
+pub const UNMEASURED_VIDEO_BPS: u64 = 300_000;
+/// RTP, SRTP and UDP headers on top of the payload rate a sender is measured at.
+const OVERHEAD: f64 = 1.08;
+
+/// A payload rate, measured over the SFU's ticks.
+#[derive(Debug, Default, Clone)]
+pub struct Rate {
+    bytes: u64,
+    bps: Option<f64>,
+}
+
+impl Rate {
+    pub fn add(&mut self, bytes: usize) {
+        self.bytes += bytes as u64;
+    }
+
+    /// Closes a tick of `elapsed`: about a second of smoothing at 250 ms ticks.
+    pub fn tick(&mut self, elapsed: Duration) {
+        let secs = elapsed.as_secs_f64();
+        if secs <= 0.0 {
+            return;
+        }
+        let now = std::mem::take(&mut self.bytes) as f64 * 8.0 / secs;
+        self.bps = Some(match self.bps {
+            Some(old) => old + (now - old) * 0.3,
+            None => now,
+        });
+    }
+
+    /// The rate with headers, once measured.
+    pub fn bps(&self) -> Option<u64> {
+        self.bps.map(|b| (b * OVERHEAD) as u64)
+    }
+}
+
+/// More videos are taken only when they leave this share of the estimate
+/// free: a resumed video's keyframe, and the probing, need room.
+const UP_MARGIN: f64 = 0.85;
+/// A pause this soon after more videos were taken means they did not fit: the
+/// next try waits twice as long, up to `MAX_HOLD`.
+const FLAP: Duration = Duration::from_secs(5);
+const MAX_HOLD: Duration = Duration::from_secs(8);
+/// Quiet this long, the wait falls back to `RESUME_AFTER`.
+const CALM: Duration = Duration::from_secs(20);
+
+/// A receiver's video budget with hysteresis: fewer videos at once when the
+/// estimate falls, more when it has had room for them (with a margin) for a
+/// while, and longer waits after a try that did not fit.
+#[derive(Debug, Clone)]
+pub struct Budget {
+    allowed: Option<usize>,
+    more_since: Option<Instant>,
+    hold: Duration,
+    last_up: Option<Instant>,
+    last_down: Option<Instant>,
+}
+
+impl Default for Budget {
+    fn default() -> Self {
+        Self {
+            allowed: None,
+            more_since: None,
+            hold: RESUME_AFTER,
+            last_up: None,
+            last_down: None,
+        }
+    }
+}
+
+/// How many of `costs`, in order, add up to no more than `bps`.
+fn fitting(costs: &[u64], bps: u64) -> usize {
+    costs
+        .iter()
+        .scan(0u64, |sum, &c| {
+            *sum += c;
+            Some(*sum)
+        })
+        .take_while(|&sum| sum <= bps)
+        .count()
+}
+
+impl Budget {
+    /// How many of the videos (their costs in the receiver's order of
+    /// preference) are forwarded, given `bps` for video.
+    pub fn update(&mut self, bps: u64, costs: &[u64], now: Instant) -> usize {
+        let fits = fitting(costs, bps);
+        let roomy = fitting(costs, (bps as f64 * UP_MARGIN) as u64);
+        if self
+            .last_down
+            .or(self.last_up)
+            .is_some_and(|t| now.saturating_duration_since(t) >= CALM)
+        {
+            self.hold = RESUME_AFTER;
+        }
+        let allowed = match self.allowed {
+            None => fits,
+            Some(a) if fits < a => {
+                self.more_since = None;
+                if self
+                    .last_up
+                    .is_some_and(|t| now.saturating_duration_since(t) < FLAP)
+                {
+                    self.hold = (self.hold * 2).min(MAX_HOLD);
+                }
+                self.last_down = Some(now);
+                fits
+            }
+            Some(a) if roomy > a => {
+                let since = *self.more_since.get_or_insert(now);
+                if now.saturating_duration_since(since) >= self.hold {
+                    self.more_since = None;
+                    self.last_up = Some(now);
+                    roomy
+                } else {
+                    a
+                }
+            }
+            Some(a) => {
+                self.more_since = None;
+                a
+            }
+        };
+        let allowed = allowed.min(costs.len());
+        self.allowed = Some(allowed);
+        allowed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rate_follows_what_arrives() {
+        let mut r = Rate::default();
+        assert_eq!(r.bps(), None);
+        r.add(10_000); // 80 kbit in 250 ms
+        r.tick(Duration::from_millis(250));
+        assert_eq!(r.bps(), Some((320_000.0 * OVERHEAD) as u64));
+        for _ in 0..20 {
+            r.tick(Duration::from_millis(250));
+        }
+        assert!(r.bps().unwrap() < 1_000, "silence brings it down");
+    }
+
+    #[test]
+    fn fewer_videos_at_once_more_after_a_while() {
+        let t0 = Instant::now();
+        let costs = [300_000; 5];
+        let mut b = Budget::default();
+        assert_eq!(b.update(1_000_000, &costs, t0), 3, "what fits, at first");
+        assert_eq!(
+            b.update(650_000, &costs, t0 + Duration::from_millis(250)),
+            2,
+            "down at once"
+        );
+        // Room for one more, but only for a moment, or without a margin:
+        // nothing changes.
+        let mut t = t0 + Duration::from_millis(500);
+        assert_eq!(b.update(1_100_000, &costs, t), 2);
+        t += Duration::from_millis(250);
+        assert_eq!(b.update(650_000, &costs, t), 2);
+        t += RESUME_AFTER;
+        assert_eq!(b.update(920_000, &costs, t), 2);
+        t += RESUME_AFTER;
+        assert_eq!(
+            b.update(920_000, &costs, t),
+            2,
+            "900 kbit/s leave no margin"
+        );
+        // Room for all five for a while: all five.
+        assert_eq!(b.update(10_000_000, &costs, t), 2);
+        t += RESUME_AFTER / 2;
+        assert_eq!(b.update(10_000_000, &costs, t), 2);
+        t += RESUME_AFTER / 2;
+        assert_eq!(b.update(10_000_000, &costs, t), 5);
+        t += RESUME_AFTER;
+        assert_eq!(
+            b.update(10_000_000, &costs, t),
+            5,
+            "never more than there are"
+        );
+        assert_eq!(b.update(0, &costs, t), 0, "audio only when nothing fits");
+    }
+
+    #[test]
+    fn a_try_that_does_not_fit_makes_the_next_wait_longer() {
+        let t0 = Instant::now();
+        let costs = [300_000; 3];
+        let mut b = Budget::default();
+        assert_eq!(b.update(400_000, &costs, t0), 1);
+        let mut t = t0;
+        // Room for all: after RESUME_AFTER, all three; then they do not fit.
+        assert_eq!(b.update(2_000_000, &costs, t), 1);
+        t += RESUME_AFTER;
+        assert_eq!(b.update(2_000_000, &costs, t), 3);
+        t += Duration::from_secs(1);
+        assert_eq!(b.update(400_000, &costs, t), 1);
+        // The next try waits twice as long.
+        assert_eq!(b.update(2_000_000, &costs, t), 1);
+        t += RESUME_AFTER;
+        assert_eq!(b.update(2_000_000, &costs, t), 1);
+        t += RESUME_AFTER;
+        assert_eq!(b.update(2_000_000, &costs, t), 3);
+    }
+}
