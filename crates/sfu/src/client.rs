@@ -121,6 +121,8 @@ pub struct Participant {
     pub tracks: HashMap<String, Track>,
     pub received: HashMap<i64, Received>,
     pub speakers: Vec<i64>,
+    /// The mids of the videos the SFU holds back for this participant's bandwidth.
+    pub paused: Vec<String>,
     pub keyframes_asked: u64,
     /// Video and audio frames handed to str0m to send.
     pub video_sent: u64,
@@ -156,6 +158,7 @@ impl Participant {
             tracks: HashMap::new(),
             received: HashMap::new(),
             speakers: vec![],
+            paused: vec![],
             keyframes_asked: 0,
             video_sent: 0,
             audio_sent: 0,
@@ -203,6 +206,13 @@ impl Participant {
         }
         if let Some(who) = payload.get("activeSpeaker").and_then(Value::as_i64) {
             self.speakers.push(who);
+            return Ok(None);
+        }
+        if let Some(paused) = payload.get("paused").and_then(Value::as_array) {
+            self.paused = paused
+                .iter()
+                .filter_map(|m| Some(m.as_str()?.to_owned()))
+                .collect();
             return Ok(None);
         }
         let sdp = payload.get("sdp").ok_or("an sfu payload without sdp")?;

@@ -125,6 +125,9 @@ pub struct Sfu {
     stats: Stats,
     next_tick: Instant,
     last_tick: Instant,
+    /// No session's timeout is earlier (it may be earlier than any: that only
+    /// costs a wake-up), so that `poll_timeout` needs no walk over all sessions.
+    earliest: Instant,
 }
 
 #[derive(Default)]
@@ -148,6 +151,7 @@ impl Sfu {
             stats: Stats::default(),
             next_tick: now + TICK,
             last_tick: now,
+            earliest: now,
         }
     }
 
@@ -171,10 +175,7 @@ impl Sfu {
 
     /// When [`Sfu::handle_timeout`] must be called next at the latest.
     pub fn poll_timeout(&self) -> Instant {
-        self.peers
-            .values()
-            .map(|p| p.timeout)
-            .fold(self.next_tick, Instant::min)
+        self.earliest.min(self.next_tick)
     }
 
     /// An `sfu` frame's payload from a participant the call rules let in (the
@@ -289,6 +290,13 @@ impl Sfu {
             self.next_tick = now + TICK;
             touched.extend(self.tick(now));
         }
+        // Sessions not due keep their timeouts; those settled below lower it again.
+        self.earliest = self
+            .peers
+            .values()
+            .filter(|p| p.timeout > now)
+            .map(|p| p.timeout)
+            .fold(self.next_tick, Instant::min);
         self.settle(now, touched);
     }
 
@@ -436,6 +444,7 @@ impl Sfu {
             }
             let peer = self.peers.get_mut(&id).expect("present");
             let events = peer.drain(&mut self.out, &mut self.stats, now);
+            self.earliest = self.earliest.min(peer.timeout);
             if !peer.rtc.is_alive()
                 || peer
                     .disconnected_since
