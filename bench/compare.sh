@@ -1,14 +1,22 @@
 #!/usr/bin/env bash
 # Two builds of callhub side by side in one run, interleaved (A B A B) so the
-# machine's drift falls on both: createCall at saturation and its DB floor, on
-# SQLite and PostgreSQL.
+# machine's drift falls on both, on SQLite and PostgreSQL: createCall's DB floor;
+# /health, createCall and getCallLogById at saturation; /health and createCall at
+# BENCH_RATE/s offered (2,000). Each line is labelled with its build, round and
+# the load average when it ended; `python3 bench/report.py FILE` renders them.
 #   bench/compare.sh DIR_A DIR_B   (each holding callhub and callhub-bench)
 set -euo pipefail
-A="$1"; B="$2"; DUR=${BENCH_SECS:-8}; ROUNDS=${BENCH_ROUNDS:-2}
+A="$1"; B="$2"; DUR=${BENCH_SECS:-8}; ROUNDS=${BENCH_ROUNDS:-2}; RATE=${BENCH_RATE:-2000}
 PG="${CALLHUB_BENCH_PG:-postgres://postgres@127.0.0.1:5432}"
 
-one() { # dir backend
-    local dir="$1" backend="$2" work port url db pid
+# Runs a generator and prints its line with the label and the load average after it.
+rec() { # label command...
+    local label="$1"; shift
+    python3 -c 'import json,sys; v=json.loads(sys.argv[2]); v.update(json.loads(sys.argv[1])); v["loadavg"]=open("/proc/loadavg").read().split()[0]; print(json.dumps(v))' "$label" "$("$@")"
+}
+
+one() { # dir backend round
+    local dir="$1" backend="$2" round="$3" work port url db pid
     work=$(mktemp -d); port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
     if [ "$backend" = postgres ]; then
         db="callhub_cmp_$$_$RANDOM"; psql "$PG/postgres" -qc "CREATE DATABASE $db"; url="$PG/$db"
@@ -17,19 +25,22 @@ one() { # dir backend
         CALLHUB_DB_MAX_CONNECTIONS=32 "$dir/callhub" serve 2>/dev/null & pid=$!
     for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$port/health" >/dev/null && break; sleep 0.1; done
     "$dir/callhub-bench" setup --database-url "$url" --data-dir "$work" --users 400 --tokens "$work/tokens"
-    local label="{\"build\":\"$dir\",\"backend\":\"$backend\"}"
-    for line in "$("$dir/callhub-bench" floor --database-url "$url" --users 400 --concurrency 16 --duration-secs "$DUR")" \
-                "$("$dir/callhub-bench" http --url "http://127.0.0.1:$port" --tokens "$work/tokens" --route create --concurrency 64 --duration-secs "$DUR")"; do
-        python3 -c 'import json,sys; v=json.loads(sys.argv[2]); v.update(json.loads(sys.argv[1])); print(json.dumps(v))' "$label" "$line"
-    done
+    local label="{\"build\":\"$dir\",\"backend\":\"$backend\",\"round\":$round}"
+    local http=("$dir/callhub-bench" http --url "http://127.0.0.1:$port" --tokens "$work/tokens" --duration-secs "$DUR")
+    rec "$label" "$dir/callhub-bench" floor --database-url "$url" --users 400 --concurrency 16 --duration-secs "$DUR"
+    rec "$label" "${http[@]}" --route health --concurrency 64
+    rec "$label" "${http[@]}" --route create --concurrency 64
+    rec "$label" "${http[@]}" --route health --rate "$RATE"
+    rec "$label" "${http[@]}" --route create --rate "$RATE"
+    rec "$label" "${http[@]}" --route get --concurrency 64
     kill "$pid"; wait "$pid" 2>/dev/null || true
     [ "$backend" = postgres ] && psql "$PG/postgres" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)"
     rm -rf "$work"
 }
 
-for _ in $(seq 1 "$ROUNDS"); do
+for round in $(seq 1 "$ROUNDS"); do
     for backend in sqlite postgres; do
-        one "$A" "$backend"
-        one "$B" "$backend"
+        one "$A" "$backend" "$round"
+        one "$B" "$backend" "$round"
     done
 done

@@ -5,33 +5,38 @@ import sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 
 
-def find(backend, **kw):
+def find(backend, like=None, **kw):
+    """The row of `backend` with `kw`, of the same build and round as `like` (compare.sh)."""
     for r in rows:
-        if r.get("backend") == backend and all(r.get(k) == v for k, v in kw.items()):
+        same = like is None or (r.get("build"), r.get("round")) == (like.get("build"), like.get("round"))
+        if same and r.get("backend") == backend and all(r.get(k) == v for k, v in kw.items()):
             return r
     return None
 
 
-print("| backend | measure | load | achieved/s | p50 ms | p99 ms | p99.9 ms | vs floor |")
-print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+# compare.sh labels each line with its build and round: then they lead the row.
+tag = lambda r: f"{r['build']} r{r['round']} (load {r['loadavg']}) | " if "build" in r else ""
+compare = any("build" in r for r in rows)
+print(("| build | " if compare else "| ") + "backend | measure | load | achieved/s | p50 ms | p99 ms | p99.9 ms | vs floor |")
+print(("| --- " if compare else "") + "| --- | --- | --- | --- | --- | --- | --- | --- |")
 for r in rows:
     b = r.get("backend", "")
     kind = r["bench"]
     if kind == "floor":
-        print(f"| {b} | store insert_call (DB floor) | {r['concurrency']} writers | {r['achieved_per_s']:.0f} | {r['p50_ms']} | {r['p99_ms']} | {r['p999_ms']} | |")
+        print(f"| {tag(r)}{b} | store insert_call (DB floor) | {r['concurrency']} writers | {r['achieved_per_s']:.0f} | {r['p50_ms']} | {r['p99_ms']} | {r['p999_ms']} | |")
     elif kind == "http":
         load = f"{r['offered_per_s']}/s offered" if r.get("offered_per_s") else f"saturation, {r['concurrency']} in flight"
         ratio = ""
-        floor = find(b, bench="http", route="health", mode=r["mode"], offered_per_s=r.get("offered_per_s"), concurrency=r.get("concurrency"), accounts=r.get("accounts"))
+        floor = find(b, r, bench="http", route="health", mode=r["mode"], offered_per_s=r.get("offered_per_s"), concurrency=r.get("concurrency"), accounts=r.get("accounts"))
         if r["route"] != "health" and floor and floor["achieved_per_s"]:
             ratio = f"{r['achieved_per_s'] / floor['achieved_per_s']:.2f} of /health"
-        dbf = find(b, bench="floor")
+        dbf = find(b, r, bench="floor")
         if r["route"] == "createCall" and r["mode"] == "saturation" and dbf:
             ratio += f"; {r['achieved_per_s'] / dbf['achieved_per_s']:.2f} of DB floor"
         errs = f" ({r['errors']} errors, {r['dropped']} dropped)" if r["errors"] or r["dropped"] else ""
         if r.get("accounts"):
             errs += f", {r['accounts']} accounts"
-        print(f"| {b} | {r['route']}{errs} | {load} | {r['achieved_per_s']:.0f} | {r['p50_ms']} | {r['p99_ms']} | {r['p999_ms']} | {ratio} |")
+        print(f"| {tag(r)}{b} | {r['route']}{errs} | {load} | {r['achieved_per_s']:.0f} | {r['p50_ms']} | {r['p99_ms']} | {r['p999_ms']} | {ratio} |")
     elif kind == "ring":
         fa = r["from_answer"]
         print(f"| {b} | createCall → incomingCall ({r['no_pop_up']} lost, {r['pop_up_before_answer']} before the answer) | {r['calls_per_s']} calls/s | | {r['p50_ms']} (answer→: {fa['p50_ms']}) | {r['p99_ms']} (answer→: {fa['p99_ms']}) | {r['p999_ms']} | |")

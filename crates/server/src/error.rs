@@ -108,7 +108,9 @@ impl From<StoreError> for ApiError {
             StoreError::Conflict(m) => ApiError::Conflict(m),
             StoreError::Rules(e) => e.into(),
             StoreError::Unavailable(m) => ApiError::Unavailable(m),
-            e @ (StoreError::Database(_) | StoreError::Corrupt(_)) => ApiError::Internal(e.into()),
+            e @ (StoreError::Database(_) | StoreError::Sqlite(_) | StoreError::Corrupt(_)) => {
+                ApiError::Internal(e.into())
+            }
         }
     }
 }

@@ -2,9 +2,11 @@
 //! with their contacts and events, and the per-user message log. `SqlStore`
 //! implements it on embedded SQLite and on PostgreSQL.
 
+mod db;
 mod directory;
 mod migrate;
 mod sql;
+mod writer;
 
 use async_trait::async_trait;
 use callhub_core::text::{DisplayName, Domain, Email, PhoneNumber, TeamName, UserId};
@@ -30,6 +32,9 @@ pub enum StoreError {
     Unavailable(String),
     #[error("database error: {0}")]
     Database(#[source] sqlx::Error),
+    /// An error of SQLite's writer connection (not sqlx's).
+    #[error("database error: {0}")]
+    Sqlite(#[source] rusqlite::Error),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
 }
@@ -87,6 +92,16 @@ pub struct Committed {
 }
 
 impl Committed {
+    /// A command that changed nothing: there is nothing to write.
+    pub(crate) fn unchanged(call: Call) -> Committed {
+        Committed {
+            old_events: call.events.len(),
+            call,
+            messages: Vec::new(),
+            deliveries: 0,
+        }
+    }
+
     /// The events this commit wrote.
     pub fn new_events(&self) -> &[callhub_core::Event] {
         &self.call.events[self.old_events.min(self.call.events.len())..]

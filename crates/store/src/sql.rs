@@ -17,6 +17,8 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
 use sqlx::{AnyConnection, AnyPool, ConnectOptions, Connection, Executor, Row};
 use uuid::Uuid;
 
+use crate::db::{Cells, Db, Val};
+use crate::writer::{Updated, Writer};
 use crate::*;
 
 macro_rules! call_select {
@@ -78,7 +80,8 @@ impl Default for PoolSettings {
     }
 }
 
-/// The store on SQLite (one writer connection, several readers, WAL) or PostgreSQL
+/// The store on SQLite (a writer thread for calls, a writer connection for the
+/// rest, several readers, WAL) or PostgreSQL
 /// (one pool; a call is locked with `SELECT … FOR UPDATE` while it changes).
 #[derive(Clone)]
 pub struct SqlStore {
@@ -90,6 +93,8 @@ pub struct SqlStore {
     options: AnyConnectOptions,
     settings: PoolSettings,
     directory: std::sync::Arc<crate::directory::DirectoryCache>,
+    /// SQLite: the thread that writes call transitions (`writer.rs`).
+    pub(crate) writer: Option<std::sync::Arc<Writer>>,
 }
 
 pub(crate) fn db_error(e: sqlx::Error) -> StoreError {
@@ -268,7 +273,15 @@ impl SqlStore {
             ..store
         };
         migrate::run(&store.write, store.dialect).await?;
-        Ok(store)
+        let writer = match sqlite_path(url) {
+            Some(path) => Some(std::sync::Arc::new(Writer::start(
+                path,
+                settings,
+                ring_timeout,
+            )?)),
+            None => None,
+        };
+        Ok(SqlStore { writer, ..store })
     }
 
     async fn connect_sqlite(url: &str, settings: &PoolSettings) -> Result<SqlStore> {
@@ -287,8 +300,11 @@ impl SqlStore {
             format!("{url}?mode=rwc")
         };
         let options = AnyConnectOptions::from_str(&url).map_err(db_error)?;
-        // One writer: SQLite takes one write transaction at a time anyway, and a
-        // single connection never meets a busy upgrade between two of ours.
+        // Call transitions go to the writer thread (`writer.rs`, started after the
+        // migrations); the other writes share one sqlx connection. The two take
+        // the file's lock with BEGIN IMMEDIATE (never a read upgraded to a write,
+        // which SQLite would refuse at once) and wait for each other up to the
+        // busy timeout.
         let write = sqlite_pool(&options, settings, 1).await?;
         let read = sqlite_pool(&options, settings, settings.max_connections.clamp(1, 8)).await?;
         Ok(SqlStore {
@@ -299,6 +315,7 @@ impl SqlStore {
             options,
             settings: settings.clone(),
             directory: Default::default(),
+            writer: None,
         })
     }
 
@@ -329,6 +346,7 @@ impl SqlStore {
             options,
             settings: settings.clone(),
             directory: Default::default(),
+            writer: None,
         })
     }
 
@@ -360,6 +378,9 @@ impl SqlStore {
     }
 
     pub async fn close(&self) {
+        if let Some(writer) = &self.writer {
+            writer.close().await;
+        }
         self.write.close().await;
         self.read.close().await;
     }
@@ -387,174 +408,189 @@ impl SqlStore {
             .await
             .map_err(db_error)
     }
+}
 
-    async fn load_call(
-        &self,
-        conn: &mut AnyConnection,
-        call_id: Uuid,
-        lock: bool,
-    ) -> Result<Option<Call>> {
-        let sql = match (lock, self.dialect) {
-            (true, Dialect::Postgres) => concat!(call_select!(), " WHERE call_id = $1 FOR UPDATE"),
-            _ => concat!(call_select!(), " WHERE call_id = $1"),
-        };
-        let Some(row) = sqlx::query(sql)
-            .bind(call_id.to_string())
-            .fetch_optional(&mut *conn)
-            .await
-            .map_err(db_error)?
-        else {
-            return Ok(None);
-        };
-        let mut call = call_from_row(&row)?;
-        fill_call(conn, &mut call).await?;
-        Ok(Some(call))
-    }
+/// Loads a call with its contacts and events. `lock`: PostgreSQL's row lock, held
+/// while the call changes (SQLite's writer is alone anyway).
+pub(crate) async fn load_call<D: Db>(
+    db: &mut D,
+    dialect: Dialect,
+    call_id: Uuid,
+    lock: bool,
+) -> Result<Option<Call>> {
+    let sql = match (lock, dialect) {
+        (true, Dialect::Postgres) => concat!(call_select!(), " WHERE call_id = $1 FOR UPDATE"),
+        _ => concat!(call_select!(), " WHERE call_id = $1"),
+    };
+    let Some(mut call) = db
+        .rows(sql, &[Val::Text(Some(call_id.to_string()))], call_from_row)
+        .await?
+        .pop()
+    else {
+        return Ok(None);
+    };
+    fill_call(db, &mut call).await?;
+    Ok(Some(call))
+}
 
-    /// Writes what changed from `old` (contacts and events past its length, every
-    /// contact's ringing, the call's own fields), the messages it sends, and its
-    /// outbox deliveries; answers the messages and how many deliveries.
-    async fn save(
-        &self,
-        conn: &mut AnyConnection,
-        old: Option<&Call>,
-        t: &mut Transition,
-    ) -> Result<(Vec<Message>, usize)> {
-        let call = &mut t.call;
-        let deadline = call.next_deadline(self.ring_timeout).map(ms);
-        let teams =
-            serde_json::to_string(&call.teams).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        match old {
-            None => {
-                call.id = sqlx::query_scalar(
-                    "INSERT INTO calls (call_id, domain, title, reason, call_type, status, anonymous_join_allowed, \
-                     inform_others_directly, planned_at, created_at, started_at, ended_at, broker_user_id, \
-                     ring_pending_at, next_deadline, teams, guest_token_hash) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) RETURNING id",
-                )
-                .bind(call.call_id.to_string())
-                .bind(&call.domain)
-                .bind(&call.title)
-                .bind(call.reason.as_str())
-                .bind(call.call_type.as_str())
-                .bind(call.status.as_str())
-                .bind(i64::from(call.anonymous_join_allowed))
-                .bind(i64::from(call.inform_others_directly))
-                .bind(call.planned_at.map(ms))
-                .bind(ms(call.created_at))
-                .bind(call.started_at.map(ms))
-                .bind(call.ended_at.map(ms))
-                .bind(call.broker)
-                .bind(call.ring_pending_at.map(ms))
-                .bind(deadline)
-                .bind(&teams)
-                .bind(&call.guest_token_hash)
-                .fetch_one(&mut *conn)
-                .await
-                .map_err(db_error)?;
-            }
-            Some(_) => {
-                sqlx::query(
-                    "UPDATE calls SET status = $2, started_at = $3, ended_at = $4, ring_pending_at = $5, \
-                     next_deadline = $6, teams = $7 WHERE id = $1",
-                )
-                .bind(call.id)
-                .bind(call.status.as_str())
-                .bind(call.started_at.map(ms))
-                .bind(call.ended_at.map(ms))
-                .bind(call.ring_pending_at.map(ms))
-                .bind(deadline)
-                .bind(&teams)
-                .execute(&mut *conn)
-                .await
-                .map_err(db_error)?;
-            }
+const INSERT_CALL: &str = "INSERT INTO calls (call_id, domain, title, reason, call_type, status, anonymous_join_allowed, \
+     inform_others_directly, planned_at, created_at, started_at, ended_at, broker_user_id, \
+     ring_pending_at, next_deadline, teams, guest_token_hash) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) RETURNING id";
+
+const UPDATE_CALL: &str = "UPDATE calls SET status = $2, started_at = $3, ended_at = $4, ring_pending_at = $5, \
+     next_deadline = $6, teams = $7 WHERE id = $1";
+
+const UPDATE_CONTACT: &str = "UPDATE call_contacts SET ringing_since = $3, origin = $4, joined = $5 \
+     WHERE call_pk = $1 AND contact_id = $2";
+
+/// Writes what changed from `old` (contacts and events past its length, every
+/// contact's ringing, the call's own fields), the messages it sends, and its
+/// outbox deliveries; answers the messages and how many deliveries.
+pub(crate) async fn save<D: Db>(
+    db: &mut D,
+    dialect: Dialect,
+    ring_timeout: chrono::Duration,
+    old: Option<&Call>,
+    t: &mut Transition,
+) -> Result<(Vec<Message>, usize)> {
+    let call = &mut t.call;
+    let deadline = call.next_deadline(ring_timeout).map(ms);
+    let teams =
+        serde_json::to_string(&call.teams).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let at = |t: Option<DateTime<Utc>>| Val::Int(t.map(ms));
+    match old {
+        None => {
+            let args = [
+                Val::Text(Some(call.call_id.to_string())),
+                Val::text(&call.domain),
+                Val::text(&call.title),
+                Val::text(call.reason.as_str()),
+                Val::text(call.call_type.as_str()),
+                Val::text(call.status.as_str()),
+                Val::Int(Some(i64::from(call.anonymous_join_allowed))),
+                Val::Int(Some(i64::from(call.inform_others_directly))),
+                at(call.planned_at),
+                at(Some(call.created_at)),
+                at(call.started_at),
+                at(call.ended_at),
+                Val::Int(call.broker),
+                at(call.ring_pending_at),
+                Val::Int(deadline),
+                Val::Text(Some(teams)),
+                Val::Text(call.guest_token_hash.clone()),
+            ];
+            call.id = db
+                .rows(INSERT_CALL, &args, |r| r.req_int(0))
+                .await?
+                .pop()
+                .ok_or_else(|| StoreError::Corrupt("INSERT … RETURNING gave no id".into()))?;
         }
-        let old_contacts = old.map_or(0, |c| c.contacts.len());
-        let was_joined = old.map(Call::joined).unwrap_or_default();
-        let joined = call.joined();
-        let rows = call.contacts[old_contacts..]
-            .iter()
-            .map(|c| {
-                let s = &c.spec;
-                vec![
+        Some(_) => {
+            let args = [
+                Val::Int(Some(call.id)),
+                Val::text(call.status.as_str()),
+                at(call.started_at),
+                at(call.ended_at),
+                at(call.ring_pending_at),
+                Val::Int(deadline),
+                Val::Text(Some(teams)),
+            ];
+            db.exec(UPDATE_CALL, &args).await?;
+        }
+    }
+    let old_contacts = old.map_or(0, |c| c.contacts.len());
+    let was_joined = old.map(Call::joined).unwrap_or_default();
+    let joined = call.joined();
+    let rows = call.contacts[old_contacts..]
+        .iter()
+        .map(|c| {
+            let s = &c.spec;
+            vec![
+                Val::Int(Some(call.id)),
+                Val::Int(Some(c.id)),
+                Val::text(c.origin.as_str()),
+                Val::Text(s.display_name.clone()),
+                Val::Text(s.domain.clone()),
+                Val::Text(s.email.clone()),
+                Val::Text(s.phone_number.clone()),
+                Val::Int(s.user_db_id),
+                Val::Text(s.user_id.clone()),
+                Val::Int(c.ringing_since.map(ms)),
+                Val::Int(Some(i64::from(joined.contains(&c.id)))),
+            ]
+        })
+        .collect();
+    insert_rows(
+        db,
+        "INSERT INTO call_contacts (call_pk, contact_id, origin, display_name, domain, email, phone_number, \
+         user_db_id, user_id, ringing_since, joined)",
+        "",
+        rows,
+    )
+    .await?;
+    if let Some(old) = old {
+        for (was, c) in old.contacts.iter().zip(&call.contacts) {
+            let now_in = joined.contains(&c.id);
+            if was.ringing_since != c.ringing_since
+                || was.origin != c.origin
+                || was_joined.contains(&c.id) != now_in
+            {
+                let args = [
                     Val::Int(Some(call.id)),
                     Val::Int(Some(c.id)),
-                    Val::text(c.origin.as_str()),
-                    Val::Text(s.display_name.clone()),
-                    Val::Text(s.domain.clone()),
-                    Val::Text(s.email.clone()),
-                    Val::Text(s.phone_number.clone()),
-                    Val::Int(s.user_db_id),
-                    Val::Text(s.user_id.clone()),
                     Val::Int(c.ringing_since.map(ms)),
-                    Val::Int(Some(i64::from(joined.contains(&c.id)))),
-                ]
-            })
-            .collect();
-        insert_rows(
-            conn,
-            "INSERT INTO call_contacts (call_pk, contact_id, origin, display_name, domain, email, phone_number, \
-             user_db_id, user_id, ringing_since, joined)",
-            rows,
-        )
-        .await?;
-        if let Some(old) = old {
-            for (was, c) in old.contacts.iter().zip(&call.contacts) {
-                let now_in = joined.contains(&c.id);
-                if was.ringing_since != c.ringing_since
-                    || was.origin != c.origin
-                    || was_joined.contains(&c.id) != now_in
-                {
-                    sqlx::query(
-                        "UPDATE call_contacts SET ringing_since = $3, origin = $4, joined = $5 \
-                         WHERE call_pk = $1 AND contact_id = $2",
-                    )
-                    .bind(call.id)
-                    .bind(c.id)
-                    .bind(c.ringing_since.map(ms))
-                    .bind(c.origin.as_str())
-                    .bind(i64::from(now_in))
-                    .execute(&mut *conn)
-                    .await
-                    .map_err(db_error)?;
-                }
+                    Val::text(c.origin.as_str()),
+                    Val::Int(Some(i64::from(now_in))),
+                ];
+                db.exec(UPDATE_CONTACT, &args).await?;
             }
         }
-        let old_events = old.map_or(0, |c| c.events.len());
-        for e in &mut call.events[old_events..] {
-            e.id = sqlx::query_scalar(
-                "INSERT INTO call_events (call_pk, kind, at, contact_id) VALUES ($1, $2, $3, $4) RETURNING id",
-            )
-            .bind(call.id)
-            .bind(e.kind.as_str())
-            .bind(ms(e.at))
-            .bind(e.contact)
-            .fetch_one(&mut *conn)
-            .await
-            .map_err(db_error)?;
-        }
-        // A callee already in another call still rings; their pop-up says the call waits.
-        let rang: Vec<UserDbId> = t
-            .outcome
-            .rang
-            .iter()
-            .filter_map(|&id| t.call.contact(id).user_db_id())
-            .collect();
-        let busy = busy_in_other_calls(conn, &rang, t.call.id).await?;
-        let messages = write_messages(conn, notifications(t, old_events, &busy)).await?;
-        let deliveries = write_deliveries(conn, t, old_events).await?;
-        Ok((messages, deliveries))
     }
+    let old_events = old.map_or(0, |c| c.events.len());
+    // One statement for the new events. Ids grow in the order of the rows on both
+    // backends (a sequence is drawn row by row), so the sorted ids are theirs in order.
+    let rows = call.events[old_events..]
+        .iter()
+        .map(|e| {
+            vec![
+                Val::Int(Some(call.id)),
+                Val::text(e.kind.as_str()),
+                Val::Int(Some(ms(e.at))),
+                Val::Int(Some(e.contact)),
+            ]
+        })
+        .collect();
+    let mut ids = insert_rows(
+        db,
+        "INSERT INTO call_events (call_pk, kind, at, contact_id)",
+        " RETURNING id",
+        rows,
+    )
+    .await?;
+    ids.sort_unstable();
+    if ids.len() != call.events.len() - old_events {
+        return Err(StoreError::Corrupt("an event was not given an id".into()));
+    }
+    for (e, id) in call.events[old_events..].iter_mut().zip(ids) {
+        e.id = id;
+    }
+    // A callee already in another call still rings; their pop-up says the call waits.
+    let rang: Vec<UserDbId> = t
+        .outcome
+        .rang
+        .iter()
+        .filter_map(|&id| t.call.contact(id).user_db_id())
+        .collect();
+    let busy = busy_in_other_calls(db, &rang, t.call.id).await?;
+    let messages = write_messages(db, dialect, notifications(t, old_events, &busy)).await?;
+    let deliveries = write_deliveries(db, t, old_events).await?;
+    Ok((messages, deliveries))
 }
 
 /// Writes the outbox rows of a transition: an invitation per contact and channel,
 /// and each new event once per live webhook of the call's domain.
-async fn write_deliveries(
-    conn: &mut AnyConnection,
-    t: &Transition,
-    old_events: usize,
-) -> Result<usize> {
+async fn write_deliveries<D: Db>(db: &mut D, t: &Transition, old_events: usize) -> Result<usize> {
     let planned = deliveries(t, old_events);
     if planned.is_empty() {
         return Ok(0);
@@ -585,81 +621,59 @@ async fn write_deliveries(
     }
     let mut written = invitations.len() as u64;
     insert_rows(
-        conn,
+        db,
         "INSERT INTO deliveries (call_pk, channel, contact_id, event_id, webhook_id, recipient, status, \
          created_at, next_attempt_at)",
+        "",
         invitations,
     )
     .await?;
     if !events.is_empty() {
         // Each event once per live webhook of the domain, in one statement, in event
         // order: the worker keeps a webhook's deliveries of a call in id order.
-        let ids: Vec<String> = (0..events.len()).map(|i| format!("${}", i + 4)).collect();
         let sql = format!(
             "INSERT INTO deliveries (call_pk, channel, contact_id, event_id, webhook_id, recipient, status, \
              created_at, next_attempt_at) \
              SELECT CAST($1 AS BIGINT), 'webhook', NULL, e.id, w.id, w.url, 'pending', CAST($2 AS BIGINT), \
              CAST($2 AS BIGINT) FROM call_events e, webhooks w \
              WHERE e.call_pk = $1 AND w.domain = $3 AND w.deleted_at IS NULL AND e.id IN ({}) ORDER BY e.id, w.id",
-            ids.join(", ")
+            placeholders(4, events.len())
         );
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(call.id)
-            .bind(now)
-            .bind(&call.domain);
-        for id in events {
-            q = q.bind(id);
-        }
-        written += q
-            .execute(&mut *conn)
-            .await
-            .map_err(db_error)?
-            .rows_affected();
+        let mut args = vec![
+            Val::Int(Some(call.id)),
+            Val::Int(Some(now)),
+            Val::text(&call.domain),
+        ];
+        args.extend(events.into_iter().map(|id| Val::Int(Some(id))));
+        written += db.exec(&sql, &args).await?;
     }
     Ok(written as usize)
 }
 
-/// A value of a batched insert.
-enum Val {
-    Int(Option<i64>),
-    Text(Option<String>),
-}
-
-impl Val {
-    fn text(s: &str) -> Val {
-        Val::Text(Some(s.to_owned()))
-    }
-}
-
-/// Inserts rows with one statement per hundred: each statement is a round trip to
-/// the database (for SQLite, to its worker thread), and round trips bound a write.
-async fn insert_rows(conn: &mut AnyConnection, head: &str, rows: Vec<Vec<Val>>) -> Result<()> {
+/// Inserts rows with one statement per hundred (each statement is a round trip to
+/// the database, and round trips bound a write); answers the first column of what
+/// `tail` (` RETURNING …` or nothing) returns.
+async fn insert_rows<D: Db>(
+    db: &mut D,
+    head: &str,
+    tail: &str,
+    rows: Vec<Vec<Val>>,
+) -> Result<Vec<i64>> {
+    let mut out = Vec::new();
     for chunk in rows.chunks(100) {
         let mut sql = format!("{head} VALUES ");
         let mut n = 0;
         for (i, row) in chunk.iter().enumerate() {
             sql.push_str(if i == 0 { "(" } else { ", (" });
-            for c in 0..row.len() {
-                n += 1;
-                sql.push_str(&if c == 0 {
-                    format!("${n}")
-                } else {
-                    format!(", ${n}")
-                });
-            }
+            sql.push_str(&placeholders(n + 1, row.len()));
+            n += row.len();
             sql.push(')');
         }
-        // Only placeholders are spliced in; every value is bound.
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for v in chunk.iter().flatten() {
-            q = match v {
-                Val::Int(i) => q.bind(*i),
-                Val::Text(t) => q.bind(t.clone()),
-            };
-        }
-        q.execute(&mut *conn).await.map_err(db_error)?;
+        sql.push_str(tail);
+        let args: Vec<Val> = chunk.iter().flatten().cloned().collect();
+        out.extend(db.rows(&sql, &args, |r| r.req_int(0)).await?);
     }
-    Ok(())
+    Ok(out)
 }
 
 const ENTRY_COLUMNS: &str = "d.id, c.call_id, d.channel, d.contact_id, d.event_id, d.webhook_id, d.recipient, d.status, \
@@ -699,27 +713,48 @@ fn webhook_from_row(r: &AnyRow) -> Result<Webhook> {
     })
 }
 
-/// Gives each message the next `seq` of its user and stores it. Users are taken in
-/// ascending id so concurrent transactions lock their counters in one order.
-async fn write_messages(
-    conn: &mut AnyConnection,
+/// Gives each message the next `seq` of its user and stores it. The counters of a
+/// hundred users move in one statement; on PostgreSQL they are locked in ascending
+/// id first, so concurrent transactions take them in one order.
+async fn write_messages<D: Db>(
+    db: &mut D,
+    dialect: Dialect,
     messages: Vec<(UserDbId, callhub_core::Notification)>,
 ) -> Result<Vec<Message>> {
     let mut users: Vec<UserDbId> = messages.iter().map(|(u, _)| *u).collect();
     users.sort_unstable();
     users.dedup();
     let mut next = std::collections::HashMap::new();
-    for &u in &users {
-        let n = messages.iter().filter(|(m, _)| *m == u).count() as i64;
-        let last: Option<i64> = sqlx::query_scalar(
-            "UPDATE users SET last_seq = last_seq + $2 WHERE id = $1 RETURNING last_seq",
-        )
-        .bind(u)
-        .bind(n)
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(db_error)?;
-        if let Some(last) = last {
+    for chunk in users.chunks(100) {
+        // `$1` a user, `$2` how many messages they get, and so on.
+        let cases: String = (0..chunk.len())
+            .map(|i| format!(" WHEN ${} THEN CAST(${} AS BIGINT)", 2 * i + 1, 2 * i + 2))
+            .collect();
+        let ids = (0..chunk.len())
+            .map(|i| format!("${}", 2 * i + 1))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = match dialect {
+            Dialect::Postgres => format!(
+                "WITH locked AS (SELECT id FROM users WHERE id IN ({ids}) ORDER BY id FOR UPDATE) \
+                 UPDATE users u SET last_seq = u.last_seq + CASE u.id{cases} END FROM locked \
+                 WHERE u.id = locked.id RETURNING u.id, u.last_seq"
+            ),
+            Dialect::Sqlite => format!(
+                "UPDATE users SET last_seq = last_seq + CASE id{cases} END WHERE id IN ({ids}) \
+                 RETURNING id, last_seq"
+            ),
+        };
+        let mut args = Vec::with_capacity(2 * chunk.len());
+        for &u in chunk {
+            let n = messages.iter().filter(|(m, _)| *m == u).count() as i64;
+            args.extend([Val::Int(Some(u)), Val::Int(Some(n))]);
+        }
+        for (u, last) in db
+            .rows(&sql, &args, |r| Ok((r.req_int(0)?, r.req_int(1)?)))
+            .await?
+        {
+            let n = messages.iter().filter(|(m, _)| *m == u).count() as i64;
             next.insert(u, last - n + 1);
         }
     }
@@ -751,8 +786,9 @@ async fn write_messages(
         })
         .collect();
     insert_rows(
-        conn,
+        db,
         "INSERT INTO user_messages (user_db_id, seq, body, created_at)",
+        "",
         rows,
     )
     .await?;
@@ -760,14 +796,14 @@ async fn write_messages(
 }
 
 /// Tells every node's directory that an account or team was added.
-async fn bump_directory(conn: &mut AnyConnection) -> Result<()> {
-    sqlx::query("UPDATE directory_changes SET version = version + 1 WHERE id = 1")
-        .execute(&mut *conn)
-        .await
-        .map_err(db_error)?;
+async fn bump_directory<D: Db>(db: &mut D) -> Result<()> {
+    db.exec(
+        "UPDATE directory_changes SET version = version + 1 WHERE id = 1",
+        &[],
+    )
+    .await?;
     Ok(())
 }
-
 /// `$first, $first+1, …` for `n` bound values of an `IN (…)` list.
 fn placeholders(first: usize, n: usize) -> String {
     (first..first + n)
@@ -792,8 +828,8 @@ fn directory_entries(people: Vec<UserInfo>, busy: &[UserDbId]) -> Vec<DirectoryE
 }
 
 /// Those of `users` joined in a live call other than `except` (a call's own pk).
-async fn busy_in_other_calls(
-    conn: &mut AnyConnection,
+async fn busy_in_other_calls<D: Db>(
+    db: &mut D,
     users: &[UserDbId],
     except: i64,
 ) -> Result<Vec<UserDbId>> {
@@ -803,92 +839,79 @@ async fn busy_in_other_calls(
             "SELECT DISTINCT cc.user_db_id {JOINED_IN_LIVE_CALLS} AND cc.call_pk <> $1 AND cc.user_db_id IN ({})",
             placeholders(2, chunk.len())
         );
-        // Only placeholders are spliced in; every value is bound.
-        let mut q = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql)).bind(except);
-        for u in chunk {
-            q = q.bind(*u);
-        }
-        busy.extend(q.fetch_all(&mut *conn).await.map_err(db_error)?);
+        let mut args = vec![Val::Int(Some(except))];
+        args.extend(chunk.iter().map(|&u| Val::Int(Some(u))));
+        busy.extend(db.rows(&sql, &args, |r| r.req_int(0)).await?);
     }
     Ok(busy)
 }
 
-fn call_from_row(r: &AnyRow) -> Result<Call> {
-    let g = |e| db_error(e);
-    let call_id: String = r.try_get(1).map_err(g)?;
-    let teams: String = r.try_get(15).map_err(g)?;
+fn call_from_row(r: &dyn Cells) -> Result<Call> {
+    let call_id = r.req_text(1)?;
+    let teams = r.req_text(15)?;
     Ok(Call {
-        id: r.try_get(0).map_err(g)?,
+        id: r.req_int(0)?,
         call_id: call_id
             .parse()
             .map_err(|_| StoreError::Corrupt(format!("call id {call_id:?}")))?,
-        domain: r.try_get(2).map_err(g)?,
-        title: r.try_get(3).map_err(g)?,
-        reason: parse(&r.try_get::<String, _>(4).map_err(g)?)?,
-        call_type: parse(&r.try_get::<String, _>(5).map_err(g)?)?,
-        status: parse(&r.try_get::<String, _>(6).map_err(g)?)?,
-        anonymous_join_allowed: r.try_get::<i64, _>(7).map_err(g)? != 0,
-        inform_others_directly: r.try_get::<i64, _>(8).map_err(g)? != 0,
-        planned_at: opt_time(r.try_get(9).map_err(g)?),
-        created_at: time(r.try_get(10).map_err(g)?),
-        started_at: opt_time(r.try_get(11).map_err(g)?),
-        ended_at: opt_time(r.try_get(12).map_err(g)?),
-        broker: r.try_get(13).map_err(g)?,
-        ring_pending_at: opt_time(r.try_get(14).map_err(g)?),
-        guest_token_hash: r.try_get(16).map_err(g)?,
+        domain: r.req_text(2)?,
+        title: r.req_text(3)?,
+        reason: parse(&r.req_text(4)?)?,
+        call_type: parse(&r.req_text(5)?)?,
+        status: parse(&r.req_text(6)?)?,
+        anonymous_join_allowed: r.req_int(7)? != 0,
+        inform_others_directly: r.req_int(8)? != 0,
+        planned_at: opt_time(r.int(9)?),
+        created_at: time(r.req_int(10)?),
+        started_at: opt_time(r.int(11)?),
+        ended_at: opt_time(r.int(12)?),
+        broker: r.int(13)?,
+        ring_pending_at: opt_time(r.int(14)?),
+        guest_token_hash: r.text(16)?,
         contacts: Vec::new(),
         teams: serde_json::from_str(&teams).map_err(|e| StoreError::Corrupt(e.to_string()))?,
         events: Vec::new(),
     })
 }
 
-async fn fill_call(conn: &mut AnyConnection, call: &mut Call) -> Result<()> {
-    let rows = sqlx::query(
-        "SELECT contact_id, origin, display_name, domain, email, phone_number, user_db_id, user_id, ringing_since \
-         FROM call_contacts WHERE call_pk = $1 ORDER BY contact_id",
-    )
-    .bind(call.id)
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(db_error)?;
-    call.contacts = rows
-        .iter()
-        .map(|r| {
-            let origin: String = r.try_get(1).map_err(db_error)?;
-            Ok(Contact {
-                id: r.try_get(0).map_err(db_error)?,
-                origin: parse::<ContactOrigin>(&origin)?,
-                spec: ContactSpec {
-                    display_name: r.try_get(2).map_err(db_error)?,
-                    domain: r.try_get(3).map_err(db_error)?,
-                    email: r.try_get(4).map_err(db_error)?,
-                    phone_number: r.try_get(5).map_err(db_error)?,
-                    user_db_id: r.try_get(6).map_err(db_error)?,
-                    user_id: r.try_get(7).map_err(db_error)?,
-                },
-                ringing_since: opt_time(r.try_get(8).map_err(db_error)?),
-            })
-        })
-        .collect::<Result<_>>()?;
-    let rows = sqlx::query(
-        "SELECT id, kind, at, contact_id FROM call_events WHERE call_pk = $1 ORDER BY id",
-    )
-    .bind(call.id)
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(db_error)?;
-    call.events = rows
-        .iter()
-        .map(|r| {
-            let kind: String = r.try_get(1).map_err(db_error)?;
-            Ok(Event {
-                id: r.try_get(0).map_err(db_error)?,
-                kind: parse(&kind)?,
-                at: time(r.try_get(2).map_err(db_error)?),
-                contact: r.try_get(3).map_err(db_error)?,
-            })
-        })
-        .collect::<Result<_>>()?;
+async fn fill_call<D: Db>(db: &mut D, call: &mut Call) -> Result<()> {
+    let pk = [Val::Int(Some(call.id))];
+    call.contacts = db
+        .rows(
+            "SELECT contact_id, origin, display_name, domain, email, phone_number, user_db_id, user_id, ringing_since \
+             FROM call_contacts WHERE call_pk = $1 ORDER BY contact_id",
+            &pk,
+            |r| {
+                Ok(Contact {
+                    id: r.req_int(0)?,
+                    origin: parse::<ContactOrigin>(&r.req_text(1)?)?,
+                    spec: ContactSpec {
+                        display_name: r.text(2)?,
+                        domain: r.text(3)?,
+                        email: r.text(4)?,
+                        phone_number: r.text(5)?,
+                        user_db_id: r.int(6)?,
+                        user_id: r.text(7)?,
+                    },
+                    ringing_since: opt_time(r.int(8)?),
+                })
+            },
+        )
+        .await?;
+    call.events = db
+        .rows(
+            "SELECT id, kind, at, contact_id FROM call_events WHERE call_pk = $1 ORDER BY id",
+            &pk,
+            |r| {
+                Ok(Event {
+                    id: r.req_int(0)?,
+                    kind: parse(&r.req_text(1)?)?,
+                    at: time(r.req_int(2)?),
+                    contact: r.req_int(3)?,
+                })
+            },
+        )
+        .await?;
     if call.contacts.is_empty()
         || call
             .contacts
@@ -935,7 +958,7 @@ impl Store for SqlStore {
             }
             e => e,
         })?;
-        bump_directory(&mut tx).await?;
+        bump_directory(&mut *tx).await?;
         tx.commit().await.map_err(db_error)?;
         Ok(UserInfo {
             user_db_id: id,
@@ -1047,7 +1070,7 @@ impl Store for SqlStore {
                 )));
             }
         }
-        bump_directory(&mut tx).await?;
+        bump_directory(&mut *tx).await?;
         tx.commit().await.map_err(db_error)?;
         self.team(&TeamRef::Id(id))
             .await?
@@ -1172,13 +1195,13 @@ impl Store for SqlStore {
         };
         let (people, teams) = listing.search(needle, size as usize);
         let ids: Vec<UserDbId> = people.iter().map(|u| u.user_db_id).collect();
-        let busy = busy_in_other_calls(&mut conn, &ids, 0).await?;
+        let busy = busy_in_other_calls(&mut *conn, &ids, 0).await?;
         Ok((directory_entries(people, &busy), teams))
     }
 
     async fn busy_users(&self, users: &[UserDbId]) -> Result<Vec<UserDbId>> {
         let mut conn = self.read.acquire().await.map_err(db_error)?;
-        busy_in_other_calls(&mut conn, users, 0).await
+        busy_in_other_calls(&mut *conn, users, 0).await
     }
 
     async fn start_token_family(
@@ -1348,8 +1371,18 @@ impl Store for SqlStore {
     }
 
     async fn insert_call(&self, mut created: Transition) -> Result<Committed> {
+        if let Some(writer) = &self.writer {
+            return writer.insert(created).await;
+        }
         let mut tx = self.begin_write().await?;
-        let (messages, deliveries) = self.save(&mut tx, None, &mut created).await?;
+        let (messages, deliveries) = save(
+            &mut *tx,
+            self.dialect,
+            self.ring_timeout,
+            None,
+            &mut created,
+        )
+        .await?;
         tx.commit().await.map_err(db_error)?;
         Ok(Committed {
             call: created.call,
@@ -1360,22 +1393,25 @@ impl Store for SqlStore {
     }
 
     async fn update_call(&self, call_id: Uuid, update: CallUpdate<'_>) -> Result<Committed> {
+        if let Some(writer) = &self.writer {
+            return update_on(writer, call_id, update).await;
+        }
         let mut tx = self.begin_write().await?;
-        let old = self
-            .load_call(&mut tx, call_id, true)
+        let old = load_call(&mut *tx, self.dialect, call_id, true)
             .await?
             .ok_or(StoreError::NotFound)?;
         let mut t = update(&old)?;
         if t.call == old {
-            let old_events = old.events.len();
-            return Ok(Committed {
-                call: old,
-                messages: Vec::new(),
-                deliveries: 0,
-                old_events,
-            }); // nothing to write
+            return Ok(Committed::unchanged(old));
         }
-        let (messages, deliveries) = self.save(&mut tx, Some(&old), &mut t).await?;
+        let (messages, deliveries) = save(
+            &mut *tx,
+            self.dialect,
+            self.ring_timeout,
+            Some(&old),
+            &mut t,
+        )
+        .await?;
         tx.commit().await.map_err(db_error)?;
         Ok(Committed {
             call: t.call,
@@ -1387,7 +1423,7 @@ impl Store for SqlStore {
 
     async fn call(&self, call_id: Uuid) -> Result<Option<Call>> {
         let mut conn = self.read.acquire().await.map_err(db_error)?;
-        self.load_call(&mut conn, call_id, false).await
+        load_call(&mut *conn, self.dialect, call_id, false).await
     }
 
     async fn calls_of_user(
@@ -1413,19 +1449,15 @@ impl Store for SqlStore {
             "{} WHERE {MINE} ORDER BY id DESC LIMIT $3 OFFSET $4",
             call_select!()
         );
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(user)
-            .bind(status)
-            .bind(i64::from(size))
-            .bind(i64::from(page) * i64::from(size))
-            .fetch_all(&mut *conn)
-            .await
-            .map_err(db_error)?;
-        let mut calls = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let mut call = call_from_row(row)?;
-            fill_call(&mut conn, &mut call).await?;
-            calls.push(call);
+        let args = [
+            Val::Int(Some(user)),
+            Val::Text(status.map(str::to_owned)),
+            Val::Int(Some(i64::from(size))),
+            Val::Int(Some(i64::from(page) * i64::from(size))),
+        ];
+        let mut calls = conn.rows(&sql, &args, call_from_row).await?;
+        for call in &mut calls {
+            fill_call(&mut *conn, call).await?;
         }
         Ok((calls, total))
     }
@@ -1763,6 +1795,25 @@ impl Store for SqlStore {
             .map_err(db_error)?;
         tx.commit().await.map_err(db_error)?;
         Ok(done.rows_affected())
+    }
+}
+
+/// `update_call` on SQLite: the rules run here, on what the writer last committed,
+/// and the writer stores their outcome only if the call is still what they saw
+/// (the rules cannot go to its thread: they borrow from the caller). A call that
+/// changed meanwhile is handed back, and the rules run again on it.
+async fn update_on(writer: &Writer, call_id: Uuid, update: CallUpdate<'_>) -> Result<Committed> {
+    let mut old = writer.load(call_id).await?.ok_or(StoreError::NotFound)?;
+    loop {
+        let t = update(&old)?;
+        if t.call == old {
+            return Ok(Committed::unchanged(old));
+        }
+        match writer.update(old, t).await? {
+            Updated::Saved(committed) => return Ok(committed),
+            Updated::Stale(Some(now)) => old = now,
+            Updated::Stale(None) => return Err(StoreError::NotFound),
+        }
     }
 }
 
