@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use axum::extract::ws::Utf8Bytes;
 use callhub_core::{ContactId, UserDbId};
 use callhub_store::Message;
 use tokio::sync::{Notify, mpsc};
@@ -20,17 +21,18 @@ pub enum Owner {
     Guest(Uuid, ContactId),
 }
 
-/// What a socket's task is told.
+/// What a socket's task is told. Frames are `Utf8Bytes`, made once per message:
+/// every socket it goes to, and the WebSocket frame, share the same bytes.
 #[derive(Debug, Clone)]
 pub enum Push {
     /// A committed, sequenced message, and when it was handed over after its commit.
     Sequenced {
         seq: i64,
-        body: Arc<str>,
+        body: Utf8Bytes,
         committed: std::time::Instant,
     },
     /// A frame that is not stored (signaling, presence, a guest's call events).
-    Transient(Arc<str>),
+    Transient(Utf8Bytes),
 }
 
 /// One connected device.
@@ -192,7 +194,7 @@ impl Hub {
             let Some(list) = sockets.get(&Owner::User(m.user)) else {
                 continue;
             };
-            let body: Arc<str> = m.body.as_str().into();
+            let body = Utf8Bytes::from(m.body.as_str());
             for s in list {
                 if s.tx
                     .try_send(Push::Sequenced {
@@ -214,7 +216,7 @@ impl Hub {
     /// Sends a frame that is not stored to every socket of `owner`.
     pub fn send_transient(&self, owner: &Owner, frame: &str) -> usize {
         let sockets = self.sockets.lock().expect("hub lock");
-        let frame: Arc<str> = frame.into();
+        let frame = Utf8Bytes::from(frame);
         sockets
             .get(owner)
             .into_iter()
@@ -233,7 +235,7 @@ impl Hub {
             .flat_map(|(_, list)| list)
             .collect();
         for frame in frames {
-            let frame: Arc<str> = frame.as_str().into();
+            let frame = Utf8Bytes::from(frame);
             for s in &guests {
                 handed += usize::from(s.tx.try_send(Push::Transient(frame.clone())).is_ok());
             }
@@ -244,7 +246,7 @@ impl Hub {
     /// Sends a frame that is not stored to every account's socket of `domain`.
     pub fn send_to_domain(&self, domain: &str, frame: &str) -> usize {
         let sockets = self.sockets.lock().expect("hub lock");
-        let frame: Arc<str> = frame.into();
+        let frame = Utf8Bytes::from(frame);
         sockets
             .values()
             .flatten()

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::ws::{
-    CloseFrame, Message as WsMessage, WebSocket, WebSocketUpgrade, close_code,
+    CloseFrame, Message as WsMessage, Utf8Bytes, WebSocket, WebSocketUpgrade, close_code,
 };
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, Uri};
@@ -15,6 +15,7 @@ use callhub_core::{ContactOrigin, UserInfo};
 use futures::{SinkExt, StreamExt};
 use serde::Deserialize;
 use serde_json::json;
+use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use crate::app::App;
@@ -36,6 +37,13 @@ const BAD_WINDOW: Duration = Duration::from_secs(10);
 /// How often a socket checks that its session was not revoked on another node.
 const REVOCATION_CHECK: Duration = Duration::from_secs(30);
 const REPLAY_PAGE: u32 = 500;
+/// Most queued frames sent with one write; the rest wait a turn, so pings,
+/// revocation and the client's own frames are not held up behind a long queue.
+const WRITE_BATCH: usize = 64;
+/// Bytes a socket gathers before writing them, while it sends a batch (a flush
+/// writes the rest). Sized for a commit's few messages: the buffer keeps its
+/// capacity, and an idle socket should stay small.
+const WRITE_BUFFER: usize = 4 * 1024;
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(rename_all = "camelCase")]
@@ -148,7 +156,7 @@ pub async fn ws(
         .max_message_size(MAX_MESSAGE)
         .max_frame_size(MAX_MESSAGE)
         .read_buffer_size(1024)
-        .write_buffer_size(0)
+        .write_buffer_size(WRITE_BUFFER)
         .on_upgrade(move |socket| async move {
             let owner = who.owner();
             let domain = who.domain();
@@ -221,8 +229,7 @@ impl Session {
         let flow = loop {
             let step: Result<Flow, ()> = tokio::select! {
                 push = reg.rx.recv() => match push {
-                    Some(Push::Sequenced { seq, body, committed }) => self.forward(&mut sink, seq, &body, committed).await.map(|_| Flow::Go),
-                    Some(Push::Transient(frame)) => send(&mut sink, &frame).await.map(|_| Flow::Go),
+                    Some(push) => self.push_queued(&mut sink, push, &mut reg.rx).await.map(|_| Flow::Go),
                     None => Ok(Flow::Close(close_code::AWAY, "node shutting down")),
                 },
                 _ = reg.lagged.notified() => self.fill_gap(&mut sink, i64::MAX).await.map(|_| Flow::Go),
@@ -288,28 +295,58 @@ impl Session {
         }
     }
 
-    /// Sends a live message in order: older ones are dropped as already sent, and a
-    /// gap (a message published late by a concurrent commit) is filled from the store.
-    async fn forward(
+    /// Sends `first` and what is queued behind it (up to `WRITE_BATCH`) with one
+    /// flush: a commit hands a socket its messages together, and one write each
+    /// would cost a system call and a wake-up of the peer per message.
+    async fn push_queued(
         &mut self,
         sink: &mut Sink,
-        seq: i64,
-        body: &str,
-        committed: std::time::Instant,
+        first: Push,
+        rx: &mut mpsc::Receiver<Push>,
     ) -> Result<(), ()> {
+        let mut popups = Vec::new();
+        let mut next = Some(first);
+        let mut fed = 0;
+        while let Some(push) = next.take() {
+            match push {
+                Push::Sequenced {
+                    seq,
+                    body,
+                    committed,
+                } => {
+                    if self.forward(sink, seq, body).await? {
+                        popups.push(committed);
+                    }
+                }
+                Push::Transient(frame) => sink.feed(WsMessage::Text(frame)).await.map_err(drop)?,
+            }
+            fed += 1;
+            if fed < WRITE_BATCH {
+                next = rx.try_recv().ok();
+            }
+        }
+        sink.flush().await.map_err(drop)?;
+        for committed in popups {
+            let popup = committed.elapsed();
+            self.app.metrics.observe(crate::metrics::POPUP_DELAY, popup);
+        }
+        Ok(())
+    }
+
+    /// Queues a live message on the socket in order: older ones are dropped as
+    /// already sent, and a gap (a message published late by a concurrent commit) is
+    /// filled from the store. Answers whether it queued a pop-up.
+    async fn forward(&mut self, sink: &mut Sink, seq: i64, body: Utf8Bytes) -> Result<bool, ()> {
         if seq <= self.last_sent {
-            return Ok(());
+            return Ok(false);
         }
         if seq > self.last_sent + 1 {
             self.fill_gap(sink, seq - 1).await?;
         }
-        send(sink, body).await?;
-        if body.contains(r#""type":"incomingCall""#) {
-            let popup = committed.elapsed();
-            self.app.metrics.observe(crate::metrics::POPUP_DELAY, popup);
-        }
+        let popup = body.contains(r#""type":"incomingCall""#);
+        sink.feed(WsMessage::Text(body)).await.map_err(drop)?;
         self.last_sent = seq;
-        Ok(())
+        Ok(popup)
     }
 
     /// Sends what this socket missed, after its last sent message up to `upto`,
@@ -348,12 +385,16 @@ impl Session {
                 }
             };
             let full = page.len() == REPLAY_PAGE as usize;
+            // A page goes out with one flush, as live messages do.
             for m in page.into_iter().take_while(|m| m.seq <= upto) {
-                send(sink, &m.body).await?;
-                sent += 1;
                 cursor = m.seq;
-                self.last_sent = self.last_sent.max(m.seq);
+                sink.feed(WsMessage::Text(m.body.into()))
+                    .await
+                    .map_err(drop)?;
+                sent += 1;
+                self.last_sent = self.last_sent.max(cursor);
             }
+            sink.flush().await.map_err(drop)?;
             if !full || cursor >= upto {
                 return Ok(sent);
             }

@@ -6,6 +6,7 @@ use std::time::Duration;
 use callhub_client::{Client, Frame, Notifications};
 use callhub_core::rules::StopReason;
 use callhub_core::{CallStatus, CallType, EventType, Notification, Role};
+use callhub_server::hub::Owner;
 use futures::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -283,6 +284,29 @@ backend_tests! {
         let f = next_text(&mut ws).await;
         assert_eq!(f["seq"], seen + 211);
         assert_eq!(f["type"], "incomingCall");
+    }
+
+    async fn a_burst_of_live_messages_arrives_complete_and_in_seq_order(backend: Backend) {
+        let app = TestApp::spawn(backend).await;
+        let bob = app.user("bob", &[Role::User]).await;
+        let mut ws = raw_socket(&app, &bob.token().await).await;
+        // More than one write batch and many times the write buffer, under the
+        // queue's depth; none is in the store, so a lost one cannot be read back.
+        let messages: Vec<callhub_store::Message> = (1..=200)
+            .map(|seq| callhub_store::Message {
+                user: bob.id(),
+                seq,
+                body: serde_json::json!({"type": "burst", "seq": seq, "pad": "x".repeat(seq as usize * 37 % 5000)})
+                    .to_string(),
+            })
+            .collect();
+        let hub = &app.server.app.hub;
+        assert_eq!(hub.deliver(&messages), 200);
+        hub.send_transient(&Owner::User(bob.id()), r#"{"type":"after"}"#);
+        for seq in 1..=200 {
+            assert_eq!(next_text(&mut ws).await["seq"], seq, "message {seq} in order");
+        }
+        assert_eq!(next_text(&mut ws).await["type"], "after");
     }
 
     async fn signaling_is_relayed_between_joined_participants_only(backend: Backend) {
