@@ -58,15 +58,25 @@ pub struct Args {
     open_concurrency: usize,
 }
 
+/// Frames the sockets got: sequenced messages, and `presence` frames (not
+/// stored, sent to every socket of the domain, so counted apart).
+#[derive(Default)]
+struct Delivered {
+    messages: AtomicU64,
+    presence: AtomicU64,
+}
+
 /// Holds a socket: reading answers the server's pings.
-fn hold(ws: Ws, delivered: Option<Arc<AtomicU64>>) {
+fn hold(ws: Ws, delivered: Option<Arc<Delivered>>) {
     tokio::spawn(async move {
         let (_write, mut read) = ws.split();
         while let Some(Ok(m)) = read.next().await {
-            if let (Some(d), Message::Text(t)) = (&delivered, &m)
-                && t.as_str().contains("\"seq\"")
-            {
-                d.fetch_add(1, Ordering::Relaxed);
+            if let (Some(d), Message::Text(t)) = (&delivered, &m) {
+                if t.as_str().contains("\"seq\"") {
+                    d.messages.fetch_add(1, Ordering::Relaxed);
+                } else if t.as_str().contains("\"type\":\"presence\"") {
+                    d.presence.fetch_add(1, Ordering::Relaxed);
+                }
             }
         }
     });
@@ -78,7 +88,7 @@ async fn open_many(
     count: usize,
     src: &[IpAddr],
     par: usize,
-    delivered: Option<Arc<AtomicU64>>,
+    delivered: Option<Arc<Delivered>>,
 ) -> (usize, usize) {
     let (mut open, mut failed) = (0, 0);
     let mut i = 0;
@@ -184,7 +194,7 @@ pub async fn fanout(a: FanoutArgs) -> anyhow::Result<()> {
             pids.push(p.trim().parse()?);
         }
     }
-    let delivered = Arc::new(AtomicU64::new(0));
+    let delivered = Arc::new(Delivered::default());
     let (mut open, mut failed) = (0, 0);
     // User i's socket is on node i % nodes.
     for (n, url) in urls.iter().enumerate() {
@@ -209,7 +219,9 @@ pub async fn fanout(a: FanoutArgs) -> anyhow::Result<()> {
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(1024)
         .build()?;
-    let (base_delivered, base_cpu) = (delivered.load(Ordering::Relaxed), cpu_secs_of(&pids));
+    let base_cpu = cpu_secs_of(&pids);
+    let base_delivered = delivered.messages.load(Ordering::Relaxed);
+    let base_presence = delivered.presence.load(Ordering::Relaxed);
     let start = Instant::now();
     let ok = Arc::new(AtomicU64::new(0));
     paced(a.rate, Duration::from_secs(a.duration_secs), |n| {
@@ -233,7 +245,8 @@ pub async fn fanout(a: FanoutArgs) -> anyhow::Result<()> {
     .await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let secs = start.elapsed().as_secs_f64();
-    let got = delivered.load(Ordering::Relaxed) - base_delivered;
+    let got = delivered.messages.load(Ordering::Relaxed) - base_delivered;
+    let presence = delivered.presence.load(Ordering::Relaxed) - base_presence;
     let cpu = match (base_cpu, cpu_secs_of(&pids)) {
         (Some(b), Some(e)) => Some(e - b),
         _ => None,
@@ -247,6 +260,8 @@ pub async fn fanout(a: FanoutArgs) -> anyhow::Result<()> {
             "expected_messages": calls * (3 * a.invitees_per_call as u64 + 2),
             "delivered": got, "delivered_per_s": (got as f64 / secs).round(),
             "server_cpu_secs": cpu, "delivered_per_server_cpu_sec": per_cpu_sec,
+            "presence_frames": presence,
+            "frames_per_server_cpu_sec": cpu.map(|c| ((got + presence) as f64 / c).round()),
         })
     );
     Ok(())

@@ -291,6 +291,7 @@ impl Server {
             tokio::spawn(crate::outbox::run(app.clone(), shutdown.clone())),
             tokio::spawn(crate::bus::run(app.clone(), shutdown.clone())),
             tokio::spawn(crate::sfu::run(app.clone(), shutdown.clone())),
+            tokio::spawn(crate::presence::run(app.clone(), shutdown.clone())),
             tokio::spawn(crate::metrics::refresh(
                 app.clone(),
                 app.config.gauge_refresh,

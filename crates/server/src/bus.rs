@@ -549,7 +549,8 @@ fn receive(app: &Arc<App>, bus: &Bus, payload: &[u8]) {
             presence,
         } => {
             app.presence.heard(user, presence);
-            hub.send_to_domain(&domain, &crate::presence::frame(user, presence))
+            app.presence.announce(&domain, user, presence);
+            0
         }
         Note::Revoke { family } => hub.revoke_family(&family),
         Note::Sfu {

@@ -31,8 +31,10 @@ pub enum Push {
         body: Utf8Bytes,
         committed: std::time::Instant,
     },
-    /// A frame that is not stored (signaling, presence, a guest's call events).
+    /// A frame that is not stored (signaling, a guest's call events).
     Transient(Utf8Bytes),
+    /// Frames that are not stored, sent together (a domain's presence changes).
+    Transients(Arc<[Utf8Bytes]>),
 }
 
 /// One connected device.
@@ -243,15 +245,15 @@ impl Hub {
         handed
     }
 
-    /// Sends a frame that is not stored to every account's socket of `domain`.
-    pub fn send_to_domain(&self, domain: &str, frame: &str) -> usize {
+    /// Sends frames that are not stored to every account's socket of `domain`,
+    /// together: one entry in each socket's queue, one wake-up.
+    pub fn send_to_domain(&self, domain: &str, frames: Arc<[Utf8Bytes]>) -> usize {
         let sockets = self.sockets.lock().expect("hub lock");
-        let frame = Utf8Bytes::from(frame);
         sockets
             .values()
             .flatten()
             .filter(|s| s.domain.as_deref() == Some(domain))
-            .filter(|s| s.tx.try_send(Push::Transient(frame.clone())).is_ok())
+            .filter(|s| s.tx.try_send(Push::Transients(frames.clone())).is_ok())
             .count()
     }
 

@@ -1,18 +1,23 @@
 //! Presence, and participants who vanish. Presence is derived, never set by hand:
 //! `busy` while joined in a call that has not ended (the store knows), else `online`
 //! while a socket is open, else `offline`; each change goes to the sockets of the
-//! user's domain as a `presence` frame. A participant whose last socket closed has
+//! user's domain as a `presence` frame, gathered for `PRESENCE_BATCH` and sent
+//! together (the latest state of each user who changed). A participant whose last socket closed has
 //! `CALLHUB_REJOIN_GRACE_SECS` to come back before their `Leave` is written (and the
 //! call ends by its rules if they were the last); guests alike, from their join on.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::ws::Utf8Bytes;
 
 use callhub_core::{CallStatus, Command};
 use callhub_core::{ContactId, ContactOrigin, EventType, Presence, UserDbId, apply};
 use callhub_store::Committed;
 use serde_json::json;
-use tokio::sync::Mutex as AsyncMutex;
+use tokio::sync::{Mutex as AsyncMutex, Notify};
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::app::{App, now};
@@ -20,12 +25,30 @@ use crate::hub::Owner;
 
 const LOCKS: usize = 64;
 
+/// How long presence changes gather before they go out. A domain's sockets get
+/// what gathered as one batch (one wake-up and one flush each, not one per
+/// change), and a user whose presence changes twice in it is announced once, with
+/// the latest. At a busy hour every call's start and end changes someone's
+/// presence, and each change goes to every socket of the domain.
+pub const PRESENCE_BATCH: Duration = Duration::from_millis(100);
+
+/// Changes gathered for the next batch: per domain, each user's latest presence
+/// and the order in which the users first changed.
+#[derive(Default)]
+struct Outgoing {
+    domains: HashMap<String, HashMap<UserDbId, (u64, Presence)>>,
+    next: u64,
+}
+
 /// What each user's presence was last announced as (absent: offline).
 pub struct Tracker {
     /// A refresh reads and announces under its user's lock, so the last refresh to
     /// run (they follow every change) announces the latest state.
     locks: Vec<AsyncMutex<()>>,
     announced: Mutex<HashMap<UserDbId, Presence>>,
+    outgoing: Mutex<Outgoing>,
+    /// Wakes `run` when a batch starts gathering.
+    gathering: Notify,
 }
 
 impl Default for Tracker {
@@ -33,6 +56,26 @@ impl Default for Tracker {
         Tracker {
             locks: (0..LOCKS).map(|_| AsyncMutex::new(())).collect(),
             announced: Mutex::default(),
+            outgoing: Mutex::default(),
+            gathering: Notify::new(),
+        }
+    }
+}
+
+/// Sends each batch of presence changes `PRESENCE_BATCH` after its first change,
+/// until `shutdown`.
+pub async fn run(app: Arc<App>, shutdown: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = app.presence.gathering.notified() => {}
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(PRESENCE_BATCH) => {}
+        }
+        for (domain, frames) in app.presence.take_batch() {
+            app.hub.send_to_domain(&domain, frames);
         }
     }
 }
@@ -65,7 +108,7 @@ pub async fn refresh(app: &App, user: UserDbId, domain: &str) {
         }
     };
     if before.unwrap_or(Presence::Offline) != now {
-        app.hub.send_to_domain(domain, &frame(user, now));
+        tracker.announce(domain, user, now);
         if let Some(bus) = &app.bus {
             bus.presence(app, domain, user, now);
         }
@@ -73,6 +116,42 @@ pub async fn refresh(app: &App, user: UserDbId, domain: &str) {
 }
 
 impl Tracker {
+    /// The gathered batch, taken: per domain, its frames in the order in which the
+    /// users first changed, each with the user's latest presence.
+    fn take_batch(&self) -> Vec<(String, Arc<[Utf8Bytes]>)> {
+        let batch = std::mem::take(&mut self.outgoing.lock().expect("presence lock").domains);
+        batch
+            .into_iter()
+            .map(|(domain, changes)| {
+                let mut changes: Vec<_> = changes.into_iter().collect();
+                changes.sort_unstable_by_key(|(_, (order, _))| *order);
+                let frames = changes
+                    .into_iter()
+                    .map(|(user, (_, presence))| Utf8Bytes::from(frame(user, presence)))
+                    .collect();
+                (domain, frames)
+            })
+            .collect()
+    }
+
+    /// Queues a presence change for this node's sockets of `domain`: it goes out
+    /// with the next batch.
+    pub fn announce(&self, domain: &str, user: UserDbId, presence: Presence) {
+        let mut out = self.outgoing.lock().expect("presence lock");
+        let first = out.domains.is_empty();
+        let order = out.next;
+        out.next += 1;
+        out.domains
+            .entry(domain.to_owned())
+            .or_default()
+            .entry(user)
+            .and_modify(|(_, p)| *p = presence)
+            .or_insert((order, presence));
+        if first {
+            self.gathering.notify_one();
+        }
+    }
+
     /// Another node announced `user`'s presence: this node need not announce it again.
     pub fn heard(&self, user: UserDbId, presence: Presence) {
         let mut announced = self.announced.lock().expect("presence lock");
@@ -212,5 +291,43 @@ async fn drop_guest(app: &Arc<App>, call_id: Uuid, contact: ContactId) {
     match result {
         Ok(committed) => app.after_commit(&committed),
         Err(e) => tracing::warn!(%call_id, error = %e, "dropping a guest failed"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn texts(frames: &[Utf8Bytes]) -> Vec<serde_json::Value> {
+        frames
+            .iter()
+            .map(|f| serde_json::from_str(f.as_str()).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn a_batch_holds_each_users_latest_presence_in_first_change_order_per_domain() {
+        let tracker = Tracker::default();
+        tracker.announce("acme", 7, Presence::Online);
+        tracker.announce("acme", 3, Presence::Busy);
+        tracker.announce("rival", 9, Presence::Online);
+        tracker.announce("acme", 7, Presence::Busy);
+        tracker.announce("acme", 7, Presence::Offline);
+        let mut batch = tracker.take_batch();
+        batch.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(batch.len(), 2);
+        assert_eq!(batch[0].0, "acme");
+        assert_eq!(
+            texts(&batch[0].1),
+            vec![
+                json!({"type": "presence", "userDbId": 7, "presence": "offline"}),
+                json!({"type": "presence", "userDbId": 3, "presence": "busy"}),
+            ]
+        );
+        assert_eq!(
+            texts(&batch[1].1),
+            vec![json!({"type": "presence", "userDbId": 9, "presence": "online"})]
+        );
+        assert!(tracker.take_batch().is_empty(), "a batch is sent once");
     }
 }

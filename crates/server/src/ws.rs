@@ -320,6 +320,13 @@ impl Session {
                     }
                 }
                 Push::Transient(frame) => sink.feed(WsMessage::Text(frame)).await.map_err(drop)?,
+                Push::Transients(frames) => {
+                    for frame in frames.iter() {
+                        sink.feed(WsMessage::Text(frame.clone()))
+                            .await
+                            .map_err(drop)?;
+                    }
+                }
             }
             fed += 1;
             if fed < WRITE_BATCH {

@@ -18,6 +18,7 @@ use sqlx::{AnyConnection, AnyPool, ConnectOptions, Connection, Executor, Row};
 use uuid::Uuid;
 
 use crate::db::{Cells, Db, Val};
+use crate::readers::Readers;
 use crate::writer::{Updated, Writer};
 use crate::*;
 
@@ -95,6 +96,23 @@ pub struct SqlStore {
     directory: std::sync::Arc<crate::directory::DirectoryCache>,
     /// SQLite: the thread that writes call transitions (`writer.rs`).
     pub(crate) writer: Option<std::sync::Arc<Writer>>,
+    /// SQLite: the connections the hot reads run on, inline (`readers.rs`).
+    readers: Option<std::sync::Arc<Readers>>,
+}
+
+/// Runs a read (`$read`, a future over `$db: &mut impl Db`): on SQLite inline on
+/// one of the store's rusqlite readers, elsewhere on a connection of its pool.
+macro_rules! read {
+    ($store:expr, |$db:ident| $read:expr) => {
+        match &$store.readers {
+            Some(readers) => readers.with(|$db| crate::db::at_once($read)),
+            None => {
+                let mut conn = $store.read.acquire().await.map_err(db_error)?;
+                let $db = &mut *conn;
+                $read.await
+            }
+        }
+    };
 }
 
 pub(crate) fn db_error(e: sqlx::Error) -> StoreError {
@@ -152,18 +170,45 @@ fn roles_text(roles: &[callhub_core::Role]) -> String {
         .join(",")
 }
 
-const USER_COLUMNS: &str =
-    "u.id, u.user_id, d.name, u.display_name, u.email, u.phone_number, u.roles";
+macro_rules! user_columns {
+    () => {
+        "u.id, u.user_id, d.name, u.display_name, u.email, u.phone_number, u.roles"
+    };
+}
+const USER_COLUMNS: &str = user_columns!();
 
-fn user_from_row(r: &AnyRow) -> Result<UserInfo> {
-    let roles: String = r.try_get(6).map_err(db_error)?;
+macro_rules! user_select {
+    () => {
+        concat!(
+            "SELECT ",
+            user_columns!(),
+            " FROM users u JOIN domains d ON d.id = u.domain_id"
+        )
+    };
+}
+
+const USER_BY_ID: &str = concat!(user_select!(), " WHERE u.id = $1");
+const USER_BY_NAME: &str = concat!(user_select!(), " WHERE d.name = $1 AND u.user_id = $2");
+/// The account of a live session: its refresh-token family is not revoked.
+const SESSION_USER: &str = concat!(
+    user_select!(),
+    " JOIN token_families f ON f.user_db_id = u.id WHERE u.id = $1 AND f.id = $2 AND f.revoked_at IS NULL"
+);
+
+/// The one account `sql` (a `user_select!` query) finds, if any.
+async fn one_user<D: Db>(db: &mut D, sql: &str, args: &[Val]) -> Result<Option<UserInfo>> {
+    Ok(db.rows(sql, args, user_from_row).await?.pop())
+}
+
+fn user_from_row(r: &dyn Cells) -> Result<UserInfo> {
+    let roles = r.req_text(6)?;
     Ok(UserInfo {
-        user_db_id: r.try_get(0).map_err(db_error)?,
-        user_id: r.try_get(1).map_err(db_error)?,
-        domain: r.try_get(2).map_err(db_error)?,
-        display_name: r.try_get(3).map_err(db_error)?,
-        email: r.try_get(4).map_err(db_error)?,
-        phone_number: r.try_get(5).map_err(db_error)?,
+        user_db_id: r.req_int(0)?,
+        user_id: r.req_text(1)?,
+        domain: r.req_text(2)?,
+        display_name: r.req_text(3)?,
+        email: r.text(4)?,
+        phone_number: r.text(5)?,
         roles: roles
             .split(',')
             .filter(|s| !s.is_empty())
@@ -273,15 +318,26 @@ impl SqlStore {
             ..store
         };
         migrate::run(&store.write, store.dialect).await?;
-        let writer = match sqlite_path(url) {
-            Some(path) => Some(std::sync::Arc::new(Writer::start(
-                path,
-                settings,
-                ring_timeout,
-            )?)),
-            None => None,
+        let (writer, readers) = match sqlite_path(url) {
+            Some(path) => (
+                Some(std::sync::Arc::new(Writer::start(
+                    path,
+                    settings,
+                    ring_timeout,
+                )?)),
+                Some(std::sync::Arc::new(Readers::open(
+                    path,
+                    settings,
+                    settings.max_connections.clamp(1, 8) as usize,
+                )?)),
+            ),
+            None => (None, None),
         };
-        Ok(SqlStore { writer, ..store })
+        Ok(SqlStore {
+            writer,
+            readers,
+            ..store
+        })
     }
 
     async fn connect_sqlite(url: &str, settings: &PoolSettings) -> Result<SqlStore> {
@@ -316,6 +372,7 @@ impl SqlStore {
             settings: settings.clone(),
             directory: Default::default(),
             writer: None,
+            readers: None,
         })
     }
 
@@ -347,6 +404,7 @@ impl SqlStore {
             settings: settings.clone(),
             directory: Default::default(),
             writer: None,
+            readers: None,
         })
     }
 
@@ -764,13 +822,10 @@ async fn write_messages<D: Db>(
         let Some(seq) = next.get_mut(&user) else {
             continue; // an account deleted since
         };
-        let mut body =
-            serde_json::to_value(&note).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        body["seq"] = (*seq).into();
         out.push(Message {
             user,
             seq: *seq,
-            body: body.to_string(),
+            body: numbered(&note, *seq)?,
         });
         *seq += 1;
     }
@@ -793,6 +848,18 @@ async fn write_messages<D: Db>(
     )
     .await?;
     Ok(out)
+}
+
+/// A message's JSON: the notification's object with `"seq"` put first. Written
+/// straight to text: this runs on SQLite's writer thread, once per message, and a
+/// `serde_json::Value` in between (a map per object) cost more than the rest.
+fn numbered(note: &callhub_core::Notification, seq: i64) -> Result<String> {
+    let json = serde_json::to_string(note).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let fields = json
+        .strip_prefix('{')
+        .ok_or_else(|| StoreError::Corrupt(format!("a notification is not an object: {json}")))?;
+    let sep = if fields.starts_with('}') { "" } else { "," };
+    Ok(format!("{{\"seq\":{seq}{sep}{fields}"))
 }
 
 /// Tells every node's directory that an account or team was added.
@@ -930,9 +997,7 @@ async fn fill_call<D: Db>(db: &mut D, call: &mut Call) -> Result<()> {
 #[async_trait]
 impl Store for SqlStore {
     async fn health(&self) -> Result<()> {
-        let mut conn = self.read.acquire().await.map_err(db_error)?;
-        conn.execute("SELECT 1").await.map_err(db_error)?;
-        Ok(())
+        read!(self, |db| db.rows("SELECT 1", &[], |r| r.req_int(0))).map(drop)
     }
 
     async fn create_user(&self, user: NewUser) -> Result<UserInfo> {
@@ -972,42 +1037,18 @@ impl Store for SqlStore {
     }
 
     async fn user(&self, id: UserDbId) -> Result<Option<UserInfo>> {
-        let sql = sqlx::AssertSqlSafe(format!(
-            "SELECT {USER_COLUMNS} FROM users u JOIN domains d ON d.id = u.domain_id WHERE u.id = $1"
-        ));
-        let row = sqlx::query(sql)
-            .bind(id)
-            .fetch_optional(&self.read)
-            .await
-            .map_err(db_error)?;
-        row.as_ref().map(user_from_row).transpose()
+        let args = [Val::Int(Some(id))];
+        read!(self, |db| one_user(db, USER_BY_ID, &args))
     }
 
     async fn session_user(&self, id: UserDbId, family: &str) -> Result<Option<UserInfo>> {
-        let sql = sqlx::AssertSqlSafe(format!(
-            "SELECT {USER_COLUMNS} FROM users u JOIN domains d ON d.id = u.domain_id \
-             JOIN token_families f ON f.user_db_id = u.id WHERE u.id = $1 AND f.id = $2 AND f.revoked_at IS NULL"
-        ));
-        let row = sqlx::query(sql)
-            .bind(id)
-            .bind(family)
-            .fetch_optional(&self.read)
-            .await
-            .map_err(db_error)?;
-        row.as_ref().map(user_from_row).transpose()
+        let args = [Val::Int(Some(id)), Val::text(family)];
+        read!(self, |db| one_user(db, SESSION_USER, &args))
     }
 
     async fn user_by_name(&self, domain: &Domain, user_id: &UserId) -> Result<Option<UserInfo>> {
-        let sql = sqlx::AssertSqlSafe(format!(
-            "SELECT {USER_COLUMNS} FROM users u JOIN domains d ON d.id = u.domain_id WHERE d.name = $1 AND u.user_id = $2"
-        ));
-        let row = sqlx::query(sql)
-            .bind(domain.as_str())
-            .bind(user_id.as_str())
-            .fetch_optional(&self.read)
-            .await
-            .map_err(db_error)?;
-        row.as_ref().map(user_from_row).transpose()
+        let args = [Val::text(domain.as_str()), Val::text(user_id.as_str())];
+        read!(self, |db| one_user(db, USER_BY_NAME, &args))
     }
 
     async fn login_candidates(
@@ -1110,7 +1151,10 @@ impl Store for SqlStore {
             .fetch_all(&self.read)
             .await
             .map_err(db_error)?;
-        let members = rows.iter().map(user_from_row).collect::<Result<_>>()?;
+        let members = rows
+            .iter()
+            .map(|r| user_from_row(r))
+            .collect::<Result<_>>()?;
         Ok(Some((team, members)))
     }
 
@@ -1169,7 +1213,10 @@ impl Store for SqlStore {
                     .fetch_all(&mut *conn)
                     .await
                     .map_err(db_error)?;
-                let users = rows.iter().map(user_from_row).collect::<Result<_>>()?;
+                let users = rows
+                    .iter()
+                    .map(|r| user_from_row(r))
+                    .collect::<Result<_>>()?;
                 let rows = sqlx::query(
                     "SELECT t.id, t.name FROM teams t JOIN domains d ON d.id = t.domain_id WHERE d.name = $1",
                 )
@@ -1200,8 +1247,7 @@ impl Store for SqlStore {
     }
 
     async fn busy_users(&self, users: &[UserDbId]) -> Result<Vec<UserDbId>> {
-        let mut conn = self.read.acquire().await.map_err(db_error)?;
-        busy_in_other_calls(&mut *conn, users, 0).await
+        read!(self, |db| busy_in_other_calls(db, users, 0))
     }
 
     async fn start_token_family(
@@ -1324,13 +1370,13 @@ impl Store for SqlStore {
     }
 
     async fn token_family_revoked(&self, family: &str) -> Result<bool> {
-        let revoked: Option<Option<i64>> =
-            sqlx::query_scalar("SELECT revoked_at FROM token_families WHERE id = $1")
-                .bind(family)
-                .fetch_optional(&self.read)
-                .await
-                .map_err(db_error)?;
-        Ok(revoked.is_none_or(|r| r.is_some()))
+        let args = [Val::text(family)];
+        let revoked = read!(self, |db| db.rows(
+            "SELECT revoked_at FROM token_families WHERE id = $1",
+            &args,
+            |r| r.int(0)
+        ))?;
+        Ok(revoked.first().is_none_or(|r| r.is_some()))
     }
 
     async fn sfu_node(&self, call: Uuid) -> Result<Option<String>> {
@@ -1394,7 +1440,8 @@ impl Store for SqlStore {
 
     async fn update_call(&self, call_id: Uuid, update: CallUpdate<'_>) -> Result<Committed> {
         if let Some(writer) = &self.writer {
-            return update_on(writer, call_id, update).await;
+            let old = self.call(call_id).await?.ok_or(StoreError::NotFound)?;
+            return update_on(writer, old, update).await;
         }
         let mut tx = self.begin_write().await?;
         let old = load_call(&mut *tx, self.dialect, call_id, true)
@@ -1422,8 +1469,7 @@ impl Store for SqlStore {
     }
 
     async fn call(&self, call_id: Uuid) -> Result<Option<Call>> {
-        let mut conn = self.read.acquire().await.map_err(db_error)?;
-        load_call(&mut *conn, self.dialect, call_id, false).await
+        read!(self, |db| load_call(db, self.dialect, call_id, false))
     }
 
     async fn calls_of_user(
@@ -1748,33 +1794,32 @@ impl Store for SqlStore {
     }
 
     async fn last_seq(&self, user: UserDbId) -> Result<i64> {
-        let seq: Option<i64> = sqlx::query_scalar("SELECT last_seq FROM users WHERE id = $1")
-            .bind(user)
-            .fetch_optional(&self.read)
-            .await
-            .map_err(db_error)?;
-        seq.ok_or(StoreError::NotFound)
+        let args = [Val::Int(Some(user))];
+        let seq = read!(self, |db| db.rows(
+            "SELECT last_seq FROM users WHERE id = $1",
+            &args,
+            |r| r.req_int(0)
+        ))?;
+        seq.first().copied().ok_or(StoreError::NotFound)
     }
 
     async fn messages_since(&self, user: UserDbId, seq: i64, limit: u32) -> Result<Vec<Message>> {
-        let rows = sqlx::query(
+        let args = [
+            Val::Int(Some(user)),
+            Val::Int(Some(seq)),
+            Val::Int(Some(i64::from(limit))),
+        ];
+        read!(self, |db| {
+            db.rows(
             "SELECT seq, body FROM user_messages WHERE user_db_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
-        )
-        .bind(user)
-        .bind(seq)
-        .bind(i64::from(limit))
-        .fetch_all(&self.read)
-        .await
-        .map_err(db_error)?;
-        rows.iter()
-            .map(|r| {
-                Ok(Message {
-                    user,
-                    seq: r.try_get(0).map_err(db_error)?,
-                    body: r.try_get(1).map_err(db_error)?,
-                })
+            &args,
+            |r| Ok(Message {
+                user,
+                seq: r.req_int(0)?,
+                body: r.req_text(1)?,
             })
-            .collect()
+        )
+        })
     }
 
     async fn users_with_messages_since(&self, since: DateTime<Utc>) -> Result<Vec<UserDbId>> {
@@ -1798,12 +1843,12 @@ impl Store for SqlStore {
     }
 }
 
-/// `update_call` on SQLite: the rules run here, on what the writer last committed,
-/// and the writer stores their outcome only if the call is still what they saw
-/// (the rules cannot go to its thread: they borrow from the caller). A call that
-/// changed meanwhile is handed back, and the rules run again on it.
-async fn update_on(writer: &Writer, call_id: Uuid, update: CallUpdate<'_>) -> Result<Committed> {
-    let mut old = writer.load(call_id).await?.ok_or(StoreError::NotFound)?;
+/// `update_call` on SQLite: the rules run here, on the call as last committed
+/// (`old`, read inline), and the writer stores their outcome only if the call is
+/// still what they saw (the rules cannot go to its thread: they borrow from the
+/// caller). A call that changed meanwhile is handed back, and the rules run again
+/// on it.
+async fn update_on(writer: &Writer, mut old: Call, update: CallUpdate<'_>) -> Result<Committed> {
     loop {
         let t = update(&old)?;
         if t.call == old {
@@ -1831,6 +1876,18 @@ async fn sfu_node_on(pool: &sqlx::AnyPool, call: Uuid) -> Result<Option<String>>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_numbered_message_is_its_notification_with_seq() {
+        let note = callhub_core::Notification::RingingStopped {
+            call_id: Uuid::new_v4(),
+            reason: callhub_core::StopReason::AnsweredElsewhere,
+        };
+        let body: serde_json::Value = serde_json::from_str(&numbered(&note, 42).unwrap()).unwrap();
+        let mut expected = serde_json::to_value(&note).unwrap();
+        expected["seq"] = 42.into();
+        assert_eq!(body, expected);
+    }
 
     /// `PRAGMA synchronous` of the writer and of a reader of a store opened with `sync`.
     async fn synchronous_of(sync: Synchronous) -> (i64, i64) {

@@ -13,7 +13,6 @@ use callhub_core::{Call, Transition};
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{Connection, ErrorCode, OpenFlags, ToSql};
 use tokio::sync::oneshot;
-use uuid::Uuid;
 
 use crate::db::{Cells, Db, Val, at_once};
 use crate::sql::{Dialect, PoolSettings, Synchronous, load_call, save};
@@ -35,7 +34,6 @@ type Reply<T> = oneshot::Sender<Result<T>>;
 enum Job {
     Insert(Transition, Reply<Committed>),
     Update(Box<Call>, Transition, Reply<Updated>),
-    Load(Uuid, Reply<Option<Call>>),
     /// Finish what is queued, then close the connection.
     Stop,
 }
@@ -44,7 +42,6 @@ enum Job {
 enum Done {
     Insert(Reply<Committed>, Result<Committed>),
     Update(Reply<Updated>, Result<Updated>),
-    Load(Reply<Option<Call>>, Result<Option<Call>>),
 }
 
 impl Done {
@@ -52,7 +49,6 @@ impl Done {
         match self {
             Done::Insert(_, r) => r.is_ok(),
             Done::Update(_, r) => r.is_ok(),
-            Done::Load(_, r) => r.is_ok(),
         }
     }
 
@@ -61,7 +57,6 @@ impl Done {
         match self {
             Done::Insert(tx, r) => reply(tx, r, failed),
             Done::Update(tx, r) => reply(tx, r, failed),
-            Done::Load(tx, r) => reply(tx, r, failed),
         }
     }
 }
@@ -125,11 +120,6 @@ impl Writer {
     /// Writes `t` if the call is still `expected` (what the rules ran on).
     pub(crate) async fn update(&self, expected: Call, t: Transition) -> Result<Updated> {
         self.ask(|r| Job::Update(Box::new(expected), t, r)).await
-    }
-
-    /// The call as committed.
-    pub(crate) async fn load(&self, call_id: Uuid) -> Result<Option<Call>> {
-        self.ask(|r| Job::Load(call_id, r)).await
     }
 
     /// Lets the thread finish what is queued and close its connection.
@@ -250,7 +240,6 @@ fn refuse(job: Job, e: StoreError) -> Option<Done> {
     Some(match job {
         Job::Insert(_, r) => Done::Insert(r, Err(e)),
         Job::Update(_, _, r) => Done::Update(r, Err(e)),
-        Job::Load(_, r) => Done::Load(r, Err(e)),
         Job::Stop => return None,
     })
 }
@@ -286,7 +275,6 @@ fn run_job(conn: &mut Connection, job: Job, ring: chrono::Duration) -> Option<Do
             });
             Done::Update(r, updated)
         }
-        Job::Load(id, r) => Done::Load(r, at_once(load_call(conn, Dialect::Sqlite, id, false))),
         Job::Stop => return None,
     })
 }
@@ -383,6 +371,8 @@ mod tests {
         Actor, CallError, CallReason, CallType, Command, NewCall, Role, Rules, UserInfo, apply,
         create,
     };
+
+    use uuid::Uuid;
 
     use super::*;
     use crate::{NewUser, SqlStore, Store};
