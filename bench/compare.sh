@@ -5,6 +5,7 @@
 # BENCH_RATE/s offered (2,000). Each line is labelled with its build, round and
 # the load average when it ended; `python3 bench/report.py FILE` renders them.
 #   bench/compare.sh DIR_A DIR_B   (each holding callhub and callhub-bench)
+#   BENCH_BACKENDS="sqlite": one backend only (default both)
 set -euo pipefail
 A="$1"; B="$2"; DUR=${BENCH_SECS:-8}; ROUNDS=${BENCH_ROUNDS:-2}; RATE=${BENCH_RATE:-2000}
 PG="${CALLHUB_BENCH_PG:-postgres://postgres@127.0.0.1:5432}"
@@ -39,7 +40,7 @@ one() { # dir backend round
 }
 
 for round in $(seq 1 "$ROUNDS"); do
-    for backend in sqlite postgres; do
+    for backend in ${BENCH_BACKENDS:-sqlite postgres}; do
         one "$A" "$backend" "$round"
         one "$B" "$backend" "$round"
     done

@@ -4,6 +4,7 @@
 # delivered per server CPU-second; each line carries the load average.
 #   bench/fanout.sh DIR_A DIR_B   (each holding callhub and callhub-bench)
 #   PERF=DIR: also `perf record -g` each build's server in its first round, to DIR
+#   BENCH_FANOUT_ARGS="--no-presence": more arguments for `callhub-bench fanout`
 set -euo pipefail
 A="$1"; B="$2"; DUR=${BENCH_SECS:-10}; ROUNDS=${BENCH_ROUNDS:-2}
 USERS=${BENCH_USERS:-10000}; RATE=${BENCH_RATE:-300}
@@ -26,7 +27,7 @@ one() { # dir round
     fi
     local line
     line=$("$dir/callhub-bench" fanout --url "http://127.0.0.1:$port" --tokens "$work/tokens" --users "$USERS" \
-        --invitees-per-call 10 --rate "$RATE" --duration-secs "$DUR" --source-ips 127.0.0.2,127.0.0.3 --server-pid "$pid")
+        --invitees-per-call 10 --rate "$RATE" --duration-secs "$DUR" --source-ips 127.0.0.2,127.0.0.3 --server-pid "$pid" ${BENCH_FANOUT_ARGS:-})
     local label="{\"build\":\"$dir\",\"round\":$round,\"backend\":\"sqlite\",\"load_avg\":\"$(cut -d' ' -f1-3 /proc/loadavg)\"}"
     python3 -c 'import json,sys; v=json.loads(sys.argv[2]); v.update(json.loads(sys.argv[1])); print(json.dumps(v))' "$label" "$line"
     [ -n "$perf_pid" ] && wait "$perf_pid" || true

@@ -18,6 +18,16 @@ pub type Ws = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
 
 /// Opens an authenticated socket from `source` and reads its `hello`.
 pub async fn open_socket(url: &str, token: &str, source: IpAddr) -> anyhow::Result<Ws> {
+    open_socket_with(url, token, source, "").await
+}
+
+/// `open_socket` with more of `/ws`'s query (`&presence=false`).
+async fn open_socket_with(
+    url: &str,
+    token: &str,
+    source: IpAddr,
+    query: &str,
+) -> anyhow::Result<Ws> {
     let host = url
         .trim_start_matches("http://")
         .split('/')
@@ -30,7 +40,7 @@ pub async fn open_socket(url: &str, token: &str, source: IpAddr) -> anyhow::Resu
     let socket = TcpSocket::new_v4()?;
     socket.bind(SocketAddr::new(source, 0))?;
     let stream = socket.connect(addr).await?;
-    let ws_url = format!("ws://{host}/ws?access_token={token}");
+    let ws_url = format!("ws://{host}/ws?access_token={token}{query}");
     let (mut ws, _) = tokio_tungstenite::client_async(ws_url, stream).await?;
     match ws.next().await {
         Some(Ok(Message::Text(t))) if t.as_str().contains("\"hello\"") => Ok(ws),
@@ -89,6 +99,7 @@ async fn open_many(
     src: &[IpAddr],
     par: usize,
     delivered: Option<Arc<Delivered>>,
+    query: &'static str,
 ) -> (usize, usize) {
     let (mut open, mut failed) = (0, 0);
     let mut i = 0;
@@ -100,7 +111,7 @@ async fn open_many(
                     tokens[k % tokens.len()].2.clone(),
                     src[k % src.len()],
                 );
-                tokio::spawn(async move { open_socket(&url, &token, ip).await })
+                tokio::spawn(async move { open_socket_with(&url, &token, ip, query).await })
             })
             .collect();
         for b in batch {
@@ -128,6 +139,7 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
         &src,
         a.open_concurrency,
         None,
+        "",
     )
     .await;
     println!(
@@ -165,6 +177,9 @@ pub struct FanoutArgs {
     /// Several nodes: their pids, comma-separated; the CPU time is their sum.
     #[arg(long)]
     node_pids: Option<String>,
+    /// Open the sockets with `?presence=false` (devices that show no directory).
+    #[arg(long)]
+    no_presence: bool,
 }
 
 /// CPU seconds a process has used (user + system).
@@ -211,6 +226,7 @@ pub async fn fanout(a: FanoutArgs) -> anyhow::Result<()> {
             &sources(&a.source_ips)?,
             200,
             Some(delivered.clone()),
+            if a.no_presence { "&presence=false" } else { "" },
         )
         .await;
         open += o;
@@ -256,7 +272,7 @@ pub async fn fanout(a: FanoutArgs) -> anyhow::Result<()> {
     println!(
         "{}",
         json!({
-            "bench": "fanout", "nodes": urls.len(), "connected": open, "failed_sockets": failed, "calls": calls,
+            "bench": "fanout", "nodes": urls.len(), "presence": !a.no_presence, "connected": open, "failed_sockets": failed, "calls": calls,
             "expected_messages": calls * (3 * a.invitees_per_call as u64 + 2),
             "delivered": got, "delivered_per_s": (got as f64 / secs).round(),
             "server_cpu_secs": cpu, "delivered_per_server_cpu_sec": per_cpu_sec,

@@ -42,8 +42,10 @@ struct Socket {
     id: u64,
     /// The refresh-token family of an account's socket (None for guests).
     family: Option<String>,
-    /// The domain whose presence changes it hears (None for guests).
+    /// The account's domain (None for guests).
     domain: Option<Arc<str>>,
+    /// Whether the domain's presence frames are sent to it (`/ws?presence=false`: no).
+    hears_presence: bool,
     tx: mpsc::Sender<Push>,
     /// Wakes the socket to close it (its session was revoked).
     revoked: Arc<Notify>,
@@ -87,17 +89,25 @@ impl Drop for Registration<'_> {
 
 impl Hub {
     /// Registers an account's socket, of a refresh-token family, in its domain.
-    pub fn register(&self, user: UserDbId, family: &str, domain: &str) -> Registration<'_> {
+    /// `hears_presence`: whether it is sent the domain's presence frames.
+    pub fn register(
+        &self,
+        user: UserDbId,
+        family: &str,
+        domain: &str,
+        hears_presence: bool,
+    ) -> Registration<'_> {
         self.add(
             Owner::User(user),
             Some(family.to_owned()),
             Some(domain.into()),
+            hears_presence,
         )
     }
 
     /// Registers a guest's socket for its call.
     pub fn register_guest(&self, call: Uuid, contact: ContactId) -> Registration<'_> {
-        self.add(Owner::Guest(call, contact), None, None)
+        self.add(Owner::Guest(call, contact), None, None, false)
     }
 
     fn add(
@@ -105,6 +115,7 @@ impl Hub {
         owner: Owner,
         family: Option<String>,
         domain: Option<Arc<str>>,
+        hears_presence: bool,
     ) -> Registration<'_> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::channel(SOCKET_QUEUE);
@@ -114,6 +125,7 @@ impl Hub {
             id,
             family,
             domain,
+            hears_presence,
             tx,
             revoked: revoked.clone(),
             lagged: lagged.clone(),
@@ -252,7 +264,7 @@ impl Hub {
         sockets
             .values()
             .flatten()
-            .filter(|s| s.domain.as_deref() == Some(domain))
+            .filter(|s| s.hears_presence && s.domain.as_deref() == Some(domain))
             .filter(|s| s.tx.try_send(Push::Transients(frames.clone())).is_ok())
             .count()
     }

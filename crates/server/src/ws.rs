@@ -57,6 +57,9 @@ pub struct WsParams {
     access_token: Option<String>,
     /// Resume at connect: replay every message after this `seq` first.
     since: Option<i64>,
+    /// `false`: this socket is not sent the domain's `presence` frames (a device
+    /// that shows no directory: glasses, a connector). Default `true`.
+    presence: Option<bool>,
 }
 
 /// Who holds a socket.
@@ -89,7 +92,7 @@ impl Who {
     params(WsParams),
     responses(
         (status = 101, description = "Switching to the WebSocket: the server sends `hello`, then `incomingCall`, `ringingStopped`, `callEvent` (each with a per-user `seq`, see the Notification schema), `signal`, `sfu` and `presence` (not sequenced); the client may send `resume`, `signal`, `sfu` and `ping`. A guest's call-scoped token opens it for `signal` and `sfu` frames of its own call (and that call's events, unsequenced)"),
-        (status = 400, description = "Not a WebSocket upgrade, or `since` is not an integer (after authentication)", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Not a WebSocket upgrade, `since` not an integer, or `presence` neither true nor false (after authentication)", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No, bad, expired or revoked access token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "A guest who is no longer in its call", body = Problem, content_type = "application/problem+json"),
     ))]
@@ -151,6 +154,15 @@ pub async fn ws(
             })
         })
         .transpose()?;
+    let hears_presence = match param("presence").as_deref().map(str::trim) {
+        None | Some("true") => true,
+        Some("false") => false,
+        Some(other) => {
+            return Err(ApiError::BadRequest(format!(
+                "presence: {other:?} is neither true nor false"
+            )));
+        }
+    };
     let upgrade = upgrade
         .map_err(|e| ApiError::BadRequest(format!("not a WebSocket upgrade: {}", e.body_text())))?;
     Ok(upgrade
@@ -164,6 +176,7 @@ pub async fn ws(
             Session {
                 app: app.clone(),
                 who,
+                hears_presence,
                 last_sent: 0,
             }
             .run(socket, since)
@@ -175,6 +188,8 @@ pub async fn ws(
 struct Session {
     app: Arc<App>,
     who: Who,
+    /// Whether the domain's `presence` frames are sent to this socket.
+    hears_presence: bool,
     /// The last sequenced message this socket has sent.
     last_sent: i64,
 }
@@ -190,7 +205,10 @@ impl Session {
     async fn run(mut self, socket: WebSocket, since: Option<i64>) {
         let app = self.app.clone();
         let mut reg = match &self.who {
-            Who::User { user, family } => app.hub.register(user.user_db_id, family, &user.domain),
+            Who::User { user, family } => {
+                app.hub
+                    .register(user.user_db_id, family, &user.domain, self.hears_presence)
+            }
             Who::Guest(g) => app.hub.register_guest(g.call, g.cid),
         };
         crate::presence::socket_opened(&app, &self.who.owner(), self.who.domain().as_deref()).await;

@@ -278,6 +278,34 @@ backend_tests! {
         }
     }
 
+    async fn a_socket_opened_with_presence_false_hears_no_presence_but_its_calls(backend: Backend) {
+        let app = TestApp::spawn(backend).await;
+        let alice = app.user("alice", &[Role::User]).await;
+        let bob = app.user("bob", &[Role::User]).await;
+        let ws_url = app.url.replacen("http", "ws", 1);
+        let token = bob.token().await;
+        app.raw("GET", &format!("/ws?presence=maybe&access_token={token}"), None, None)
+            .await
+            .assert_problem(400, "presence");
+        let (mut glasses, _) = tokio_tungstenite::connect_async(format!("{ws_url}/ws?presence=false&access_token={token}"))
+            .await
+            .unwrap();
+        let mut watcher = raw_socket(&app, &alice.token().await).await;
+        // Bob's own device still makes him online for the others.
+        expect_presence(&mut watcher, bob.id(), "online").await;
+        // Alice calls Bob and joins (she turns busy): the glasses get the pop-up and no presence.
+        let call = alice.rtc().create_call_for_contacts(&call_request(CallType::Mesh, &[&bob])).await.unwrap();
+        expect_presence(&mut watcher, alice.id(), "busy").await;
+        let mut popup = false;
+        while let Ok(Some(Ok(m))) = tokio::time::timeout(Duration::from_secs(1), glasses.next()).await {
+            let WsMessage::Text(t) = m else { continue };
+            let v: serde_json::Value = serde_json::from_str(t.as_str()).unwrap();
+            assert_ne!(v["type"], "presence", "a socket that asked for no presence got {v}");
+            popup |= v["type"] == "incomingCall" && v["call"]["callId"] == call.call_id.to_string();
+        }
+        assert!(popup, "the glasses got no incomingCall");
+    }
+
     async fn calling_someone_busy_still_rings_and_says_the_call_waits(backend: Backend) {
         let app = TestApp::spawn(backend).await;
         let alice = app.user("alice", &[Role::User]).await;

@@ -1827,6 +1827,11 @@ export interface operations {
                 access_token?: string;
                 /** @description Resume at connect: replay every message after this `seq` first. */
                 since?: number;
+                /**
+                 * @description `false`: this socket is not sent the domain's `presence` frames (a device
+                 *     that shows no directory: glasses, a connector). Default `true`.
+                 */
+                presence?: boolean;
             };
             header?: never;
             path?: never;
@@ -1841,7 +1846,7 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description Not a WebSocket upgrade, or `since` is not an integer (after authentication) */
+            /** @description Not a WebSocket upgrade, `since` not an integer, or `presence` neither true nor false (after authentication) */
             400: {
                 headers: {
                     [name: string]: unknown;
