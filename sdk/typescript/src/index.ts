@@ -145,12 +145,15 @@ export class Callhub {
    * The user's notifications as an async iterator: `incomingCall`,
    * `ringingStopped`, `callEvent`, and the unsequenced frames. It reconnects and
    * resumes after the last `seq` it gave out by itself; `since` starts further back.
+   * `presence: false`: no `presence` frames of the domain (a device, or a
+   * connector, that shows no directory).
    */
-  notifications(options: { since?: number } = {}): Notifications {
+  notifications(options: { since?: number; presence?: boolean } = {}): Notifications {
     return new Notifications({
       url: this.baseUrl.replace(/^http/, "ws") + "/ws",
       token: () => this.accessToken(),
       since: options.since,
+      presence: options.presence,
     });
   }
 }

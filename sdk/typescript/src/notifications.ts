@@ -41,7 +41,9 @@ export class Notifications implements AsyncIterableIterator<Frame> {
   private socket?: Socket;
   private wake?: () => void;
 
-  constructor(private readonly opts: { url: string; token: () => Promise<string>; since?: number }) {
+  constructor(
+    private readonly opts: { url: string; token: () => Promise<string>; since?: number; presence?: boolean },
+  ) {
     this.since = opts.since;
     void this.run();
   }
@@ -136,6 +138,9 @@ export class Notifications implements AsyncIterableIterator<Frame> {
         const query = new URLSearchParams({ access_token: token });
         if (this.since !== undefined) {
           query.set("since", String(this.since));
+        }
+        if (this.opts.presence === false) {
+          query.set("presence", "false");
         }
         const socket = new WebSocketClass(`${this.opts.url}?${query}`);
         this.socket = socket;

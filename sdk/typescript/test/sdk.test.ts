@@ -32,8 +32,8 @@ async function callerAndTester(env: Record<string, string> = {}) {
 }
 
 /** Watches `hub`'s notifications from now on (after the socket's hello). */
-async function watch(hub: Callhub) {
-  const notes = hub.notifications();
+async function watch(hub: Callhub, options: { presence?: boolean } = {}) {
+  const notes = hub.notifications(options);
   hubs.push(notes);
   const frames = collect(notes);
   await eventually("the notification socket is open", () => notes.since !== undefined);
@@ -63,6 +63,28 @@ test("the seed's flow: create a call, the invitee's pop-up, join, read the log",
 
   await tester.logout();
   await assert.rejects(tester.rtc.getCallLogs(), (e: unknown) => e instanceof CallhubError && e.status === 401);
+});
+
+test("notifications with presence: false get the pop-up and no presence frames", async () => {
+  const { testerInfo, caller, tester } = await callerAndTester();
+  const glasses = await watch(tester, { presence: false });
+  const browser = await watch(tester);
+  const created = await caller.rtc.createCallForContacts({
+    callTitle: "Presence",
+    callType: "MESH",
+    invitedContacts: [contact(testerInfo)],
+  });
+  // The caller joined at creation: busy. The browser hears it; the glasses do not.
+  await eventually("the browser's presence frame", () =>
+    browser.frames.some((f) => f.type === "presence" && f.presence === "busy"),
+  );
+  await eventually("the glasses' pop-up", () => popups(glasses.frames, created.callId).length === 1);
+  // The same batch reached every socket that hears presence; give the glasses time to show one.
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  assert.deepEqual(
+    glasses.frames.filter((f) => f.type === "presence"),
+    [],
+  );
 });
 
 test("a refused request throws a CallhubError carrying the problem and its request id", async () => {
