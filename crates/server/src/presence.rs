@@ -2,9 +2,10 @@
 //! `busy` while joined in a call that has not ended (the store knows), else `online`
 //! while a socket is open, else `offline`; each change goes to the sockets of the
 //! user's domain as a `presence` frame, gathered for `PRESENCE_BATCH` and sent
-//! together (the latest state of each user who changed). A participant whose last socket closed has
-//! `CALLHUB_REJOIN_GRACE_SECS` to come back before their `Leave` is written (and the
-//! call ends by its rules if they were the last); guests alike, from their join on.
+//! together (the latest state of each user who changed). A participant whose last
+//! socket closed has `CALLHUB_REJOIN_GRACE_SECS` to come back before their `Leave`
+//! is written (and the call ends by its rules if they were the last); guests
+//! alike, from their join on.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
