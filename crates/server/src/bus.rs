@@ -549,7 +549,8 @@ fn receive(app: &Arc<App>, bus: &Bus, payload: &[u8]) {
             presence,
         } => {
             app.presence.heard(user, presence);
-            app.presence.announce(&domain, user, presence);
+            // Counted as forwarded when its batch goes out (`presence::run`).
+            app.presence.announce(&domain, user, presence, true);
             0
         }
         Note::Revoke { family } => hub.revoke_family(&family),
@@ -583,10 +584,14 @@ fn receive(app: &Arc<App>, bus: &Bus, payload: &[u8]) {
             0
         }
     };
-    if forwarded > 0 {
-        app.metrics.record(|| {
-            metrics::counter!(BUS_FORWARDED, "kind" => kind).increment(forwarded as u64)
-        });
+    count_forwarded(app, kind, forwarded);
+}
+
+/// Counts frames from other nodes handed to this node's sockets.
+pub fn count_forwarded(app: &App, kind: &'static str, frames: usize) {
+    if frames > 0 {
+        app.metrics
+            .record(|| metrics::counter!(BUS_FORWARDED, "kind" => kind).increment(frames as u64));
     }
 }
 

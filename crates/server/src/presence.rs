@@ -37,8 +37,25 @@ pub const PRESENCE_BATCH: Duration = Duration::from_millis(100);
 /// and the order in which the users first changed.
 #[derive(Default)]
 struct Outgoing {
-    domains: HashMap<String, HashMap<UserDbId, (u64, Presence)>>,
+    domains: HashMap<String, HashMap<UserDbId, Change>>,
     next: u64,
+}
+
+/// A user's change in the gathering batch.
+struct Change {
+    /// When the user first changed in this batch.
+    order: u64,
+    presence: Presence,
+    /// Another node announced it (counted as forwarded from the bus when sent).
+    from_bus: bool,
+}
+
+/// A domain's part of a batch.
+struct Batch {
+    domain: String,
+    frames: Arc<[Utf8Bytes]>,
+    /// How many of `frames` other nodes announced.
+    from_bus: usize,
 }
 
 /// What each user's presence was last announced as (absent: offline).
@@ -75,8 +92,9 @@ pub async fn run(app: Arc<App>, shutdown: CancellationToken) {
             _ = shutdown.cancelled() => return,
             _ = tokio::time::sleep(PRESENCE_BATCH) => {}
         }
-        for (domain, frames) in app.presence.take_batch() {
-            app.hub.send_to_domain(&domain, frames);
+        for batch in app.presence.take_batch() {
+            let handed = app.hub.send_to_domain(&batch.domain, batch.frames);
+            crate::bus::count_forwarded(&app, "presence", handed * batch.from_bus);
         }
     }
 }
@@ -109,7 +127,7 @@ pub async fn refresh(app: &App, user: UserDbId, domain: &str) {
         }
     };
     if before.unwrap_or(Presence::Offline) != now {
-        tracker.announce(domain, user, now);
+        tracker.announce(domain, user, now, false);
         if let Some(bus) = &app.bus {
             bus.presence(app, domain, user, now);
         }
@@ -119,25 +137,28 @@ pub async fn refresh(app: &App, user: UserDbId, domain: &str) {
 impl Tracker {
     /// The gathered batch, taken: per domain, its frames in the order in which the
     /// users first changed, each with the user's latest presence.
-    fn take_batch(&self) -> Vec<(String, Arc<[Utf8Bytes]>)> {
+    fn take_batch(&self) -> Vec<Batch> {
         let batch = std::mem::take(&mut self.outgoing.lock().expect("presence lock").domains);
         batch
             .into_iter()
             .map(|(domain, changes)| {
                 let mut changes: Vec<_> = changes.into_iter().collect();
-                changes.sort_unstable_by_key(|(_, (order, _))| *order);
-                let frames = changes
-                    .into_iter()
-                    .map(|(user, (_, presence))| Utf8Bytes::from(frame(user, presence)))
-                    .collect();
-                (domain, frames)
+                changes.sort_unstable_by_key(|(_, c)| c.order);
+                Batch {
+                    domain,
+                    from_bus: changes.iter().filter(|(_, c)| c.from_bus).count(),
+                    frames: changes
+                        .into_iter()
+                        .map(|(user, c)| Utf8Bytes::from(frame(user, c.presence)))
+                        .collect(),
+                }
             })
             .collect()
     }
 
     /// Queues a presence change for this node's sockets of `domain`: it goes out
-    /// with the next batch.
-    pub fn announce(&self, domain: &str, user: UserDbId, presence: Presence) {
+    /// with the next batch. `from_bus`: another node announced it.
+    pub fn announce(&self, domain: &str, user: UserDbId, presence: Presence, from_bus: bool) {
         let mut out = self.outgoing.lock().expect("presence lock");
         let first = out.domains.is_empty();
         let order = out.next;
@@ -146,8 +167,15 @@ impl Tracker {
             .entry(domain.to_owned())
             .or_default()
             .entry(user)
-            .and_modify(|(_, p)| *p = presence)
-            .or_insert((order, presence));
+            .and_modify(|c| {
+                c.presence = presence;
+                c.from_bus = from_bus;
+            })
+            .or_insert(Change {
+                order,
+                presence,
+                from_bus,
+            });
         if first {
             self.gathering.notify_one();
         }
@@ -309,24 +337,29 @@ mod tests {
     #[test]
     fn a_batch_holds_each_users_latest_presence_in_first_change_order_per_domain() {
         let tracker = Tracker::default();
-        tracker.announce("acme", 7, Presence::Online);
-        tracker.announce("acme", 3, Presence::Busy);
-        tracker.announce("rival", 9, Presence::Online);
-        tracker.announce("acme", 7, Presence::Busy);
-        tracker.announce("acme", 7, Presence::Offline);
+        tracker.announce("acme", 7, Presence::Online, false);
+        tracker.announce("acme", 3, Presence::Busy, true);
+        tracker.announce("rival", 9, Presence::Online, false);
+        tracker.announce("acme", 7, Presence::Busy, false);
+        tracker.announce("acme", 7, Presence::Offline, false);
         let mut batch = tracker.take_batch();
-        batch.sort_by(|a, b| a.0.cmp(&b.0));
+        batch.sort_by(|a, b| a.domain.cmp(&b.domain));
         assert_eq!(batch.len(), 2);
-        assert_eq!(batch[0].0, "acme");
+        assert_eq!(batch[0].domain, "acme");
         assert_eq!(
-            texts(&batch[0].1),
+            batch[0].from_bus, 1,
+            "user 3's change came from another node"
+        );
+        assert_eq!(batch[1].from_bus, 0);
+        assert_eq!(
+            texts(&batch[0].frames),
             vec![
                 json!({"type": "presence", "userDbId": 7, "presence": "offline"}),
                 json!({"type": "presence", "userDbId": 3, "presence": "busy"}),
             ]
         );
         assert_eq!(
-            texts(&batch[1].1),
+            texts(&batch[1].frames),
             vec![json!({"type": "presence", "userDbId": 9, "presence": "online"})]
         );
         assert!(tracker.take_batch().is_empty(), "a batch is sent once");
