@@ -80,13 +80,15 @@ mod tests {
         w.execute_batch("CREATE TABLE t (x INTEGER); INSERT INTO t VALUES (1);")
             .unwrap();
         let readers = Readers::open(&path, &PoolSettings::default(), 2).unwrap();
-        let seen = readers
-            .with(|c| {
-                c.query_row("SELECT x FROM t", [], |r| r.get::<_, i64>(0))
-                    .map_err(lite_error)
-            })
-            .unwrap();
-        assert_eq!(seen, 1);
+        let scalar = |sql: &str| {
+            readers
+                .with(|c| {
+                    c.query_row(sql, [], |r| r.get::<_, i64>(0))
+                        .map_err(lite_error)
+                })
+                .unwrap()
+        };
+        assert_eq!(scalar("SELECT x FROM t"), 1);
         let wrote = readers.with(|c| {
             c.execute("INSERT INTO t VALUES (2)", [])
                 .map_err(lite_error)
@@ -94,13 +96,7 @@ mod tests {
         assert!(wrote.is_err(), "a reader connection wrote: {wrote:?}");
         // A commit made after the readers opened is seen by the next read.
         w.execute("INSERT INTO t VALUES (3)", []).unwrap();
-        let n = readers
-            .with(|c| {
-                c.query_row("SELECT count(*) FROM t", [], |r| r.get::<_, i64>(0))
-                    .map_err(lite_error)
-            })
-            .unwrap();
-        assert_eq!(n, 2);
+        assert_eq!(scalar("SELECT count(*) FROM t"), 2);
         let _ = std::fs::remove_dir_all(dir);
     }
 }
