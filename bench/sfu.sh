@@ -6,11 +6,14 @@
 # servers serve UDP on 10.99.0.1, the participants bind 10.99.0.2.
 #   bench/sfu.sh                       N = 4 8 16 32, 10 s each
 #   SFU_NS="4 8" SFU_SECS=5 SFU_ROUNDS=2 bench/sfu.sh
+#   SFU_SERVERS=callhub SFU_PERF=/tmp/sfuperf bench/sfu.sh   callhub only, with a
+#       `perf record -g` of the server per run (<dir>/callhub-<N>-<round>.data)
 # Writes bench/results/<UTC time>-sfu.jsonl and prints the table (bench/report.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TARGET="${CARGO_TARGET_DIR:-target}"
 NS_LIST="${SFU_NS:-4 8 16 32}"; SECS="${SFU_SECS:-10}"; ROUNDS="${SFU_ROUNDS:-1}"
+SERVERS="${SFU_SERVERS:-callhub janus}"; PERF_DIR="${SFU_PERF:-}"
 
 if [ -z "${SFU_INSIDE:-}" ]; then
     command -v janus >/dev/null || { echo "janus is missing: apt-get install -y janus"; exit 1; }
@@ -71,12 +74,23 @@ for round in $(seq 1 "$ROUNDS"); do
     for n in $NS_LIST; do
         L="{\"round\":$round}"
         ARGS=(--participants "$n" --seconds "$SECS" --local-ip 10.99.0.2 --clip bench/media/clip.ivf)
-        start_callhub "$n"
-        record "$L" "$("$BENCH" sfu --url "$URL" --tokens "$WORK/tokens" --server-pid "$CALLHUB_PID" "${ARGS[@]}")"
-        stop CALLHUB_PID
-        start_janus
-        record "$L" "$("$BENCH" janus --server-pid "$JANUS_PID" "${ARGS[@]}")"
-        stop JANUS_PID
+        if [[ " $SERVERS " == *" callhub "* ]]; then
+            start_callhub "$n"
+            PERF_PID=""
+            if [ -n "$PERF_DIR" ]; then
+                mkdir -p "$PERF_DIR"
+                perf record -q -g -p "$CALLHUB_PID" -o "$PERF_DIR/callhub-$n-$round.data" 2>/dev/null &
+                PERF_PID=$!
+            fi
+            record "$L" "$("$BENCH" sfu --url "$URL" --tokens "$WORK/tokens" --server-pid "$CALLHUB_PID" "${ARGS[@]}")"
+            if [ -n "$PERF_PID" ]; then kill -INT "$PERF_PID"; wait "$PERF_PID" || true; fi
+            stop CALLHUB_PID
+        fi
+        if [[ " $SERVERS " == *" janus "* ]]; then
+            start_janus
+            record "$L" "$("$BENCH" janus --server-pid "$JANUS_PID" "${ARGS[@]}")"
+            stop JANUS_PID
+        fi
     done
 done
 echo "callhub log:"; grep -ciE "error|panic" "$WORK/callhub.log" || true

@@ -227,7 +227,7 @@ pub async fn measure(
     members: &[Member],
     begun: Instant,
     rss_before: Option<u64>,
-    server_stats: impl AsyncFn() -> Option<(u64, u64, u64)>,
+    server_stats: impl AsyncFn() -> Option<(u64, u64, u64, u64)>,
 ) -> Value {
     let limit = begun + Duration::from_secs(load.connect_secs);
     while !everyone_sees_everyone(legs, members) && Instant::now() < limit {
@@ -242,15 +242,18 @@ pub async fn measure(
     // A second for the keyframe bursts of the last joins to pass.
     tokio::time::sleep(Duration::from_secs(1)).await;
     let rss_loaded = load.server_pid.and_then(rss_kib);
-    let (a, sa) = (
+    let (a, sa, udp_a) = (
         snapshot(legs, members, load.server_pid),
         server_stats().await,
+        udp_buffer_errors(),
     );
     tokio::time::sleep(Duration::from_secs(load.seconds)).await;
-    let (b, sb) = (
+    let (b, sb, udp_b) = (
         snapshot(legs, members, load.server_pid),
         server_stats().await,
+        udp_buffer_errors(),
     );
+    let udp_errors = udp_b.zip(udp_a).map(|(b, a)| (b.0 - a.0, b.1 - a.1));
     let secs = b.at.zip(a.at).map_or(0.0, |(b, a)| (b - a).as_secs_f64());
     let n = members.len();
     let datagrams = b.datagrams - a.datagrams;
@@ -294,6 +297,7 @@ pub async fn measure(
             "server_datagrams_sent": b.0 - a.0,
             "server_frames_forwarded": b.1 - a.1,
             "server_bytes_sent": b.2 - a.2,
+            "server_datagrams_dropped": b.3 - a.3,
             "server_datagrams_per_s": ((b.0 - a.0) as f64 / secs).round(),
             "server_datagrams_per_server_cpu_sec": server_cpu.map(|c| ((b.0 - a.0) as f64 / c).round()),
         }),
@@ -327,12 +331,28 @@ pub async fn measure(
         "rss_before_kib": rss_before,
         "rss_loaded_kib": rss_loaded,
         "kib_per_participant": rss_before.zip(rss_loaded).map(|(a, b)| ((b as f64 - a as f64) / n as f64 * 10.0).round() / 10.0),
+        // Datagrams the kernel dropped in this network namespace (the server's
+        // socket and the participants') because a socket's buffer was full.
+        "udp_rcvbuf_errors": udp_errors.map(|e| e.0),
+        "udp_sndbuf_errors": udp_errors.map(|e| e.1),
         "loadavg": std::fs::read_to_string("/proc/loadavg").ok().map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" ")),
     });
     if let (Some(o), Value::Object(s)) = (v.as_object_mut(), server) {
         o.extend(s);
     }
     v
+}
+
+/// The UDP `RcvbufErrors` and `SndbufErrors` of this network namespace.
+fn udp_buffer_errors() -> Option<(u64, u64)> {
+    let snmp = std::fs::read_to_string("/proc/net/snmp").ok()?;
+    let mut udp = snmp.lines().filter(|l| l.starts_with("Udp: "));
+    let (names, values) = (udp.next()?, udp.next()?);
+    let field = |name: &str| {
+        let i = names.split_whitespace().position(|n| n == name)?;
+        values.split_whitespace().nth(i)?.parse::<u64>().ok()
+    };
+    Some((field("RcvbufErrors")?, field("SndbufErrors")?))
 }
 
 pub fn cpu_secs(pid: u32) -> Option<f64> {
@@ -361,7 +381,7 @@ pub fn read_clip(path: &std::path::Path) -> anyhow::Result<Arc<Clip>> {
 }
 
 /// callhub's SFU counters from /metrics: datagrams sent, frames forwarded, bytes sent.
-async fn sfu_metrics(client: &reqwest::Client, url: &str) -> Option<(u64, u64, u64)> {
+async fn sfu_metrics(client: &reqwest::Client, url: &str) -> Option<(u64, u64, u64, u64)> {
     let text = client
         .get(format!("{url}/metrics"))
         .send()
@@ -381,6 +401,7 @@ async fn sfu_metrics(client: &reqwest::Client, url: &str) -> Option<(u64, u64, u
         find("callhub_sfu_datagrams_sent_total").unwrap_or(0),
         find("callhub_sfu_frames_forwarded_total").unwrap_or(0),
         find("callhub_sfu_bytes_sent_total").unwrap_or(0),
+        find("callhub_sfu_datagrams_dropped_total").unwrap_or(0),
     ))
 }
 

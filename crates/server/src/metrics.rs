@@ -41,6 +41,7 @@ pub const SFU_PARTICIPANTS: &str = "callhub_sfu_participants";
 pub const SFU_FRAMES: &str = "callhub_sfu_frames_forwarded_total";
 pub const SFU_DATAGRAMS: &str = "callhub_sfu_datagrams_sent_total";
 pub const SFU_BYTES: &str = "callhub_sfu_bytes_sent_total";
+pub const SFU_DROPPED: &str = "callhub_sfu_datagrams_dropped_total";
 pub const SFU_KEYFRAMES: &str = "callhub_sfu_keyframe_requests_total";
 pub const SFU_SWITCHES: &str = "callhub_sfu_layer_switches_total";
 
@@ -156,6 +157,10 @@ fn describe() {
     );
     describe_counter!(SFU_BYTES, "Bytes the SFU sent");
     describe_counter!(
+        SFU_DROPPED,
+        "Datagrams the SFU dropped because its socket's send buffer was full"
+    );
+    describe_counter!(
         SFU_KEYFRAMES,
         "Keyframe requests the SFU sent to senders (joins, layer switches, loss)"
     );
@@ -174,6 +179,7 @@ fn describe() {
         SFU_FRAMES,
         SFU_DATAGRAMS,
         SFU_BYTES,
+        SFU_DROPPED,
         SFU_KEYFRAMES,
         SFU_SWITCHES,
     ] {
@@ -244,6 +250,7 @@ async fn refresh_once(app: &App) {
         counter!(SFU_FRAMES).absolute(sfu.frames_forwarded);
         counter!(SFU_DATAGRAMS).absolute(sfu.datagrams_out);
         counter!(SFU_BYTES).absolute(sfu.bytes_out);
+        counter!(SFU_DROPPED).absolute(sfu.datagrams_dropped);
         counter!(SFU_KEYFRAMES).absolute(sfu.keyframe_requests);
         counter!(SFU_SWITCHES).absolute(sfu.layer_switches);
     });

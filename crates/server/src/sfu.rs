@@ -22,6 +22,10 @@ use crate::hub::Owner;
 const READ_BATCH: usize = 64;
 /// Datagrams handed to the kernel in one call.
 const SEND_BATCH: usize = 64;
+/// The socket's send and receive buffers: a keyframe for every receiver of a
+/// large call leaves in one burst, and the defaults (208 KiB) dropped some of
+/// it. The kernel caps what is asked at `net.core.wmem_max` / `rmem_max`.
+const SOCKET_BUFFER: usize = 4 << 20;
 
 enum Command {
     Signal {
@@ -56,6 +60,13 @@ impl SfuNode {
         let socket = StdUdpSocket::bind(udp)
             .map_err(|e| anyhow::anyhow!("the SFU cannot bind UDP {udp} (CALLHUB_SFU_UDP): {e}"))?;
         socket.set_nonblocking(true)?;
+        let sock = socket2::SockRef::from(&socket);
+        if let Err(e) = sock
+            .set_send_buffer_size(SOCKET_BUFFER)
+            .and_then(|()| sock.set_recv_buffer_size(SOCKET_BUFFER))
+        {
+            tracing::warn!(error = %e, "the SFU's socket keeps a default buffer size");
+        }
         let local = socket.local_addr()?;
         let ip = public_ip.unwrap_or_else(|| {
             if local.ip().is_unspecified() {
@@ -290,7 +301,7 @@ pub async fn run(app: Arc<App>, shutdown: CancellationToken) {
                 } => {
                     batch.push((destination, contents));
                     if batch.len() == SEND_BATCH {
-                        send_batch(&socket, &mut batch);
+                        sfu.dropped(send_batch(&socket, &mut batch));
                     }
                 }
                 Output::Signal { to, payload } => {
@@ -301,7 +312,7 @@ pub async fn run(app: Arc<App>, shutdown: CancellationToken) {
                 }
             }
         }
-        send_batch(&socket, &mut batch);
+        sfu.dropped(send_batch(&socket, &mut batch));
         if now.duration_since(published) >= std::time::Duration::from_millis(500) {
             published = now;
             *app.sfu.stats.lock().expect("not poisoned") = sfu.stats();
@@ -309,21 +320,30 @@ pub async fn run(app: Arc<App>, shutdown: CancellationToken) {
     }
 }
 
-/// Sends and empties `batch`. A full send buffer drops what is left, as the
-/// network would; NACK, RTX and keyframe requests recover.
-fn send_batch(socket: &tokio::net::UdpSocket, batch: &mut Vec<(SocketAddr, Vec<u8>)>) {
+/// Sends and empties `batch`; answers how many were dropped. A full send buffer
+/// drops what is left, as the network would; NACK, RTX and keyframe requests
+/// recover.
+fn send_batch(socket: &tokio::net::UdpSocket, batch: &mut Vec<(SocketAddr, Vec<u8>)>) -> u64 {
     let mut at = 0;
+    let mut dropped = 0;
     while at < batch.len() {
         match socket.try_io(tokio::io::Interest::WRITABLE, || {
             send_many(socket, &batch[at..])
         }) {
             Ok(sent) => at += sent.max(1),
             // A datagram the kernel refuses (an unreachable address) is skipped.
-            Err(e) if e.kind() != std::io::ErrorKind::WouldBlock => at += 1,
-            Err(_) => break,
+            Err(e) if e.kind() != std::io::ErrorKind::WouldBlock => {
+                at += 1;
+                dropped += 1;
+            }
+            Err(_) => {
+                dropped += (batch.len() - at) as u64;
+                break;
+            }
         }
     }
     batch.clear();
+    dropped
 }
 
 /// One `sendmmsg` for many datagrams: at tens of thousands a second, a

@@ -50,6 +50,13 @@ const KEYFRAME_EVERY: Duration = Duration::from_millis(300);
 /// carry until its first estimate: a late joiner of a small call sees everyone
 /// at once; a link that carries less brings the estimate down within a second.
 const START_BPS: u64 = 2_500_000;
+/// How long media written to a receiver may wait before its session is
+/// drained: the frames of every sender that arrive meanwhile leave in one pass
+/// over the receiver's streams. str0m's `poll_output` walks all of a session's
+/// streams on every call, so draining a receiver once per arriving datagram made
+/// the cost of a call grow with the cube of its participants (bench/README.md,
+/// "Coalesced draining").
+const COALESCE: Duration = Duration::from_millis(2);
 /// The estimate the SFU probes for, above what all of a receiver's videos (at
 /// their best layers) and audio need: room to see that a paused video fits.
 const PROBE_HEADROOM: f64 = 1.25;
@@ -81,6 +88,8 @@ pub struct Stats {
     pub participants: usize,
     pub datagrams_out: u64,
     pub bytes_out: u64,
+    /// Datagrams the driver could not send (its socket's buffer was full).
+    pub datagrams_dropped: u64,
     pub frames_forwarded: u64,
     pub keyframe_requests: u64,
     pub layer_switches: u64,
@@ -128,6 +137,9 @@ pub struct Sfu {
     /// No session's timeout is earlier (it may be earlier than any: that only
     /// costs a wake-up), so that `poll_timeout` needs no walk over all sessions.
     earliest: Instant,
+    /// Receivers with media written and not yet drained, and since when.
+    dirty: Vec<PeerId>,
+    dirty_since: Option<Instant>,
 }
 
 #[derive(Default)]
@@ -152,6 +164,8 @@ impl Sfu {
             next_tick: now + TICK,
             last_tick: now,
             earliest: now,
+            dirty: vec![],
+            dirty_since: None,
         }
     }
 
@@ -161,6 +175,11 @@ impl Sfu {
             participants: self.peers.len(),
             ..self.stats
         }
+    }
+
+    /// The driver dropped `n` datagrams it was handed (counted in [`Stats`]).
+    pub fn dropped(&mut self, n: u64) {
+        self.stats.datagrams_dropped += n;
     }
 
     /// Whether `call` has a session here.
@@ -175,7 +194,11 @@ impl Sfu {
 
     /// When [`Sfu::handle_timeout`] must be called next at the latest.
     pub fn poll_timeout(&self) -> Instant {
-        self.earliest.min(self.next_tick)
+        let t = self.earliest.min(self.next_tick);
+        match self.dirty_since {
+            Some(since) => t.min(since + COALESCE),
+            None => t,
+        }
     }
 
     /// An `sfu` frame's payload from a participant the call rules let in (the
@@ -286,6 +309,15 @@ impl Sfu {
             }
         }
         let mut touched = due;
+        if self
+            .dirty_since
+            .is_some_and(|since| now >= since + COALESCE)
+        {
+            self.dirty_since = None;
+            for id in std::mem::take(&mut self.dirty) {
+                push_once(&mut touched, id);
+            }
+        }
         if now >= self.next_tick {
             self.next_tick = now + TICK;
             touched.extend(self.tick(now));
@@ -503,7 +535,10 @@ impl Sfu {
                 for o in others {
                     if let Some(p) = self.peers.get_mut(&o) {
                         match p.forward(from.contact, &data, &mut self.stats) {
-                            Forwarded::Written => push_once(work, o),
+                            Forwarded::Written => {
+                                push_once(&mut self.dirty, o);
+                                self.dirty_since.get_or_insert(now);
+                            }
                             Forwarded::NeedKeyframe(rid) => keyframes.push(rid),
                             Forwarded::Not => {}
                         }
