@@ -52,7 +52,7 @@ URL="http://127.0.0.1:18080"
 start_callhub() {
     rm -rf "$WORK/db"; mkdir -p "$WORK/db"
     CALLHUB_LISTEN=127.0.0.1:18080 CALLHUB_DATABASE_URL="sqlite://$WORK/db/callhub.db" CALLHUB_DATA_DIR="$WORK/db" \
-        CALLHUB_LOG=warn CALLHUB_SFU_UDP=10.99.0.1:0 CALLHUB_GAUGE_REFRESH_MILLIS=500 \
+        CALLHUB_LOG="${SFU_LOG:-warn}" CALLHUB_SFU_UDP=10.99.0.1:0 CALLHUB_GAUGE_REFRESH_MILLIS=500 \
         "$BIN/callhub" serve 2>>"$WORK/callhub.log" &
     CALLHUB_PID=$!
     for _ in $(seq 1 100); do curl -sf "$URL/health" >/dev/null && break; sleep 0.1; done

@@ -74,6 +74,7 @@ pub async fn spawn_leg<T: Clone + Send + 'static>(
 ) -> anyhow::Result<Leg> {
     let socket = UdpSocket::bind(SocketAddr::new(ip, 0)).await?;
     let local = socket.local_addr()?;
+    stamp_arrivals(&socket)?;
     let peer = Arc::new(Mutex::new(make(local)));
     let (signals, mut signal_rx) = mpsc::unbounded_channel::<Value>();
     let datagrams_in = Arc::new(AtomicU64::new(0));
@@ -102,19 +103,21 @@ pub async fn spawn_leg<T: Clone + Send + 'static>(
                 }
             }
             tokio::select! {
-                read = socket.recv_from(&mut buf) => {
-                    let Ok((n, from)) = read else { continue };
+                ready = socket.readable() => {
+                    if ready.is_err() { continue }
                     let mut p = peer.lock().expect("not poisoned");
-                    let now = Instant::now();
-                    let (mut count, mut bytes) = (1, n as u64);
-                    p.receive(now, from, local, &buf[..n]);
-                    // Whatever else is queued, before polling again.
-                    for _ in 1..64 {
-                        match socket.try_recv_from(&mut buf) {
-                            Ok((n, from)) => {
+                    let (mut count, mut bytes) = (0, 0);
+                    // Whatever is queued, before polling again, each datagram at
+                    // the time the kernel received it: the bench's receivers share
+                    // two cores with the server, and stamping a datagram when this
+                    // task got round to it would show their scheduling delay to the
+                    // SFU's congestion control as network delay.
+                    for _ in 0..64 {
+                        match socket.try_io(tokio::io::Interest::READABLE, || recv_stamped(&socket, &mut buf)) {
+                            Ok((n, from, at)) => {
                                 count += 1;
                                 bytes += n as u64;
-                                p.receive(now, from, local, &buf[..n]);
+                                p.receive(at, from, local, &buf[..n]);
                             }
                             Err(_) => break,
                         }
@@ -341,6 +344,92 @@ pub async fn measure(
         o.extend(s);
     }
     v
+}
+
+/// Asks the kernel to stamp each datagram `socket` receives (`SO_TIMESTAMPNS`).
+fn stamp_arrivals(socket: &UdpSocket) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let on: libc::c_int = 1;
+    // SAFETY: a valid fd and an int option of the right size.
+    let r = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_TIMESTAMPNS,
+            (&on as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// Reads one datagram and when the kernel received it (now, without a stamp).
+fn recv_stamped(
+    socket: &UdpSocket,
+    buf: &mut [u8],
+) -> std::io::Result<(usize, SocketAddr, Instant)> {
+    use std::os::fd::AsRawFd;
+    let mut addr: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    let mut control = [0u64; 8];
+    // SAFETY: an all-zero msghdr is valid; the pointers set below outlive the call.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_name = (&mut addr as *mut libc::sockaddr_storage).cast();
+    msg.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = std::mem::size_of_val(&control) as _;
+    // SAFETY: `msg` points at live buffers of the sizes it names.
+    let n = unsafe { libc::recvmsg(socket.as_raw_fd(), &mut msg, libc::MSG_DONTWAIT) };
+    if n < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let now = Instant::now();
+    let mut at = now;
+    // SAFETY: CMSG_* walk the control buffer the kernel filled, within msg_controllen.
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(&msg);
+        while !c.is_null() {
+            if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_TIMESTAMPNS {
+                let ts: libc::timespec = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast());
+                let stamp =
+                    std::time::UNIX_EPOCH + Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32);
+                let age = std::time::SystemTime::now()
+                    .duration_since(stamp)
+                    .unwrap_or_default();
+                at = now.checked_sub(age).unwrap_or(now);
+            }
+            c = libc::CMSG_NXTHDR(&msg, c);
+        }
+    }
+    // SAFETY: the kernel wrote a socket address of the family it names.
+    let from = unsafe {
+        match addr.ss_family as libc::c_int {
+            libc::AF_INET => {
+                let a: libc::sockaddr_in =
+                    std::ptr::read((&addr as *const libc::sockaddr_storage).cast());
+                SocketAddr::from((
+                    u32::from_be(a.sin_addr.s_addr).to_be_bytes(),
+                    u16::from_be(a.sin_port),
+                ))
+            }
+            libc::AF_INET6 => {
+                let a: libc::sockaddr_in6 =
+                    std::ptr::read((&addr as *const libc::sockaddr_storage).cast());
+                SocketAddr::from((a.sin6_addr.s6_addr, u16::from_be(a.sin6_port)))
+            }
+            _ => return Err(std::io::Error::other("a datagram from a non-IP address")),
+        }
+    };
+    Ok((n as usize, from, at))
 }
 
 /// The UDP `RcvbufErrors` and `SndbufErrors` of this network namespace.

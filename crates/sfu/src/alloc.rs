@@ -55,6 +55,14 @@ const FLAP: Duration = Duration::from_secs(5);
 const MAX_HOLD: Duration = Duration::from_secs(8);
 /// Quiet this long, the wait falls back to `RESUME_AFTER`.
 const CALM: Duration = Duration::from_secs(20);
+/// Fewer videos only once the estimate has been short of them this long: a
+/// delay-based estimate dips for a moment whenever a receiver's feedback comes
+/// late (a busy core on either end), and each pause costs a keyframe to undo.
+/// str0m's pacer holds what does not fit meanwhile, at most this long.
+const DOWN_AFTER: Duration = Duration::from_millis(500);
+/// ... unless the estimate carries less than this share of what is forwarded:
+/// then at once.
+const SEVERE: f64 = 0.7;
 
 /// A receiver's video budget with hysteresis: fewer videos at once when the
 /// estimate falls, more when it has had room for them (with a margin) for a
@@ -63,6 +71,7 @@ const CALM: Duration = Duration::from_secs(20);
 pub struct Budget {
     allowed: Option<usize>,
     more_since: Option<Instant>,
+    fewer_since: Option<Instant>,
     hold: Duration,
     last_up: Option<Instant>,
     last_down: Option<Instant>,
@@ -73,6 +82,7 @@ impl Default for Budget {
         Self {
             allowed: None,
             more_since: None,
+            fewer_since: None,
             hold: RESUME_AFTER,
             last_up: None,
             last_down: None,
@@ -105,10 +115,13 @@ impl Budget {
         {
             self.hold = RESUME_AFTER;
         }
-        let allowed = match self.allowed {
+        let current = self.allowed;
+        let allowed = match current {
             None => fits,
+            Some(a) if fits < a && !self.short_long_enough(bps, costs, a, now) => a,
             Some(a) if fits < a => {
                 self.more_since = None;
+                self.fewer_since = None;
                 if self
                     .last_up
                     .is_some_and(|t| now.saturating_duration_since(t) < FLAP)
@@ -119,6 +132,7 @@ impl Budget {
                 fits
             }
             Some(a) if roomy > a => {
+                self.fewer_since = None;
                 let since = *self.more_since.get_or_insert(now);
                 if now.saturating_duration_since(since) >= self.hold {
                     self.more_since = None;
@@ -130,12 +144,22 @@ impl Budget {
             }
             Some(a) => {
                 self.more_since = None;
+                self.fewer_since = None;
                 a
             }
         };
         let allowed = allowed.min(costs.len());
         self.allowed = Some(allowed);
         allowed
+    }
+
+    /// Whether an estimate of `bps` that does not carry the `allowed` videos
+    /// now has been short long enough (or is short enough) to forward fewer.
+    fn short_long_enough(&mut self, bps: u64, costs: &[u64], allowed: usize, now: Instant) -> bool {
+        let forwarded: u64 = costs.iter().take(allowed).sum();
+        let since = *self.fewer_since.get_or_insert(now);
+        (bps as f64) < forwarded as f64 * SEVERE
+            || now.saturating_duration_since(since) >= DOWN_AFTER
     }
 }
 
@@ -163,9 +187,9 @@ mod tests {
         let mut b = Budget::default();
         assert_eq!(b.update(1_000_000, &costs, t0), 3, "what fits, at first");
         assert_eq!(
-            b.update(650_000, &costs, t0 + Duration::from_millis(250)),
+            b.update(600_000, &costs, t0 + Duration::from_millis(250)),
             2,
-            "down at once"
+            "down at once when far short"
         );
         // Room for one more, but only for a moment, or without a margin:
         // nothing changes.
@@ -197,6 +221,29 @@ mod tests {
     }
 
     #[test]
+    fn a_short_dip_pauses_nothing_a_lasting_one_does() {
+        let t0 = Instant::now();
+        let costs = [300_000; 4];
+        let mut b = Budget::default();
+        assert_eq!(b.update(1_300_000, &costs, t0), 4);
+        // 1.1 Mbit/s carries three of the four: short of them, but not far.
+        let mut t = t0 + Duration::from_millis(250);
+        assert_eq!(b.update(1_100_000, &costs, t), 4, "a dip: nothing yet");
+        t += Duration::from_millis(250);
+        assert_eq!(b.update(1_300_000, &costs, t), 4, "it passed");
+        t += Duration::from_millis(250);
+        assert_eq!(
+            b.update(1_100_000, &costs, t),
+            4,
+            "a new dip starts its own wait"
+        );
+        t += DOWN_AFTER / 2;
+        assert_eq!(b.update(1_100_000, &costs, t), 4);
+        t += DOWN_AFTER / 2;
+        assert_eq!(b.update(1_100_000, &costs, t), 3, "it lasted: fewer");
+    }
+
+    #[test]
     fn a_try_that_does_not_fit_makes_the_next_wait_longer() {
         let t0 = Instant::now();
         let costs = [300_000; 3];
@@ -208,7 +255,7 @@ mod tests {
         t += RESUME_AFTER;
         assert_eq!(b.update(2_000_000, &costs, t), 3);
         t += Duration::from_secs(1);
-        assert_eq!(b.update(400_000, &costs, t), 1);
+        assert_eq!(b.update(400_000, &costs, t), 1, "far short: at once");
         // The next try waits twice as long.
         assert_eq!(b.update(2_000_000, &costs, t), 1);
         t += RESUME_AFTER;
