@@ -6,6 +6,7 @@
 # servers serve UDP on 10.99.0.1, the participants bind 10.99.0.2.
 #   bench/sfu.sh                       N = 4 8 16 32, 10 s each
 #   SFU_NS="4 8" SFU_SECS=5 SFU_ROUNDS=2 bench/sfu.sh
+#   SFU_BENCH_ARGS="--muted 12" bench/sfu.sh   generator flags (here: 12 muted microphones)
 #   SFU_SERVERS=callhub SFU_PERF=/tmp/sfuperf bench/sfu.sh   callhub only, with a
 #       `perf record -g` of the server per run (<dir>/callhub-<N>-<round>.data)
 # Writes bench/results/<UTC time>-sfu.jsonl and prints the table (bench/report.py).
@@ -74,12 +75,14 @@ for round in $(seq 1 "$ROUNDS"); do
     for n in $NS_LIST; do
         L="{\"round\":$round}"
         ARGS=(--participants "$n" --seconds "$SECS" --local-ip 10.99.0.2 --clip bench/media/clip.ivf)
+        # shellcheck disable=SC2206 # extra generator flags, e.g. SFU_BENCH_ARGS="--muted 28"
+        ARGS+=(${SFU_BENCH_ARGS:-})
         if [[ " $SERVERS " == *" callhub "* ]]; then
             start_callhub "$n"
             PERF_PID=""
             if [ -n "$PERF_DIR" ]; then
                 mkdir -p "$PERF_DIR"
-                perf record -q -g -p "$CALLHUB_PID" -o "$PERF_DIR/callhub-$n-$round.data" 2>/dev/null &
+                perf record -q ${SFU_PERF_ARGS:--g} -p "$CALLHUB_PID" -o "$PERF_DIR/callhub-$n-$round.data" 2>/dev/null &
                 PERF_PID=$!
             fi
             record "$L" "$("$BENCH" sfu --url "$URL" --tokens "$WORK/tokens" --server-pid "$CALLHUB_PID" "${ARGS[@]}")"

@@ -226,7 +226,7 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
         let send_leg = spawn_leg(
             load.local_ip,
             |local| {
-                let (p, o) = Participant::new(local, Instant::now(), Some(clip));
+                let (p, o) = load.sender(i, local, clip);
                 offer = o;
                 p
             },

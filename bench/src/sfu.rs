@@ -40,6 +40,20 @@ pub struct Load {
     /// How long everyone may take to see everyone before the window starts anyway.
     #[arg(long, default_value_t = 30)]
     pub connect_secs: u64,
+    /// How many participants (the last ones) have their microphone muted: they
+    /// send digital silence (-127 dBov), as a browser does; the others an open
+    /// microphone in a quiet room (-70 dBov).
+    #[arg(long, default_value_t = 0)]
+    pub muted: usize,
+}
+
+impl Load {
+    /// Participant `i` of this load, sending the clip.
+    pub fn sender(&self, i: usize, local: SocketAddr, clip: Arc<Clip>) -> (Participant, Value) {
+        let (mut p, offer) = Participant::new(local, Instant::now(), Some(clip));
+        p.muted = i + self.muted >= self.participants;
+        (p, offer)
+    }
 }
 
 #[derive(clap::Args)]
@@ -308,6 +322,7 @@ pub async fn measure(
     };
     let mut v = json!({
         "participants": n,
+        "muted": load.muted,
         "connected": connected,
         "connect_secs": (connect_secs * 10.0).round() / 10.0,
         "peers": legs.len(),
@@ -554,7 +569,7 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
         let leg = spawn_leg(
             load.local_ip,
             |local| {
-                let (p, o) = Participant::new(local, Instant::now(), Some(clip));
+                let (p, o) = load.sender(i, local, clip);
                 offer = o;
                 p
             },

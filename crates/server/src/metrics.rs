@@ -42,6 +42,7 @@ pub const SFU_FRAMES: &str = "callhub_sfu_frames_forwarded_total";
 pub const SFU_DATAGRAMS: &str = "callhub_sfu_datagrams_sent_total";
 pub const SFU_BYTES: &str = "callhub_sfu_bytes_sent_total";
 pub const SFU_DROPPED: &str = "callhub_sfu_datagrams_dropped_total";
+pub const SFU_SILENCE: &str = "callhub_sfu_silent_audio_dropped_total";
 pub const SFU_KEYFRAMES: &str = "callhub_sfu_keyframe_requests_total";
 pub const SFU_SWITCHES: &str = "callhub_sfu_layer_switches_total";
 
@@ -157,6 +158,10 @@ fn describe() {
     );
     describe_counter!(SFU_BYTES, "Bytes the SFU sent");
     describe_counter!(
+        SFU_SILENCE,
+        "Audio frames of digital silence (muted microphones) the SFU did not forward"
+    );
+    describe_counter!(
         SFU_DROPPED,
         "Datagrams the SFU dropped because its socket's send buffer was full"
     );
@@ -180,6 +185,7 @@ fn describe() {
         SFU_DATAGRAMS,
         SFU_BYTES,
         SFU_DROPPED,
+        SFU_SILENCE,
         SFU_KEYFRAMES,
         SFU_SWITCHES,
     ] {
@@ -251,6 +257,7 @@ async fn refresh_once(app: &App) {
         counter!(SFU_DATAGRAMS).absolute(sfu.datagrams_out);
         counter!(SFU_BYTES).absolute(sfu.bytes_out);
         counter!(SFU_DROPPED).absolute(sfu.datagrams_dropped);
+        counter!(SFU_SILENCE).absolute(sfu.silent_audio_dropped);
         counter!(SFU_KEYFRAMES).absolute(sfu.keyframe_requests);
         counter!(SFU_SWITCHES).absolute(sfu.layer_switches);
     });

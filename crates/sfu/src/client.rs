@@ -116,8 +116,11 @@ pub struct Participant {
     keyframe_asked: bool,
     /// Whether it sends media (a receive-only participant when false).
     pub sending: bool,
-    /// Loud audio (it becomes the active speaker) or silence.
+    /// Loud audio (it becomes the active speaker), or an open microphone in a
+    /// quiet room (-70 dBov: not speech).
     pub loud: bool,
+    /// A muted microphone: digital silence (-127 dBov), as a browser sends it.
+    pub muted: bool,
     pub tracks: HashMap<String, Track>,
     pub received: HashMap<i64, Received>,
     pub speakers: Vec<i64>,
@@ -155,6 +158,7 @@ impl Participant {
             keyframe_asked: true,
             sending: true,
             loud: false,
+            muted: false,
             tracks: HashMap::new(),
             received: HashMap::new(),
             speakers: vec![],
@@ -300,7 +304,11 @@ impl Participant {
     fn send_media(&mut self, now: Instant) {
         if now >= self.next_audio {
             self.next_audio = on_clock(self.next_audio, Duration::from_millis(20), now);
-            let level = if self.loud { -20 } else { -127 };
+            let level = match (self.muted, self.loud) {
+                (true, _) => -127,
+                (false, true) => -20,
+                (false, false) => -70,
+            };
             self.audio_frame += 1;
             let t = MediaTime::new(self.audio_frame * 960, Frequency::FORTY_EIGHT_KHZ);
             let pt = self

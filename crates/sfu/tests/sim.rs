@@ -49,6 +49,8 @@ struct Client {
     cap: Option<u64>,
     link_free: Instant,
     loud: bool,
+    /// Sends digital silence, as a browser's muted microphone does.
+    muted: bool,
     sending: bool,
     /// Datagrams its capped downlink dropped (its queue was full).
     dropped: u64,
@@ -148,6 +150,7 @@ impl World {
             cap: None,
             link_free: self.now,
             loud: false,
+            muted: false,
             sending: true,
             dropped: 0,
             epoch: self.epoch,
@@ -354,7 +357,11 @@ impl Client {
     fn send_media(&mut self, now: Instant) {
         if now >= self.next_audio {
             self.next_audio = now + Duration::from_millis(20);
-            let level = if self.loud { -20 } else { -127 };
+            let level = match (self.muted, self.loud) {
+                (true, _) => -127,
+                (false, true) => -20,
+                (false, false) => -70,
+            };
             let t = MediaTime::from_secs(0)
                 + MediaTime::new(
                     self.frame * 960 / 3 * 2,
@@ -813,4 +820,50 @@ fn a_receiver_whose_downlink_cannot_carry_every_video_gets_what_fits_without_del
             }
         }
     }
+}
+
+#[test]
+fn a_muted_microphone_s_digital_silence_is_not_forwarded_and_its_voice_is_again_after_unmute() {
+    let mut w = World::new();
+    for c in 1..=3 {
+        w.join(c, &[]);
+    }
+    w.client(2).muted = true;
+    let took = w.run_until(Duration::from_secs(5), |w| {
+        (1..=3).all(|r| (1..=3).filter(|&s| s != r).all(|s| w.sees(r, s)))
+    });
+    assert!(took.is_some(), "not everyone saw everyone within 5 s");
+    let audio = |w: &World, r: i64, s: i64| {
+        w.clients
+            .iter()
+            .find(|c| c.contact == r)
+            .and_then(|c| c.audio_from.get(&s).copied())
+            .unwrap_or(0)
+    };
+    let before = (audio(&w, 1, 2), audio(&w, 1, 3), w.video_frames(1, 2));
+    let dropped = w.sfu.stats().silent_audio_dropped;
+    w.run(Duration::from_secs(2));
+    assert_eq!(
+        audio(&w, 1, 2),
+        before.0,
+        "2 is muted: none of its silence reaches 1"
+    );
+    assert!(
+        audio(&w, 1, 3) - before.1 >= 80,
+        "3's open microphone still does"
+    );
+    assert!(
+        w.video_frames(1, 2) - before.2 >= 50,
+        "2's video still flows"
+    );
+    // About 100 frames of 20 ms from 2 in two seconds, each dropped once.
+    assert!(
+        w.sfu.stats().silent_audio_dropped - dropped >= 80,
+        "{:?}",
+        w.sfu.stats()
+    );
+    w.client(2).muted = false;
+    let before = audio(&w, 1, 2);
+    w.run(Duration::from_secs(2));
+    assert!(audio(&w, 1, 2) - before >= 80, "2 unmuted is heard again");
 }
