@@ -7,6 +7,7 @@
 #   bench/sfu.sh                       N = 4 8 16 32, 10 s each
 #   SFU_NS="4 8" SFU_SECS=5 SFU_ROUNDS=2 bench/sfu.sh
 #   SFU_BENCH_ARGS="--muted 12" bench/sfu.sh   generator flags (here: 12 muted microphones)
+#   SFU_BIN=/tmp/bin-a bench/sfu.sh   binaries from that directory (callhub, callhub-bench), no build
 #   SFU_SERVERS=callhub SFU_PERF=/tmp/sfuperf bench/sfu.sh   callhub only, with a
 #       `perf record -g` of the server per run (<dir>/callhub-<N>-<round>.data)
 # Writes bench/results/<UTC time>-sfu.jsonl and prints the table (bench/report.py).
@@ -18,13 +19,13 @@ SERVERS="${SFU_SERVERS:-callhub janus}"; PERF_DIR="${SFU_PERF:-}"
 
 if [ -z "${SFU_INSIDE:-}" ]; then
     command -v janus >/dev/null || { echo "janus is missing: apt-get install -y janus"; exit 1; }
-    nice cargo build --locked --release -p callhub-server -p callhub-bench
+    [ -n "${SFU_BIN:-}" ] || nice cargo build --locked --release -p callhub-server -p callhub-bench
     mkdir -p bench/results
     OUT="${SFU_OUT:-bench/results/$(date -u +%Y%m%dT%H%M%SZ)-sfu.jsonl}"
     SFU_INSIDE=1 SFU_OUT="$OUT" exec unshare -n "$0" "$@"
 fi
 
-OUT="$SFU_OUT"; BIN="$TARGET/release"; BENCH="$BIN/callhub-bench"
+OUT="$SFU_OUT"; BIN="${SFU_BIN:-$TARGET/release}"; BENCH="$BIN/callhub-bench"
 ip link set lo up
 ip link add v0 type veth peer name v1
 ip addr add 10.99.0.1/24 dev v0; ip addr add 10.99.0.2/24 dev v1

@@ -7,8 +7,9 @@
 //! answers the client's checks). The client offers its microphone, camera and
 //! screen; the SFU answers, and offers the client one send-only m-line per track
 //! of every other participant, renegotiating as tracks come and go (API.md,
-//! "Media", SFU). Media is forwarded frame by frame through str0m, which keeps
-//! NACK/RTX, RTCP and congestion feedback per leg.
+//! "Media", SFU). Media is forwarded packet by packet (str0m's RTP mode: no
+//! frame is reassembled or cut up again), each leg with its own sequence
+//! numbers, SRTP, NACK/RTX, RTCP and congestion feedback.
 //!
 //! Rules that are the SFU's own:
 //! - A participant's first video m-line is its camera, any later one its screen.
@@ -32,8 +33,10 @@ use serde_json::{Value, json};
 use str0m::bwe::{Bitrate, BweKind};
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::crypto::CryptoProvider;
-use str0m::media::{Direction, KeyframeRequestKind, MediaData, MediaKind, MediaTime, Mid, Rid};
+use str0m::format::PayloadParams;
+use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid, Pt, Rid};
 use str0m::net::{Protocol, Receive};
+use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite, SeqNo, Vp8Descriptor};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output as RtcOutput, Rtc};
 use uuid::Uuid;
 
@@ -375,6 +378,7 @@ impl Sfu {
             .set_ice_lite(true)
             .set_crypto_provider(self.crypto.clone())
             .enable_bwe(Some(Bitrate::bps(START_BPS)))
+            .set_rtp_mode(true)
             .build(now);
         let candidate = Candidate::host(self.candidate, "udp")
             .map_err(|e| Refused(format!("the SFU's address is unusable: {e}")))?;
@@ -536,8 +540,15 @@ impl Sfu {
                 }
             }
             Prop::Level(dbov) => room.speakers.level(from.contact, dbov, now),
-            Prop::Media(data) if data.ext_vals.audio_level == Some(SILENCE_DBOV) => {
+            Prop::Media(data) if data.ext.audio_level == Some(SILENCE_DBOV) => {
                 self.stats.silent_audio_dropped += 1;
+                // The receivers' sequence numbers run on without a gap when the
+                // microphone comes back, as after DTX.
+                for o in others {
+                    if let Some(p) = self.peers.get_mut(&o) {
+                        p.skipped(from.contact, data.mid);
+                    }
+                }
             }
             Prop::Media(data) => {
                 let others: Vec<PeerId> = others.collect();
@@ -556,9 +567,6 @@ impl Sfu {
                 }
                 for rid in keyframes {
                     self.request_keyframe(now, from, data.mid, rid);
-                }
-                if !data.contiguous {
-                    self.request_keyframe(now, from, data.mid, data.rid);
                 }
             }
             Prop::KeyframeWanted { sender, mid, rid } => {
@@ -590,9 +598,8 @@ impl Sfu {
         }
         *last = Some(now);
         tracing::debug!(?sender, %mid, ?rid, "keyframe requested");
-        if let Some(mut w) = p.rtc.writer(mid)
-            && w.request_keyframe(rid, KeyframeRequestKind::Pli).is_ok()
-        {
+        if let Some(rx) = p.rtc.direct_api().stream_rx_by_mid(mid, rid) {
+            rx.request_keyframe(KeyframeRequestKind::Pli);
             self.stats.keyframe_requests += 1;
         }
     }
@@ -795,7 +802,7 @@ fn fingerprint(sdp: &str) -> String {
 enum Prop {
     TrackOpen(Mid),
     TrackClose(Mid),
-    Media(Box<MediaData>),
+    Media(Box<Packet>),
     Level(i8),
     /// A receiver wants a keyframe of what it gets from `sender`'s track `mid`.
     KeyframeWanted {
@@ -803,6 +810,48 @@ enum Prop {
         mid: Mid,
         rid: Option<Rid>,
     },
+}
+
+/// One RTP packet of a sender's track, as every receiver's leg needs it.
+struct Packet {
+    mid: Mid,
+    rid: Option<Rid>,
+    params: PayloadParams,
+    seq: u64,
+    time: u32,
+    marker: bool,
+    /// Starts a VP8 keyframe.
+    keyframe: bool,
+    ext: ExtensionValues,
+    payload: Arc<[u8]>,
+    arrival: Instant,
+}
+
+impl Packet {
+    fn new(p: RtpPacket, mid: Mid, rid: Option<Rid>, params: PayloadParams) -> Self {
+        let keyframe = params.spec().codec == str0m::format::Codec::Vp8
+            && Vp8Descriptor::parse(&p.payload).is_ok_and(|d| d.starts_keyframe(&p.payload));
+        // Only what describes the media goes on; each leg adds its own transport
+        // extensions (transport-wide sequence numbers, mid).
+        let ext = ExtensionValues {
+            audio_level: p.header.ext_vals.audio_level,
+            voice_activity: p.header.ext_vals.voice_activity,
+            video_orientation: p.header.ext_vals.video_orientation,
+            ..ExtensionValues::default()
+        };
+        Self {
+            mid,
+            rid,
+            params,
+            seq: *p.seq_no,
+            time: p.header.timestamp,
+            marker: p.header.marker,
+            keyframe,
+            ext,
+            payload: p.payload,
+            arrival: p.timestamp,
+        }
+    }
 }
 
 enum Forwarded {
@@ -864,10 +913,21 @@ struct TrackOut {
     paused: bool,
     /// Nothing forwarded yet, or the layer switched: wait for a keyframe.
     need_keyframe: bool,
-    /// Added to the sender's media time so the receiver's timeline runs on
-    /// across layer switches.
-    offset: i64,
-    last_out: Option<MediaTime>,
+    /// The receiver's payload type for the sender's (looked up once).
+    pt: Option<(Pt, Pt)>,
+    /// Added to the sender's RTP time so the receiver's timeline runs on across
+    /// layer switches.
+    ts_offset: u32,
+    last_ts: Option<u32>,
+    /// Added to the sender's sequence numbers: the receiver's run on without a
+    /// gap where the SFU left packets out (a pause, another layer, silence); a
+    /// gap the sender's loss leaves stays, for the receiver to NACK.
+    seq_offset: i64,
+    /// The next packet forwarded starts a new run of the receiver's numbers.
+    rebase: bool,
+    /// The sender's first sequence number of this run: older ones are dropped.
+    run_from: u64,
+    last_seq: u64,
 }
 
 impl TrackOut {
@@ -885,8 +945,13 @@ impl TrackOut {
             // Until the receiver's budget takes it.
             paused: t.kind == MediaKind::Video,
             need_keyframe: t.kind == MediaKind::Video,
-            offset: 0,
-            last_out: None,
+            pt: None,
+            ts_offset: 0,
+            last_ts: None,
+            seq_offset: 0,
+            rebase: true,
+            run_from: 0,
+            last_seq: 0,
         }
     }
 
@@ -1081,23 +1146,41 @@ impl Peer {
                     });
                 }
             }
-            Event::MediaData(data) => {
-                let Some(t) = self.ins.iter_mut().find(|t| t.mid == data.mid) else {
+            Event::RtpPacket(p) => {
+                let Some((mid, rid)) = self
+                    .rtc
+                    .direct_api()
+                    .stream_rx(&p.header.ssrc)
+                    .map(|rx| (rx.mid(), rx.rid()))
+                else {
+                    return;
+                };
+                let Some(params) = self
+                    .rtc
+                    .codec_config()
+                    .params()
+                    .iter()
+                    .find(|c| c.pt() == p.header.payload_type)
+                    .copied()
+                else {
+                    return;
+                };
+                let Some(t) = self.ins.iter_mut().find(|t| t.mid == mid) else {
                     return;
                 };
                 if !t.active {
                     return;
                 }
-                if let Some(rid) = data.rid
+                if let Some(rid) = rid
                     && let Some(l) = t.layers.iter_mut().find(|(r, _)| *r == rid)
                 {
                     l.1 = Some(now);
                 }
-                t.rates.entry(data.rid).or_default().add(data.data.len());
-                if let Some(level) = data.ext_vals.audio_level {
+                t.rates.entry(rid).or_default().add(p.payload.len());
+                if let Some(level) = p.header.ext_vals.audio_level {
                     props.push(Prop::Level(level));
                 }
-                props.push(Prop::Media(Box::new(data)));
+                props.push(Prop::Media(Box::new(Packet::new(p, mid, rid, params))));
             }
             Event::KeyframeRequest(req) => {
                 if let Some(t) = self
@@ -1120,8 +1203,20 @@ impl Peer {
         }
     }
 
-    /// Forwards a frame of `from`'s track to this receiver, if it gets it.
-    fn forward(&mut self, from: i64, data: &MediaData, stats: &mut Stats) -> Forwarded {
+    /// The SFU left out a packet of `from`'s track `mid` (silence): the next one
+    /// forwarded continues this receiver's sequence numbers without a gap.
+    fn skipped(&mut self, from: i64, mid: Mid) {
+        if let Some(t) = self
+            .outs
+            .iter_mut()
+            .find(|t| t.from == from && t.mid_in == mid)
+        {
+            t.rebase = true;
+        }
+    }
+
+    /// Forwards a packet of `from`'s track to this receiver, if it gets it.
+    fn forward(&mut self, from: i64, data: &Packet, stats: &mut Stats) -> Forwarded {
         let Some(t) = self
             .outs
             .iter_mut()
@@ -1132,11 +1227,11 @@ impl Peer {
         let OutState::Open(mid) = t.state else {
             return Forwarded::Not;
         };
+        let keyframe = data.keyframe;
         if t.kind == MediaKind::Video {
             if t.paused {
                 return Forwarded::Not;
             }
-            let keyframe = data.is_keyframe();
             if data.rid.is_some() {
                 if t.switch_to.is_some() && data.rid == t.switch_to {
                     if !keyframe {
@@ -1145,10 +1240,10 @@ impl Peer {
                         // layer was mapped.
                         return Forwarded::NeedKeyframe(data.rid);
                     }
-                    // Switch here: the receiver's timeline runs on from the last frame.
-                    let at = data.time.numer() as i64;
-                    t.offset = match t.last_out {
-                        Some(last) => last.numer() as i64 + 3000 - at,
+                    // Switch here: the receiver's timeline runs on from the last
+                    // packet, a frame (3000 at 90 kHz) later.
+                    t.ts_offset = match t.last_ts {
+                        Some(last) => last.wrapping_add(3000).wrapping_sub(data.time),
                         None => 0,
                     };
                     if t.rid.is_some() {
@@ -1157,6 +1252,7 @@ impl Peer {
                     tracing::debug!(receiver = ?self.id, from, from_rid = ?t.rid, to_rid = ?t.switch_to, "layer switched at a keyframe");
                     t.rid = t.switch_to.take();
                     t.need_keyframe = false;
+                    t.rebase = true;
                 } else if t.rid.is_none() && t.switch_to.is_none() {
                     // No choice made yet: take what comes first, from a keyframe.
                     if !keyframe {
@@ -1164,6 +1260,7 @@ impl Peer {
                     }
                     t.rid = data.rid;
                     t.need_keyframe = false;
+                    t.rebase = true;
                     tracing::debug!(receiver = ?self.id, from, rid = ?t.rid, "first frame forwarded");
                 } else if data.rid != t.rid {
                     return Forwarded::Not;
@@ -1174,24 +1271,58 @@ impl Peer {
                     return Forwarded::NeedKeyframe(data.rid);
                 }
                 t.need_keyframe = false;
+                t.rebase = true;
             }
         }
-        let time = MediaTime::new(
-            (data.time.numer() as i64 + t.offset).max(0) as u64,
-            data.time.frequency(),
-        );
-        let Some(writer) = self.rtc.writer(mid) else {
-            return Forwarded::Not;
-        };
-        let Some(pt) = writer.match_params(data.params) else {
-            return Forwarded::Not;
-        };
-        t.last_out = Some(time);
-        if let Err(e) = writer.write(pt, data.network_time, time, data.data.clone()) {
-            tracing::debug!(id = ?self.id, error = %e, "writing to a receiver failed");
-            return Forwarded::Not;
+        if t.rebase {
+            t.rebase = false;
+            t.run_from = data.seq;
+            t.seq_offset = t.last_seq as i64 + 1 - data.seq as i64;
+        } else if data.seq < t.run_from {
+            return Forwarded::Not; // late, from before this run
         }
-        stats.frames_forwarded += 1;
+        let seq = data.seq as i64 + t.seq_offset;
+        let Ok(seq) = u64::try_from(seq) else {
+            return Forwarded::Not;
+        };
+        let time = data.time.wrapping_add(t.ts_offset);
+        let pt = match t.pt {
+            Some((theirs, ours)) if theirs == data.params.pt() => ours,
+            _ => {
+                let Some(ours) = self
+                    .rtc
+                    .codec_config()
+                    .match_params(data.params)
+                    .map(|p| p.pt())
+                else {
+                    return Forwarded::Not;
+                };
+                t.pt = Some((data.params.pt(), ours));
+                ours
+            }
+        };
+        let video = t.kind == MediaKind::Video;
+        let mut api = self.rtc.direct_api();
+        let Some(tx) = api.stream_tx_by_mid(mid, None) else {
+            return Forwarded::Not;
+        };
+        tx.write_rtp(
+            RtpWrite::new(
+                pt,
+                SeqNo::from(seq),
+                time,
+                data.arrival,
+                data.payload.clone(),
+            )
+            .marker(data.marker)
+            .ext_vals(data.ext.clone())
+            .nackable(video),
+        );
+        t.last_seq = t.last_seq.max(seq);
+        t.last_ts = Some(time);
+        if !video || data.marker {
+            stats.frames_forwarded += 1;
+        }
         Forwarded::Written
     }
 }
