@@ -58,7 +58,7 @@ const START_BPS: u64 = 2_500_000;
 /// over the receiver's streams. str0m's `poll_output` walks all of a session's
 /// streams on every call, so draining a receiver once per arriving datagram made
 /// the cost of a call grow with the cube of its participants (bench/README.md,
-/// "Coalesced draining").
+/// "On a quiet machine").
 const COALESCE: Duration = Duration::from_millis(2);
 /// The audio level (RFC 6464, dBov) of digital silence: what a browser sends
 /// for a muted microphone (`track.enabled = false`). The SFU does not forward
