@@ -304,12 +304,29 @@ impl Sfu {
 
     /// Time passed: drives every session due, and the layer and speaker choices.
     pub fn handle_timeout(&mut self, now: Instant) {
-        let due: Vec<PeerId> = self
+        let mut due: Vec<PeerId> = self
             .peers
             .iter()
             .filter(|(_, p)| p.timeout <= now)
             .map(|(id, _)| *id)
             .collect();
+        if self
+            .dirty_since
+            .is_some_and(|since| now >= since + COALESCE)
+        {
+            self.dirty_since = None;
+            // Their packets are timed by a timeout as well: handling it now, not
+            // on a wake-up of its own after the drain, saves a pass over their
+            // streams.
+            for id in std::mem::take(&mut self.dirty) {
+                if let Some(p) = self.peers.get_mut(&id)
+                    && std::mem::take(&mut p.dirty)
+                    && p.timeout > now
+                {
+                    due.push(id);
+                }
+            }
+        }
         for id in &due {
             if let Some(p) = self.peers.get_mut(id)
                 && let Err(e) = p.rtc.handle_input(Input::Timeout(now))
@@ -319,15 +336,6 @@ impl Sfu {
             }
         }
         let mut touched = due;
-        if self
-            .dirty_since
-            .is_some_and(|since| now >= since + COALESCE)
-        {
-            self.dirty_since = None;
-            for id in std::mem::take(&mut self.dirty) {
-                push_once(&mut touched, id);
-            }
-        }
         if now >= self.next_tick {
             self.next_tick = now + TICK;
             touched.extend(self.tick(now));
@@ -557,7 +565,9 @@ impl Sfu {
                     if let Some(p) = self.peers.get_mut(&o) {
                         match p.forward(from.contact, &data, &mut self.stats) {
                             Forwarded::Written => {
-                                push_once(&mut self.dirty, o);
+                                if !std::mem::replace(&mut p.dirty, true) {
+                                    self.dirty.push(o);
+                                }
                                 self.dirty_since.get_or_insert(now);
                             }
                             Forwarded::NeedKeyframe(rid) => keyframes.push(rid),
@@ -977,6 +987,8 @@ struct Peer {
     disconnected_since: Option<Instant>,
     desired: Option<Bitrate>,
     budget: alloc::Budget,
+    /// Media written and not yet drained (listed in `Sfu::dirty`).
+    dirty: bool,
 }
 
 impl Peer {
@@ -994,6 +1006,7 @@ impl Peer {
             disconnected_since: None,
             desired: None,
             budget: alloc::Budget::default(),
+            dirty: false,
         }
     }
 
