@@ -58,6 +58,11 @@ struct Client {
     epoch: Instant,
     /// The last `paused` list the SFU sent.
     paused: Vec<String>,
+    /// Per media SSRC the SFU sends: the last sequence number, and how many
+    /// packets came with another than the next (the SFU's legs must run on
+    /// without gaps where it leaves packets out; this wire loses nothing).
+    last_seq: HashMap<u32, u16>,
+    seq_breaks: u64,
 }
 
 #[derive(Default, Debug, Clone)]
@@ -117,6 +122,7 @@ impl World {
         let addr: SocketAddr = format!("10.0.1.{contact}:4000").parse().unwrap();
         let mut rtc = Rtc::builder()
             .set_crypto_provider(self.crypto.clone())
+            .enable_raw_packets(true)
             .build(self.now);
         rtc.add_local_candidate(Candidate::host(addr, "udp").unwrap());
         let mut change = rtc.sdp_api();
@@ -155,6 +161,8 @@ impl World {
             dropped: 0,
             epoch: self.epoch,
             paused: vec![],
+            last_seq: HashMap::new(),
+            seq_breaks: 0,
         });
         let payload = json!({"sdp": {"type": "offer", "sdp": offer.to_sdp_string()}});
         self.sfu
@@ -419,6 +427,26 @@ impl Client {
 
     fn event(&mut self, e: Event, now: Instant) {
         match e {
+            Event::RawPacket(raw) => {
+                let callhub_sfu::str0m::rtp::RawPacket::RtpRx(h, _) = *raw else {
+                    return;
+                };
+                let media = self
+                    .rtc
+                    .codec_config()
+                    .params()
+                    .iter()
+                    .any(|p| p.pt() == h.payload_type);
+                if !media {
+                    return; // RTX and probing have numbers of their own
+                }
+                let ssrc = *h.ssrc;
+                if let Some(last) = self.last_seq.insert(ssrc, h.sequence_number)
+                    && h.sequence_number != last.wrapping_add(1)
+                {
+                    self.seq_breaks += 1;
+                }
+            }
             Event::KeyframeRequest(_) => self.keyframe_asked = true,
             Event::MediaData(d) => {
                 let Some((sender, kind, _)) = self.tracks.get(&d.mid.to_string()).cloned() else {
@@ -487,6 +515,12 @@ fn every_participant_gets_everyone_else_s_audio_and_video() {
     let stats = w.sfu.stats();
     assert_eq!((stats.calls, stats.participants), (1, 3));
     assert!(stats.frames_forwarded > 500, "{stats:?}");
+    for c in &w.clients {
+        // Each video starts paused and resumes at a keyframe: the receiver's
+        // numbers run on from its first packet all the same.
+        assert_eq!(c.seq_breaks, 0, "{} saw sequence numbers jump", c.contact);
+        assert!(c.last_seq.len() >= 4, "{}: {:?}", c.contact, c.last_seq);
+    }
 }
 
 #[test]
@@ -620,6 +654,15 @@ fn a_bandwidth_cut_moves_a_receiver_to_a_lower_layer_at_a_keyframe() {
         layers_seen(&w, 2, 1)
     );
     assert!(w.sfu.stats().layer_switches >= 2, "{:?}", w.sfu.stats());
+    // Each layer has sequence numbers of its own at the sender; 2's run on
+    // across the switches: a break is only where the capped link dropped one.
+    let c2 = &w.clients[1];
+    assert!(
+        c2.seq_breaks <= c2.dropped,
+        "{} sequence breaks at 2, its link dropped {}",
+        c2.seq_breaks,
+        c2.dropped
+    );
     let f = &w.clients[1].video_from[&1];
     for pair in f.layers.windows(2) {
         if pair[0].1 != pair[1].1 {
@@ -828,11 +871,14 @@ fn a_muted_microphone_s_digital_silence_is_not_forwarded_and_its_voice_is_again_
     for c in 1..=3 {
         w.join(c, &[]);
     }
-    w.client(2).muted = true;
     let took = w.run_until(Duration::from_secs(5), |w| {
         (1..=3).all(|r| (1..=3).filter(|&s| s != r).all(|s| w.sees(r, s)))
     });
     assert!(took.is_some(), "not everyone saw everyone within 5 s");
+    w.run(Duration::from_secs(1));
+    w.client(2).muted = true;
+    // What was on its way when the microphone went off arrives first.
+    w.run(Duration::from_millis(200));
     let audio = |w: &World, r: i64, s: i64| {
         w.clients
             .iter()
@@ -866,4 +912,8 @@ fn a_muted_microphone_s_digital_silence_is_not_forwarded_and_its_voice_is_again_
     let before = audio(&w, 1, 2);
     w.run(Duration::from_secs(2));
     assert!(audio(&w, 1, 2) - before >= 80, "2 unmuted is heard again");
+    assert_eq!(
+        w.clients[0].seq_breaks, 0,
+        "1's sequence numbers from 2 run on across the silence, as after DTX"
+    );
 }
