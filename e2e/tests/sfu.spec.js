@@ -93,14 +93,17 @@ async function stageShot(page, name) {
   await screenshot(page, name);
 }
 
-/** Audio energy received from each person (by contact id) over `ms`: their tile's audio track's inbound-rtp. */
-async function voicesOver(page, ms = 2000) {
-  const read = () => page.evaluate(async () => {
+/**
+ * Audio received from each person (by contact id) over `ms`, from their tile's
+ * audio track's inbound-rtp: its energy, or with `what: 'packetsReceived'` its packets.
+ */
+async function voicesOver(page, ms = 2000, what = 'totalAudioEnergy') {
+  const read = () => page.evaluate(async (what) => {
     const byTrack = new Map();
     for (const pc of window.__e2e.pcs) {
       if (pc.connectionState === 'closed') continue;
       for (const s of (await pc.getStats()).values()) {
-        if (s.type === 'inbound-rtp' && s.kind === 'audio') byTrack.set(s.trackIdentifier, s.totalAudioEnergy ?? 0);
+        if (s.type === 'inbound-rtp' && s.kind === 'audio') byTrack.set(s.trackIdentifier, s[what] ?? 0);
       }
     }
     const out = {};
@@ -109,7 +112,7 @@ async function voicesOver(page, ms = 2000) {
       out[v.dataset.contactId] = t ? byTrack.get(t.id) ?? 0 : 0;
     }
     return out;
-  });
+  }, what);
   const before = await read();
   await sleep(ms);
   const after = await read();
@@ -178,7 +181,14 @@ test('an SFU call: three see, hear and name each other, a late fourth decodes al
     const muted = await voicesOver(b);
     expect(muted[id.alice], `Alice is silent at Bob after Mute (${JSON.stringify(muted)})`).toBeLessThan(heard[id.alice] / 100);
     expect(muted[id.carol], 'Carol is still heard').toBeGreaterThan(1e-4);
+    // Her muted microphone sends digital silence, which the SFU does not forward.
+    const packets = await voicesOver(b, 2000, 'packetsReceived');
+    expect(packets[id.alice], `no packets of Alice's silence reach Bob (${JSON.stringify(packets)})`).toBeLessThan(5);
+    expect(packets[id.carol], `Carol's do (${JSON.stringify(packets)})`).toBeGreaterThan(50);
     await a.getByRole('button', { name: 'Mute' }).click();
+    await sleep(500);
+    const unmuted = await voicesOver(b);
+    expect(unmuted[id.alice], `Bob hears Alice again after Unmute (${JSON.stringify(unmuted)})`).toBeGreaterThan(1e-4);
     await expectAccessible(a, 'the SFU call view (grid)');
     await stageShot(a, 'sfu-grid-3');
 
