@@ -344,6 +344,27 @@ impl World {
         }
     }
 
+    /// A call of 1, 2 and 3 (no simulcast), run until each sees the other two.
+    fn three_who_see_each_other() -> Self {
+        let mut w = World::new();
+        for c in 1..=3 {
+            w.join(c, &[]);
+        }
+        let took = w.run_until(Duration::from_secs(5), |w| {
+            (1..=3).all(|r| (1..=3).filter(|&s| s != r).all(|s| w.sees(r, s)))
+        });
+        assert!(took.is_some(), "not everyone saw everyone within 5 s");
+        w
+    }
+
+    fn audio_frames(&self, receiver: i64, sender: i64) -> u64 {
+        self.clients
+            .iter()
+            .find(|c| c.contact == receiver)
+            .and_then(|c| c.audio_from.get(&sender).copied())
+            .unwrap_or(0)
+    }
+
     fn video_frames(&self, receiver: i64, sender: i64) -> u64 {
         self.clients
             .iter()
@@ -475,14 +496,7 @@ impl Client {
 
 #[test]
 fn every_participant_gets_everyone_else_s_audio_and_video() {
-    let mut w = World::new();
-    for c in 1..=3 {
-        w.join(c, &[]);
-    }
-    let took = w.run_until(Duration::from_secs(5), |w| {
-        (1..=3).all(|r| (1..=3).filter(|&s| s != r).all(|s| w.sees(r, s)))
-    });
-    assert!(took.is_some(), "not everyone saw everyone within 5 s");
+    let mut w = World::three_who_see_each_other();
     w.run(Duration::from_secs(2));
     for r in 1..=3 {
         let c = w.clients.iter().find(|c| c.contact == r).unwrap();
@@ -492,10 +506,7 @@ fn every_participant_gets_everyone_else_s_audio_and_video() {
                 frames >= 50,
                 "{r} got only {frames} video frames from {s} in 2 s"
             );
-            assert!(
-                c.audio_from.get(&s).copied().unwrap_or(0) >= 80,
-                "{r} got little audio from {s}"
-            );
+            assert!(w.audio_frames(r, s) >= 80, "{r} got little audio from {s}");
             let sources: Vec<_> = c
                 .tracks
                 .values()
@@ -789,9 +800,7 @@ fn a_receiver_whose_downlink_cannot_carry_every_video_gets_what_fits_without_del
     w.run(Duration::from_secs(12));
     let from = w.now;
     let dropped = w.clients[0].dropped;
-    let audio_before: Vec<u64> = (2..=5)
-        .map(|s| w.clients[0].audio_from.get(&s).copied().unwrap_or(0))
-        .collect();
+    let audio_before: Vec<u64> = (2..=5).map(|s| w.audio_frames(1, s)).collect();
     let video_before: Vec<u64> = (2..=5).map(|s| w.video_frames(1, s)).collect();
     w.run(Duration::from_secs(4));
     let c1 = &w.clients[0];
@@ -830,7 +839,7 @@ fn a_receiver_whose_downlink_cannot_carry_every_video_gets_what_fits_without_del
         c1.dropped - dropped
     );
     for (s, before) in (2..=5).zip(audio_before) {
-        let n = c1.audio_from.get(&s).copied().unwrap_or(0) - before;
+        let n = w.audio_frames(1, s) - before;
         assert!(n >= 180, "audio from {s} suffered: {n} of 200 frames");
     }
     // The cap goes: every video comes, each from a keyframe.
@@ -867,35 +876,25 @@ fn a_receiver_whose_downlink_cannot_carry_every_video_gets_what_fits_without_del
 
 #[test]
 fn a_muted_microphone_s_digital_silence_is_not_forwarded_and_its_voice_is_again_after_unmute() {
-    let mut w = World::new();
-    for c in 1..=3 {
-        w.join(c, &[]);
-    }
-    let took = w.run_until(Duration::from_secs(5), |w| {
-        (1..=3).all(|r| (1..=3).filter(|&s| s != r).all(|s| w.sees(r, s)))
-    });
-    assert!(took.is_some(), "not everyone saw everyone within 5 s");
+    let mut w = World::three_who_see_each_other();
     w.run(Duration::from_secs(1));
     w.client(2).muted = true;
     // What was on its way when the microphone went off arrives first.
     w.run(Duration::from_millis(200));
-    let audio = |w: &World, r: i64, s: i64| {
-        w.clients
-            .iter()
-            .find(|c| c.contact == r)
-            .and_then(|c| c.audio_from.get(&s).copied())
-            .unwrap_or(0)
-    };
-    let before = (audio(&w, 1, 2), audio(&w, 1, 3), w.video_frames(1, 2));
+    let before = (
+        w.audio_frames(1, 2),
+        w.audio_frames(1, 3),
+        w.video_frames(1, 2),
+    );
     let dropped = w.sfu.stats().silent_audio_dropped;
     w.run(Duration::from_secs(2));
     assert_eq!(
-        audio(&w, 1, 2),
+        w.audio_frames(1, 2),
         before.0,
         "2 is muted: none of its silence reaches 1"
     );
     assert!(
-        audio(&w, 1, 3) - before.1 >= 80,
+        w.audio_frames(1, 3) - before.1 >= 80,
         "3's open microphone still does"
     );
     assert!(
@@ -909,9 +908,12 @@ fn a_muted_microphone_s_digital_silence_is_not_forwarded_and_its_voice_is_again_
         w.sfu.stats()
     );
     w.client(2).muted = false;
-    let before = audio(&w, 1, 2);
+    let before = w.audio_frames(1, 2);
     w.run(Duration::from_secs(2));
-    assert!(audio(&w, 1, 2) - before >= 80, "2 unmuted is heard again");
+    assert!(
+        w.audio_frames(1, 2) - before >= 80,
+        "2 unmuted is heard again"
+    );
     assert_eq!(
         w.clients[0].seq_breaks, 0,
         "1's sequence numbers from 2 run on across the silence, as after DTX"
