@@ -64,9 +64,10 @@ const DOWN_AFTER: Duration = Duration::from_millis(500);
 /// then at once.
 const SEVERE: f64 = 0.7;
 
-/// A receiver's video budget with hysteresis: fewer videos at once when the
-/// estimate falls, more when it has had room for them (with a margin) for a
-/// while, and longer waits after a try that did not fit.
+/// A receiver's video budget with hysteresis: fewer videos when the estimate
+/// stays short of them (at once when it falls far short), more when it has had
+/// room for them (with a margin) for a while, and longer waits after a try that
+/// did not fit.
 #[derive(Debug, Clone)]
 pub struct Budget {
     allowed: Option<usize>,
