@@ -388,6 +388,7 @@ fn recv_stamped(
     buf: &mut [u8],
 ) -> std::io::Result<(usize, SocketAddr, Instant)> {
     use std::os::fd::AsRawFd;
+    // SAFETY: an all-zero sockaddr_storage is valid (family AF_UNSPEC).
     let mut addr: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
     let mut iov = libc::iovec {
         iov_base: buf.as_mut_ptr().cast(),
