@@ -561,6 +561,7 @@ fn receive(app: &Arc<App>, bus: &Bus, payload: &[u8]) {
             owner,
             payload,
         } => {
+            tracing::debug!(%call, contact, %to, here = to == bus.node, "sfu payload heard on the bus");
             if to == bus.node {
                 let from = callhub_sfu::PeerId { call, contact };
                 let app = app.clone();

@@ -158,6 +158,7 @@ pub async fn route(
         return app.sfu.signal(from, owner, payload).await;
     };
     let home = home(app, bus, from.call).await?;
+    tracing::debug!(call = %from.call, contact = from.contact, %home, here = home == bus.node, "sfu payload routed");
     if home == bus.node {
         app.sfu.signal(from, owner, payload).await
     } else {

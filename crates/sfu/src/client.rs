@@ -102,6 +102,16 @@ pub struct Track {
     pub source: String,
 }
 
+/// A frame as it arrived, before it is counted.
+struct Arrived {
+    at: Instant,
+    bytes: usize,
+    keyframe: bool,
+}
+
+/// Frames held per unlisted mid, at most (about 10 s of video).
+const UNLISTED_HELD: usize = 300;
+
 pub struct Participant {
     pub rtc: Rtc,
     pending: Option<SdpPendingOffer>,
@@ -123,6 +133,10 @@ pub struct Participant {
     pub muted: bool,
     pub tracks: HashMap<String, Track>,
     pub received: HashMap<i64, Received>,
+    /// Frames of mids the SFU has not listed yet (media can overtake the
+    /// `tracks` frame, which comes over the WebSocket, and with several nodes
+    /// over NATS), counted once the listing names their sender.
+    unlisted: HashMap<String, Vec<Arrived>>,
     pub speakers: Vec<i64>,
     /// The mids of the videos the SFU holds back for this participant's bandwidth.
     pub paused: Vec<String>,
@@ -161,6 +175,7 @@ impl Participant {
             muted: false,
             tracks: HashMap::new(),
             received: HashMap::new(),
+            unlisted: HashMap::new(),
             speakers: vec![],
             paused: vec![],
             keyframes_asked: 0,
@@ -202,6 +217,17 @@ impl Participant {
                     ))
                 })
                 .collect();
+            let listed: Vec<String> = self
+                .unlisted
+                .keys()
+                .filter(|m| self.tracks.contains_key(*m))
+                .cloned()
+                .collect();
+            for mid in listed {
+                for a in self.unlisted.remove(&mid).unwrap_or_default() {
+                    self.count(&mid, a);
+                }
+            }
             return Ok(None);
         }
         if payload.get("restart").and_then(Value::as_bool) == Some(true) {
@@ -371,24 +397,41 @@ impl Participant {
                 self.keyframes_asked += 1;
             }
             Event::MediaData(d) => {
-                let Some(track) = self.tracks.get(&d.mid.to_string()) else {
-                    return;
+                let mid = d.mid.to_string();
+                let arrived = Arrived {
+                    at: now,
+                    bytes: d.data.len(),
+                    keyframe: d.is_keyframe(),
                 };
-                let r = self.received.entry(track.contact).or_default();
-                r.bytes += d.data.len() as u64;
-                if track.kind == "audio" {
-                    r.audio_frames += 1;
-                    return;
+                if self.tracks.contains_key(&mid) {
+                    self.count(&mid, arrived);
+                } else {
+                    let held = self.unlisted.entry(mid).or_default();
+                    if held.len() < UNLISTED_HELD {
+                        held.push(arrived);
+                    }
                 }
-                let key = d.is_keyframe();
-                r.video_frames += 1;
-                r.keyframes += u64::from(key);
-                r.started_at_keyframe.get_or_insert(key);
-                r.first_video.get_or_insert(now);
-                r.last_video = Some(now);
             }
             _ => {}
         }
+    }
+
+    /// Counts a frame of a listed mid for its sender.
+    fn count(&mut self, mid: &str, a: Arrived) {
+        let Some(track) = self.tracks.get(mid) else {
+            return;
+        };
+        let r = self.received.entry(track.contact).or_default();
+        r.bytes += a.bytes as u64;
+        if track.kind == "audio" {
+            r.audio_frames += 1;
+            return;
+        }
+        r.video_frames += 1;
+        r.keyframes += u64::from(a.keyframe);
+        r.started_at_keyframe.get_or_insert(a.keyframe);
+        r.first_video.get_or_insert(a.at);
+        r.last_video = Some(a.at);
     }
 
     /// Whether video from `contact` arrived, starting at a keyframe.

@@ -989,6 +989,10 @@ struct Peer {
     budget: alloc::Budget,
     /// Media written and not yet drained (listed in `Sfu::dirty`).
     dirty: bool,
+    /// ICE and DTLS are up: media may be written. What str0m is handed before
+    /// that can leave partly or late, and a video whose keyframe went missing
+    /// that way starts with frames no decoder can use.
+    connected: bool,
 }
 
 impl Peer {
@@ -1007,6 +1011,7 @@ impl Peer {
             desired: None,
             budget: alloc::Budget::default(),
             dirty: false,
+            connected: false,
         }
     }
 
@@ -1112,6 +1117,20 @@ impl Peer {
 
     fn event(&mut self, e: Event, now: Instant, props: &mut Vec<Prop>) {
         match e {
+            Event::Connected => {
+                self.connected = true;
+                // Each video starts at a keyframe: ask for one now rather than at
+                // the next packet of each sender.
+                for t in self.outs.iter().filter(|t| {
+                    t.kind == MediaKind::Video && !t.paused && matches!(t.state, OutState::Open(_))
+                }) {
+                    props.push(Prop::KeyframeWanted {
+                        sender: t.from,
+                        mid: t.mid_in,
+                        rid: t.switch_to.or(t.rid),
+                    });
+                }
+            }
             Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
                 self.disconnected_since.get_or_insert(now);
             }
@@ -1230,6 +1249,9 @@ impl Peer {
 
     /// Forwards a packet of `from`'s track to this receiver, if it gets it.
     fn forward(&mut self, from: i64, data: &Packet, stats: &mut Stats) -> Forwarded {
+        if !self.connected {
+            return Forwarded::Not;
+        }
         let Some(t) = self
             .outs
             .iter_mut()

@@ -151,17 +151,28 @@ pub fn test_config(db: &TestDb) -> Config {
 
 static LOG: std::sync::Once = std::sync::Once::new();
 
+/// `TEST_LOG=1` logs the test servers at info, `TEST_LOG=<filter>` (as in
+/// `CALLHUB_LOG`, e.g. `callhub_sfu=debug,info`) with that filter.
+pub fn init_log() {
+    LOG.call_once(|| {
+        if let Ok(filter) = std::env::var("TEST_LOG") {
+            let filter = if filter.is_empty() || filter == "1" {
+                "info".to_owned()
+            } else {
+                filter
+            };
+            tracing_subscriber::fmt().with_env_filter(filter).init();
+        }
+    });
+}
+
 impl TestApp {
     pub async fn spawn(backend: Backend) -> TestApp {
         Self::spawn_with(backend, |_| {}).await
     }
 
     pub async fn spawn_with(backend: Backend, tune: impl FnOnce(&mut Config)) -> TestApp {
-        LOG.call_once(|| {
-            if std::env::var("TEST_LOG").is_ok() {
-                tracing_subscriber::fmt().with_env_filter("info").init();
-            }
-        });
+        init_log();
         let db = TestDb::new(backend).await;
         let mut cfg = test_config(&db);
         tune(&mut cfg);

@@ -35,6 +35,7 @@ struct Cluster {
 
 impl Cluster {
     async fn start(n: usize, nats: &str, tune: impl Fn(&mut Config)) -> Cluster {
+        init_log();
         let db = TestDb::new(Backend::Postgres).await;
         // A prefix of its own: tests running at once share the local NATS.
         let prefix = format!("test{}", Uuid::new_v4().simple());
@@ -757,7 +758,14 @@ async fn an_sfu_call_lives_on_one_node_and_moves_when_that_node_drains() {
         p[0].p.sees(b_id) && p[1].p.sees(a_id)
     })
     .await
-    .unwrap_or_else(|| panic!("no video both ways; errors {:?} {:?}", a.errors, b.errors));
+    .unwrap_or_else(|| {
+        panic!(
+            "no video both ways in call {}:\n{}\n{}",
+            call.call_id,
+            a.report(),
+            b.report()
+        )
+    });
     let store = cluster.nodes[0].app.store.clone();
     let node_id = |s: &Server| s.app.bus.as_ref().unwrap().node.to_string();
     let home = store
@@ -808,8 +816,9 @@ async fn an_sfu_call_lives_on_one_node_and_moves_when_that_node_drains() {
     .await
     .unwrap_or_else(|| {
         panic!(
-            "the call did not come back on a live node; errors {:?} {:?}",
-            a.errors, b.errors
+            "the call did not come back on a live node:\n{}\n{}",
+            a.report(),
+            b.report()
         )
     });
     let moved = store

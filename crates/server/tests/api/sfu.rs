@@ -67,6 +67,24 @@ impl Peer {
         self.send_sfu(offer).await;
     }
 
+    /// What this participant sent, received and was told: for a failure's message.
+    pub fn report(&self) -> String {
+        let p = &self.p;
+        format!(
+            "contact {}: connected {}, sent {} video / {} audio frames, {} keyframes asked of it, \
+             paused {:?}, {} tracks listed, received {:?}, errors {:?}",
+            self.contact,
+            p.rtc.is_connected(),
+            p.video_sent,
+            p.audio_sent,
+            p.keyframes_asked,
+            p.paused,
+            p.tracks.len(),
+            p.received,
+            self.errors
+        )
+    }
+
     async fn send_sfu(&mut self, payload: Value) {
         let frame = json!({"type": "sfu", "callId": self.call, "payload": payload});
         self.ws
@@ -163,7 +181,7 @@ backend_tests! {
         let mut a = Peer::open(&app.url, alice.token().await, call.call_id, a_id).await;
         let mut b = Peer::open(&app.url, bob.token().await, call.call_id, b_id).await;
         let took = run(&mut [&mut a, &mut b], Duration::from_secs(15), |p| p[0].p.sees(b_id) && p[1].p.sees(a_id)).await;
-        assert!(took.is_some(), "no video both ways within 15 s; errors {:?} {:?}", a.errors, b.errors);
+        assert!(took.is_some(), "no video both ways within 15 s:\n{}\n{}", a.report(), b.report());
         run(&mut [&mut a, &mut b], Duration::from_secs(1), |_| false).await;
         for (p, other) in [(&a, b_id), (&b, a_id)] {
             let r = &p.p.received[&other];
