@@ -227,6 +227,10 @@ pub struct Call {
     pub contacts: Vec<Contact>,
     pub teams: Vec<Team>,
     pub events: Vec<Event>,
+    /// How many times the stored call has changed (0 as created): every stored
+    /// change of the call, its contacts or its events counts one. What was read
+    /// or rendered from version `v` is current while the row still says `v`.
+    pub version: i64,
 }
 
 pub const CREATOR: ContactId = 1;

@@ -171,6 +171,7 @@ pub fn create(new: NewCall, now: DateTime<Utc>) -> Result<Transition, CallError>
         }],
         teams: new.teams,
         events: Vec::new(),
+        version: 0,
     };
     for spec in new.invited {
         if find_same(&call, &spec).is_none() {

@@ -51,6 +51,8 @@ pub struct App {
     pub bus: Option<crate::bus::Bus>,
     /// The node's SFU (`CALLHUB_SFU_UDP`).
     pub sfu: crate::sfu::SfuNode,
+    /// getCallLogById's answers per call and version.
+    pub call_logs: crate::call_logs::CallLogs,
 }
 
 pub use crate::metrics::Metrics;
@@ -102,6 +104,7 @@ impl App {
             presence: Default::default(),
             bus,
             sfu,
+            call_logs: Default::default(),
             config,
         }))
     }

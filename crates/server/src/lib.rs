@@ -4,6 +4,7 @@
 pub mod app;
 pub mod auth;
 pub mod bus;
+pub mod call_logs;
 pub mod cli;
 pub mod config;
 pub mod error;

@@ -304,6 +304,9 @@ pub trait Store: Send + Sync + 'static {
     /// messages it sends, in one transaction. A refusal writes nothing.
     async fn update_call(&self, call_id: Uuid, update: CallUpdate<'_>) -> Result<Committed>;
     async fn call(&self, call_id: Uuid) -> Result<Option<Call>>;
+    /// The call's `version` (None: no such call): one lookup by key, to tell
+    /// whether something read from the call earlier is still current.
+    async fn call_version(&self, call_id: Uuid) -> Result<Option<i64>>;
     /// Calls `user` takes part in (or brokered), newest first, with their total.
     async fn calls_of_user(
         &self,

@@ -11,12 +11,20 @@ const SQLITE: &[(i64, &str)] = &[
     (2, include_str!("../migrations/sqlite/0002_outbox.sql")),
     (3, include_str!("../migrations/sqlite/0003_directory.sql")),
     (4, include_str!("../migrations/sqlite/0004_sfu_node.sql")),
+    (
+        5,
+        include_str!("../migrations/sqlite/0005_call_version.sql"),
+    ),
 ];
 const POSTGRES: &[(i64, &str)] = &[
     (1, include_str!("../migrations/postgres/0001_init.sql")),
     (2, include_str!("../migrations/postgres/0002_outbox.sql")),
     (3, include_str!("../migrations/postgres/0003_directory.sql")),
     (4, include_str!("../migrations/postgres/0004_sfu_node.sql")),
+    (
+        5,
+        include_str!("../migrations/postgres/0005_call_version.sql"),
+    ),
 ];
 
 /// Brings the schema up to date. On PostgreSQL an advisory lock keeps nodes that

@@ -25,7 +25,7 @@ use crate::*;
 macro_rules! call_select {
     () => {
         "SELECT id, call_id, domain, title, reason, call_type, status, anonymous_join_allowed, inform_others_directly, \
-         planned_at, created_at, started_at, ended_at, broker_user_id, ring_pending_at, teams, guest_token_hash FROM calls"
+         planned_at, created_at, started_at, ended_at, broker_user_id, ring_pending_at, teams, guest_token_hash, version FROM calls"
     };
 }
 
@@ -497,7 +497,7 @@ const INSERT_CALL: &str = "INSERT INTO calls (call_id, domain, title, reason, ca
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) RETURNING id";
 
 const UPDATE_CALL: &str = "UPDATE calls SET status = $2, started_at = $3, ended_at = $4, ring_pending_at = $5, \
-     next_deadline = $6, teams = $7 WHERE id = $1";
+     next_deadline = $6, teams = $7, version = version + 1 WHERE id = $1";
 
 const UPDATE_CONTACT: &str = "UPDATE call_contacts SET ringing_since = $3, origin = $4, joined = $5 \
      WHERE call_pk = $1 AND contact_id = $2";
@@ -544,7 +544,9 @@ pub(crate) async fn save<D: Db>(
                 .pop()
                 .ok_or_else(|| StoreError::Corrupt("INSERT … RETURNING gave no id".into()))?;
         }
-        Some(_) => {
+        Some(old) => {
+            // Every change of an existing call comes through here: its version counts them.
+            call.version = old.version + 1;
             let args = [
                 Val::Int(Some(call.id)),
                 Val::text(call.status.as_str()),
@@ -938,6 +940,7 @@ fn call_from_row(r: &dyn Cells) -> Result<Call> {
         contacts: Vec::new(),
         teams: serde_json::from_str(&teams).map_err(|e| StoreError::Corrupt(e.to_string()))?,
         events: Vec::new(),
+        version: r.req_int(17)?,
     })
 }
 
@@ -1470,6 +1473,16 @@ impl Store for SqlStore {
 
     async fn call(&self, call_id: Uuid) -> Result<Option<Call>> {
         read!(self, |db| load_call(db, self.dialect, call_id, false))
+    }
+
+    async fn call_version(&self, call_id: Uuid) -> Result<Option<i64>> {
+        let id = [Val::Text(Some(call_id.to_string()))];
+        let version = read!(self, |db| db.rows(
+            "SELECT version FROM calls WHERE call_id = $1",
+            &id,
+            |r| r.req_int(0)
+        ))?;
+        Ok(version.into_iter().next())
     }
 
     async fn calls_of_user(

@@ -260,8 +260,17 @@ fn run_job(conn: &mut Connection, job: Job, ring: chrono::Duration) -> Option<Do
         }
         Job::Update(expected, mut t, r) => {
             let updated = at_once(async {
-                let now = load_call(conn, Dialect::Sqlite, t.call.call_id, false).await?;
-                if now.as_ref() != Some(&*expected) {
+                // The version counts every stored change: one lookup tells whether
+                // the call the rules ran on is still the stored one.
+                let id = [Val::Text(Some(t.call.call_id.to_string()))];
+                let version = conn
+                    .rows("SELECT version FROM calls WHERE call_id = $1", &id, |r| {
+                        r.req_int(0)
+                    })
+                    .await?
+                    .pop();
+                if version != Some(expected.version) {
+                    let now = load_call(conn, Dialect::Sqlite, t.call.call_id, false).await?;
                     return Ok(Updated::Stale(now));
                 }
                 let (messages, deliveries) =

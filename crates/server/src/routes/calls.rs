@@ -243,14 +243,39 @@ pub async fn get_call_log_by_id(
     State(app): State<Arc<App>>,
     Authed(me): Authed,
     ApiQuery(q): ApiQuery<CallIdQuery>,
-) -> ApiResult<Json<CallLog>> {
-    let call = app
+) -> ApiResult<axum::response::Response> {
+    use axum::response::IntoResponse;
+    let version = app
         .store
-        .call(q.call_id)
+        .call_version(q.call_id)
         .await?
-        .filter(|c| c.visible_to(&me))
         .ok_or_else(|| not_visible(q.call_id))?;
-    Ok(Json(call_log(&app, &call)))
+    let rendered = match app.call_logs.get(q.call_id, version) {
+        Some(r) => r,
+        None => {
+            let call = app
+                .store
+                .call(q.call_id)
+                .await?
+                .ok_or_else(|| not_visible(q.call_id))?;
+            let body = serde_json::to_vec(&call_log(&app, &call))
+                .map_err(|e| ApiError::Internal(anyhow::anyhow!("rendering a call log: {e}")))?;
+            let r = Arc::new(crate::call_logs::Rendered {
+                call,
+                body: body.into(),
+            });
+            app.call_logs.put(r.clone());
+            r
+        }
+    };
+    if !rendered.call.visible_to(&me) {
+        return Err(not_visible(q.call_id));
+    }
+    let json = [(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("application/json"),
+    )];
+    Ok((json, rendered.body.clone()).into_response())
 }
 
 #[utoipa::path(get, path = "/rtc/getCallLogs", tag = "rtc", operation_id = "getCallLogs",

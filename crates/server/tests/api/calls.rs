@@ -224,6 +224,32 @@ backend_tests! {
         r.assert_problem(404, "visible to you");
     }
 
+    async fn a_call_log_read_again_is_the_same_json_until_the_call_changes(backend: Backend) {
+        let app = TestApp::spawn(backend).await;
+        let a = app.user("alice", &[Role::User]).await;
+        let b = app.user("bob", &[Role::User]).await;
+        let create = serde_json::to_string(&call_request(CallType::Mesh, &[&b])).unwrap();
+        let created = app.raw("POST", "/rtc/createCall", Some(&a.token().await), Some(&create)).await;
+        assert_eq!(created.status, 200, "{}", created.text);
+        let call_id = created.json["callId"].as_str().unwrap().to_owned();
+        let path = format!("/rtc/getCallLogById?callId={call_id}");
+        let first = app.raw("GET", &path, Some(&a.token().await), None).await;
+        let again = app.raw("GET", &path, Some(&b.token().await), None).await;
+        for read in [&first, &again] {
+            assert_eq!(read.status, 200, "{}", read.text);
+            assert_eq!(read.headers["content-type"], "application/json");
+            assert_eq!(read.json, created.json, "a read differs from createCall's answer");
+        }
+        // Each change shows in the next read, the one after the rendering was kept.
+        b.rtc().join_call(call_id.parse().unwrap()).await.unwrap();
+        let joined = app.raw("GET", &path, Some(&a.token().await), None).await;
+        assert_eq!(joined.json["callEvents"].as_array().unwrap().len(), created.json["callEvents"].as_array().unwrap().len() + 1);
+        b.rtc().leave_call(call_id.parse().unwrap()).await.unwrap();
+        let ended = a.rtc().get_call_log_by_id(call_id.parse().unwrap()).await.unwrap();
+        assert_eq!(ended.call_status, CallStatus::Ended);
+        assert_eq!(events(&ended).last().map(|e| e.0), Some(Ended), "{:?}", events(&ended));
+    }
+
     async fn ice_servers_carry_turn_rest_credentials(backend: Backend) {
         let app = TestApp::spawn_with(backend, |c| {
             c.turn_urls = vec!["turn:turn.example.org:3478?transport=udp".into()];

@@ -727,6 +727,27 @@ async fn a_guest_on_another_node_gets_signaling_and_the_calls_events() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_log_read_on_one_node_shows_a_change_made_on_another() {
+    let c = Cluster::start(2, &local_nats(), |_| {}).await;
+    let alice = c.user(0, "alice").await;
+    let bob = c.user(1, "bob").await;
+    let call = alice
+        .rtc()
+        .create_call_for_contacts(&call_request(CallType::Mesh, &[&bob]))
+        .await
+        .unwrap();
+    // Node 1 renders the log and keeps it; node 0 then writes Bob's join.
+    let before = bob.rtc().get_call_log_by_id(call.call_id).await.unwrap();
+    let bob_on_0 = c.login(0, "bob").await;
+    bob_on_0.rtc().join_call(call.call_id).await.unwrap();
+    let after = bob.rtc().get_call_log_by_id(call.call_id).await.unwrap();
+    assert_eq!(
+        events(&after)[..],
+        [events(&before), vec![ev(EventType::Join, "bob")]].concat()[..]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_sfu_call_lives_on_one_node_and_moves_when_that_node_drains() {
     use crate::sfu::{Peer, run};
     let mut cluster = Cluster::start(3, &local_nats(), |_| {}).await;
