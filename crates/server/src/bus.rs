@@ -15,6 +15,8 @@
 //! it (a delta at each first open and last close, the whole set every `HEARTBEAT`);
 //! a node not heard from for `NODE_EXPIRY` while this one is connected is taken as
 //! gone with its sockets (while this one is cut off from NATS, nobody expires).
+//! A node answers the first note it hears from another with its whole set, so a
+//! node that just started knows the others at once, not a heartbeat later.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -148,6 +150,9 @@ pub struct Bus {
     out: mpsc::Sender<Outgoing>,
     remote: Mutex<HashMap<Uuid, Remote>>,
     parts: Mutex<Option<Parts>>,
+    /// When this node began listening: a node it has not heard from yet is not
+    /// taken as gone before it could have been heard (`NODE_EXPIRY`).
+    started: Instant,
 }
 
 impl Bus {
@@ -190,6 +195,7 @@ impl Bus {
             client,
             out: out_tx,
             remote: Mutex::default(),
+            started: Instant::now(),
             parts: Mutex::new(Some(Parts {
                 subscriber,
                 events,
@@ -322,15 +328,27 @@ impl Bus {
         self.send(app, subject, Note::SfuLeft { call, contact });
     }
 
-    /// Whether node `id` has been heard from lately (this node: always).
+    /// Whether node `id` has been heard from lately (this node: always). A node
+    /// not heard from at all counts as alive while this one has listened for
+    /// less than `NODE_EXPIRY`: a node that just started knows nobody yet, and
+    /// must not take over an SFU call from a node that carries it.
     pub fn node_alive(&self, id: Uuid) -> bool {
-        id == self.node
-            || self
-                .remote
-                .lock()
-                .expect("bus lock")
-                .get(&id)
-                .is_some_and(|r| r.seen.elapsed() <= NODE_EXPIRY)
+        if id == self.node {
+            return true;
+        }
+        match self.remote.lock().expect("bus lock").get(&id) {
+            Some(r) => r.seen.elapsed() <= NODE_EXPIRY,
+            None => self.started.elapsed() <= NODE_EXPIRY,
+        }
+    }
+
+    /// Whether this node has heard from node `id` and takes it as alive.
+    pub fn knows(&self, id: Uuid) -> bool {
+        self.remote
+            .lock()
+            .expect("bus lock")
+            .get(&id)
+            .is_some_and(|r| r.seen.elapsed() <= NODE_EXPIRY)
     }
 
     /// Whether another node has a socket of `owner`.
@@ -364,15 +382,17 @@ impl Bus {
     }
 
     /// Updates what another node's sockets are; answers owners it no longer has
-    /// when it said it is gone.
-    fn heard_sockets(&self, origin: Uuid, note: Note) -> Vec<(Owner, Option<String>)> {
+    /// when it said it is gone, and whether the node was new to this one.
+    fn heard_sockets(&self, origin: Uuid, note: Note) -> (Vec<(Owner, Option<String>)>, bool) {
         let mut remote = self.remote.lock().expect("bus lock");
         if let Note::Gone = note {
-            return remote
+            let owners = remote
                 .remove(&origin)
                 .map(|r| r.owners.into_iter().collect())
                 .unwrap_or_default();
+            return (owners, false);
         }
+        let new = !remote.contains_key(&origin);
         let node = remote.entry(origin).or_insert_with(|| Remote {
             seen: Instant::now(),
             owners: HashMap::new(),
@@ -388,7 +408,7 @@ impl Bus {
             Note::Sockets { owners } => node.owners = owners.into_iter().collect(),
             _ => {}
         }
-        Vec::new()
+        (Vec::new(), new)
     }
 }
 
@@ -579,8 +599,14 @@ fn receive(app: &Arc<App>, bus: &Bus, payload: &[u8]) {
             0
         }
         note => {
-            for (owner, domain) in bus.heard_sockets(envelope.origin, note) {
+            let (gone, new) = bus.heard_sockets(envelope.origin, note);
+            for (owner, domain) in gone {
                 owner_left(app, owner, domain);
+            }
+            if new {
+                // A node that just started heard this one's last heartbeat before it
+                // listened: it learns this node's sockets now, not a heartbeat later.
+                bus.heartbeat(app);
             }
             0
         }

@@ -727,6 +727,28 @@ async fn a_guest_on_another_node_gets_signaling_and_the_calls_events() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_starts_knows_the_running_ones_at_once_not_a_heartbeat_later() {
+    let c = Cluster::start(3, &local_nats(), |_| {}).await;
+    let bus = |i: usize| c.nodes[i].app.bus.as_ref().unwrap();
+    let all_known = || {
+        (0..3).all(|i| {
+            (0..3)
+                .filter(|&j| j != i)
+                .all(|j| bus(i).knows(bus(j).node))
+        })
+    };
+    let waited = std::time::Instant::now();
+    while !all_known() && waited.elapsed() < Duration::from_secs(1) {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(
+        all_known(),
+        "1 s after start, not every node knows the others (a heartbeat is every {:?})",
+        callhub_server::bus::HEARTBEAT
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_log_read_on_one_node_shows_a_change_made_on_another() {
     let c = Cluster::start(2, &local_nats(), |_| {}).await;
     let alice = c.user(0, "alice").await;
