@@ -37,6 +37,7 @@ pub const BUS_FORWARDED: &str = "callhub_bus_forwarded_frames_total";
 pub const BUS_CONNECTED: &str = "callhub_bus_connected";
 pub const GAPS_FILLED: &str = "callhub_gaps_filled_total";
 pub const SFU_CALLS: &str = "callhub_sfu_calls";
+pub const CALL_LOGS_KEPT: &str = "callhub_call_logs_kept_bytes";
 pub const SFU_PARTICIPANTS: &str = "callhub_sfu_participants";
 pub const SFU_FRAMES: &str = "callhub_sfu_frames_forwarded_total";
 pub const SFU_DATAGRAMS: &str = "callhub_sfu_datagrams_sent_total";
@@ -148,6 +149,10 @@ fn describe() {
     );
     describe_gauge!(SFU_CALLS, "SFU calls with a session on this node");
     describe_gauge!(
+        CALL_LOGS_KEPT,
+        "Bytes of call logs (JSON) kept for getCallLogById on this node"
+    );
+    describe_gauge!(
         SFU_PARTICIPANTS,
         "Participants connected to this node's SFU"
     );
@@ -249,6 +254,8 @@ async fn refresh_once(app: &App) {
     m.handle.run_upkeep();
     let sockets = app.hub.connected.load(Ordering::Relaxed);
     m.record(|| gauge!(SOCKETS_OPEN).set(sockets as f64));
+    let (_, kept) = app.call_logs.held();
+    m.record(|| gauge!(CALL_LOGS_KEPT).set(kept as f64));
     let sfu = app.sfu.stats();
     m.record(|| {
         gauge!(SFU_CALLS).set(sfu.calls as f64);

@@ -225,7 +225,7 @@ backend_tests! {
     }
 
     async fn a_call_log_read_again_is_the_same_json_until_the_call_changes(backend: Backend) {
-        let app = TestApp::spawn(backend).await;
+        let app = TestApp::spawn_with(backend, |c| c.gauge_refresh = std::time::Duration::from_millis(100)).await;
         let a = app.user("alice", &[Role::User]).await;
         let b = app.user("bob", &[Role::User]).await;
         let create = serde_json::to_string(&call_request(CallType::Mesh, &[&b])).unwrap();
@@ -240,6 +240,9 @@ backend_tests! {
             assert_eq!(read.headers["content-type"], "application/json");
             assert_eq!(read.json, created.json, "a read differs from createCall's answer");
         }
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        let kept = metric(&app.url, "callhub_call_logs_kept_bytes").await;
+        assert_eq!(kept, first.text.len() as f64, "the node keeps the one log read");
         // Each change shows in the next read, the one after the rendering was kept.
         b.rtc().join_call(call_id.parse().unwrap()).await.unwrap();
         let joined = app.raw("GET", &path, Some(&a.token().await), None).await;
