@@ -333,22 +333,21 @@ impl Bus {
     /// less than `NODE_EXPIRY`: a node that just started knows nobody yet, and
     /// must not take over an SFU call from a node that carries it.
     pub fn node_alive(&self, id: Uuid) -> bool {
-        if id == self.node {
-            return true;
-        }
-        match self.remote.lock().expect("bus lock").get(&id) {
-            Some(r) => r.seen.elapsed() <= NODE_EXPIRY,
-            None => self.started.elapsed() <= NODE_EXPIRY,
-        }
+        id == self.node
+            || self
+                .heard(id)
+                .unwrap_or_else(|| self.started.elapsed() <= NODE_EXPIRY)
     }
 
     /// Whether this node has heard from node `id` and takes it as alive.
     pub fn knows(&self, id: Uuid) -> bool {
-        self.remote
-            .lock()
-            .expect("bus lock")
-            .get(&id)
-            .is_some_and(|r| r.seen.elapsed() <= NODE_EXPIRY)
+        self.heard(id) == Some(true)
+    }
+
+    /// Whether node `id` was heard from within `NODE_EXPIRY`; None: never heard.
+    fn heard(&self, id: Uuid) -> Option<bool> {
+        let remote = self.remote.lock().expect("bus lock");
+        remote.get(&id).map(|r| r.seen.elapsed() <= NODE_EXPIRY)
     }
 
     /// Whether another node has a socket of `owner`.

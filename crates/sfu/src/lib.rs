@@ -971,6 +971,15 @@ impl TrackOut {
             _ => None,
         }
     }
+
+    /// A keyframe of what this receiver gets (or switches to) from its sender.
+    fn keyframe_wanted(&self) -> Prop {
+        Prop::KeyframeWanted {
+            sender: self.from,
+            mid: self.mid_in,
+            rid: self.switch_to.or(self.rid),
+        }
+    }
 }
 
 struct Peer {
@@ -1124,11 +1133,7 @@ impl Peer {
                 for t in self.outs.iter().filter(|t| {
                     t.kind == MediaKind::Video && !t.paused && matches!(t.state, OutState::Open(_))
                 }) {
-                    props.push(Prop::KeyframeWanted {
-                        sender: t.from,
-                        mid: t.mid_in,
-                        rid: t.switch_to.or(t.rid),
-                    });
+                    props.push(t.keyframe_wanted());
                 }
             }
             Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
@@ -1220,11 +1225,7 @@ impl Peer {
                     .iter()
                     .find(|t| t.mid() == Some(req.mid) && !t.paused)
                 {
-                    props.push(Prop::KeyframeWanted {
-                        sender: t.from,
-                        mid: t.mid_in,
-                        rid: t.switch_to.or(t.rid),
-                    });
+                    props.push(t.keyframe_wanted());
                 }
             }
             Event::EgressBitrateEstimate(BweKind::Twcc { estimate, .. })

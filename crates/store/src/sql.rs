@@ -491,6 +491,17 @@ pub(crate) async fn load_call<D: Db>(
     Ok(Some(call))
 }
 
+/// A call's `version` (None: no such call), one lookup by key.
+pub(crate) async fn load_version<D: Db>(db: &mut D, call_id: Uuid) -> Result<Option<i64>> {
+    let id = [Val::Text(Some(call_id.to_string()))];
+    let version = db
+        .rows("SELECT version FROM calls WHERE call_id = $1", &id, |r| {
+            r.req_int(0)
+        })
+        .await?;
+    Ok(version.into_iter().next())
+}
+
 const INSERT_CALL: &str = "INSERT INTO calls (call_id, domain, title, reason, call_type, status, anonymous_join_allowed, \
      inform_others_directly, planned_at, created_at, started_at, ended_at, broker_user_id, \
      ring_pending_at, next_deadline, teams, guest_token_hash) \
@@ -1476,13 +1487,7 @@ impl Store for SqlStore {
     }
 
     async fn call_version(&self, call_id: Uuid) -> Result<Option<i64>> {
-        let id = [Val::Text(Some(call_id.to_string()))];
-        let version = read!(self, |db| db.rows(
-            "SELECT version FROM calls WHERE call_id = $1",
-            &id,
-            |r| r.req_int(0)
-        ))?;
-        Ok(version.into_iter().next())
+        read!(self, |db| load_version(db, call_id))
     }
 
     async fn calls_of_user(

@@ -15,7 +15,7 @@ use rusqlite::{Connection, ErrorCode, OpenFlags, ToSql};
 use tokio::sync::oneshot;
 
 use crate::db::{Cells, Db, Val, at_once};
-use crate::sql::{Dialect, PoolSettings, Synchronous, load_call, save};
+use crate::sql::{Dialect, PoolSettings, Synchronous, load_call, load_version, save};
 use crate::{Committed, Result, StoreError};
 
 /// At most this many transitions share a transaction: a long queue is committed
@@ -262,13 +262,7 @@ fn run_job(conn: &mut Connection, job: Job, ring: chrono::Duration) -> Option<Do
             let updated = at_once(async {
                 // The version counts every stored change: one lookup tells whether
                 // the call the rules ran on is still the stored one.
-                let id = [Val::Text(Some(t.call.call_id.to_string()))];
-                let version = conn
-                    .rows("SELECT version FROM calls WHERE call_id = $1", &id, |r| {
-                        r.req_int(0)
-                    })
-                    .await?
-                    .pop();
+                let version = load_version(conn, t.call.call_id).await?;
                 if version != Some(expected.version) {
                     let now = load_call(conn, Dialect::Sqlite, t.call.call_id, false).await?;
                     return Ok(Updated::Stale(now));
