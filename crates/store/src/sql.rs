@@ -892,9 +892,22 @@ fn placeholders(first: usize, n: usize) -> String {
         .join(", ")
 }
 
-/// The contacts joined in a call that has not ended: who is busy.
-const JOINED_IN_LIVE_CALLS: &str = "FROM call_contacts cc JOIN calls c ON c.id = cc.call_pk \
-     WHERE cc.joined = 1 AND c.status <> 'Ended'";
+/// `SELECT user`, one row for each of the `n` users bound from `$first` on who is
+/// joined in a call that has not ended (other than the call bound at `$except`):
+/// who is busy. Each is settled by the first such call found, however many calls
+/// they are joined in (a `DISTINCT` over all of them grew with the calls).
+fn busy_select(first: usize, n: usize, except: Option<usize>) -> String {
+    let values = (first..first + n)
+        .map(|i| format!("(${i})"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let except = except.map_or(String::new(), |e| format!(" AND cc.call_pk <> ${e}"));
+    format!(
+        "SELECT v.column1 FROM (VALUES {values}) v WHERE EXISTS (SELECT 1 FROM call_contacts cc \
+         JOIN calls c ON c.id = cc.call_pk WHERE cc.user_db_id = v.column1 AND cc.joined = 1 \
+         AND c.status <> 'Ended'{except})"
+    )
+}
 
 /// Found accounts, each with whether it is among `busy`.
 fn directory_entries(people: Vec<UserInfo>, busy: &[UserDbId]) -> Vec<DirectoryEntry> {
@@ -915,10 +928,7 @@ async fn busy_in_other_calls<D: Db>(
 ) -> Result<Vec<UserDbId>> {
     let mut busy = Vec::new();
     for chunk in users.chunks(100) {
-        let sql = format!(
-            "SELECT DISTINCT cc.user_db_id {JOINED_IN_LIVE_CALLS} AND cc.call_pk <> $1 AND cc.user_db_id IN ({})",
-            placeholders(2, chunk.len())
-        );
+        let sql = busy_select(2, chunk.len(), Some(1));
         let mut args = vec![Val::Int(Some(except))];
         args.extend(chunk.iter().map(|&u| Val::Int(Some(u))));
         busy.extend(db.rows(&sql, &args, |r| r.req_int(0)).await?);
@@ -1195,9 +1205,8 @@ impl Store for SqlStore {
             } else {
                 format!(
                     "SELECT CAST(0 AS BIGINT), version FROM directory_changes WHERE id = 1 \
-                     UNION ALL SELECT DISTINCT CAST(1 AS BIGINT), cc.user_db_id {JOINED_IN_LIVE_CALLS} \
-                     AND cc.user_db_id IN ({})",
-                    placeholders(1, ids.len())
+                     UNION ALL SELECT CAST(1 AS BIGINT), busy.column1 FROM ({}) busy",
+                    busy_select(1, ids.len(), None)
                 )
             };
             // Only placeholders are spliced in; every value is bound.

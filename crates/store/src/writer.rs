@@ -22,6 +22,10 @@ use crate::{Committed, Result, StoreError};
 /// in several, so the first in it are not held back by the last.
 const MAX_BATCH: usize = 256;
 
+/// The writer's page cache (64 MiB; SQLite's default is 2 MiB): the indexes a call
+/// adds to are keyed by random ids, so their pages are wanted all over.
+const WRITER_CACHE_KIB: i64 = 64 * 1024;
+
 /// What an update that was computed on `expected` came to.
 pub(crate) enum Updated {
     Saved(Committed),
@@ -151,6 +155,10 @@ fn open(path: &Path, settings: &PoolSettings) -> rusqlite::Result<Connection> {
     // connection: the two wait for each other's lock up to this long.
     conn.busy_timeout(settings.statement_timeout)?;
     conn.set_prepared_statement_cache_capacity(256);
+    // Each job's savepoint journals the pages it changes: in memory, that is a
+    // copy, where a file costs a write per page and an open per transaction.
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
+    conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)?;
     Ok(conn)
 }
 
@@ -658,6 +666,9 @@ mod tests {
             assert_eq!(pragma("journal_mode"), "wal");
             assert_eq!(pragma("foreign_keys"), "1");
             assert_eq!(pragma("busy_timeout"), "1234");
+            // 2: MEMORY, where a job's savepoint journals its pages.
+            assert_eq!(pragma("temp_store"), "2");
+            assert_eq!(pragma("cache_size"), (-WRITER_CACHE_KIB).to_string());
         }
         let _ = std::fs::remove_dir_all(dir);
     }
