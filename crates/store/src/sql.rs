@@ -921,7 +921,7 @@ fn directory_entries(people: Vec<UserInfo>, busy: &[UserDbId]) -> Vec<DirectoryE
 }
 
 /// Those of `users` joined in a live call other than `except` (a call's own pk).
-async fn busy_in_other_calls<D: Db>(
+pub(crate) async fn busy_in_other_calls<D: Db>(
     db: &mut D,
     users: &[UserDbId],
     except: i64,

@@ -632,6 +632,73 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn busy_means_joined_in_a_call_that_has_not_ended_however_many() {
+        let db = TempStore::open(&PoolSettings::default()).await;
+        let (host, idle, gone) = (
+            db.user("host").await,
+            db.user("idle").await,
+            db.user("gone").await,
+        );
+        // The host is joined in three live calls; `gone` was, in a call now ended.
+        for _ in 0..3 {
+            db.store
+                .insert_call(call_of(&host, &[&idle]))
+                .await
+                .unwrap();
+        }
+        let ended = db
+            .store
+            .insert_call(call_of(&gone, &[&idle]))
+            .await
+            .unwrap()
+            .call;
+        let rules = Rules::default();
+        db.store
+            .update_call(ended.call_id, &|c| {
+                let actor = Actor { user: gone.clone() };
+                apply(c, Command::End(actor), chrono::Utc::now(), &rules)
+            })
+            .await
+            .unwrap();
+        let ids = [
+            host.user_db_id,
+            idle.user_db_id,
+            gone.user_db_id,
+            host.user_db_id,
+        ];
+        let mut busy = db.store.busy_users(&ids).await.unwrap();
+        busy.sort_unstable();
+        busy.dedup();
+        assert_eq!(busy, vec![host.user_db_id], "only the host is busy");
+        // A call of its own does not make a ringing callee busy: the check
+        // leaves it out (`cc.call_pk <> $1`).
+        let one = db
+            .store
+            .insert_call(call_of(&gone, &[&host]))
+            .await
+            .unwrap()
+            .call;
+        let mut conn = Connection::open(db.file()).unwrap();
+        let others = at_once(crate::sql::busy_in_other_calls(
+            &mut conn,
+            &[gone.user_db_id],
+            one.id,
+        ));
+        assert_eq!(
+            others.unwrap(),
+            Vec::<i64>::new(),
+            "gone is joined only in this call"
+        );
+        let any = at_once(crate::sql::busy_in_other_calls(
+            &mut conn,
+            &[gone.user_db_id],
+            0,
+        ));
+        assert_eq!(any.unwrap(), vec![gone.user_db_id]);
+        db.store.close().await;
+    }
+
+    #[tokio::test]
     async fn a_stopped_writer_answers_unavailable() {
         let db = TempStore::open(&PoolSettings::default()).await;
         let (alice, bob) = (db.user("alice").await, db.user("bob").await);
