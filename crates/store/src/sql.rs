@@ -936,6 +936,50 @@ pub(crate) async fn busy_in_other_calls<D: Db>(
     Ok(busy)
 }
 
+/// Records an attempt at delivery `id` and what comes next (done, or retried at a time).
+pub(crate) async fn finish_delivery<D: Db>(
+    db: &mut D,
+    id: i64,
+    attempt: &Attempt,
+    result: &AttemptResult,
+) -> Result<()> {
+    db.exec(
+        "INSERT INTO delivery_attempts (delivery_id, attempt, started_at, finished_at, outcome, detail) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+        &[
+            Val::Int(Some(id)),
+            Val::Int(Some(attempt.attempt)),
+            Val::Int(Some(ms(attempt.started_at))),
+            Val::Int(Some(ms(attempt.finished_at))),
+            Val::text(&attempt.outcome),
+            Val::Text(attempt.detail.clone()),
+        ],
+    )
+    .await?;
+    let error = if attempt.outcome == "error" {
+        attempt.detail.clone()
+    } else {
+        None
+    };
+    let (status, next, done) = match result {
+        AttemptResult::Done(status) => (*status, None, Some(ms(attempt.finished_at))),
+        AttemptResult::Retry(at) => (DeliveryStatus::Pending, Some(ms(*at)), None),
+    };
+    db.exec(
+        "UPDATE deliveries SET status = $2, next_attempt_at = COALESCE($3, next_attempt_at), done_at = $4, \
+         locked_until = NULL, last_error = COALESCE($5, last_error) WHERE id = $1 AND status = 'pending'",
+        &[
+            Val::Int(Some(id)),
+            Val::text(status.as_str()),
+            Val::Int(next),
+            Val::Int(done),
+            Val::Text(error),
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
 fn call_from_row(r: &dyn Cells) -> Result<Call> {
     let call_id = r.req_text(1)?;
     let teams = r.req_text(15)?;
@@ -1696,37 +1740,13 @@ impl Store for SqlStore {
         attempt: Attempt,
         result: AttemptResult,
     ) -> Result<()> {
+        // SQLite: on the writer thread, with the call transitions queued there (one
+        // writer holds the file's lock; a second would wait for it, sleeping).
+        if let Some(writer) = &self.writer {
+            return writer.finish_delivery(id, attempt, result).await;
+        }
         let mut tx = self.begin_write().await?;
-        sqlx::query(
-            "INSERT INTO delivery_attempts (delivery_id, attempt, started_at, finished_at, outcome, detail) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(id)
-        .bind(attempt.attempt)
-        .bind(ms(attempt.started_at))
-        .bind(ms(attempt.finished_at))
-        .bind(&attempt.outcome)
-        .bind(&attempt.detail)
-        .execute(&mut *tx)
-        .await
-        .map_err(db_error)?;
-        let error = (attempt.outcome == "error").then_some(attempt.detail);
-        let (status, next, done) = match result {
-            AttemptResult::Done(status) => (status, None, Some(ms(attempt.finished_at))),
-            AttemptResult::Retry(at) => (DeliveryStatus::Pending, Some(ms(at)), None),
-        };
-        sqlx::query(
-            "UPDATE deliveries SET status = $2, next_attempt_at = COALESCE($3, next_attempt_at), done_at = $4, \
-             locked_until = NULL, last_error = COALESCE($5, last_error) WHERE id = $1 AND status = 'pending'",
-        )
-        .bind(id)
-        .bind(status.as_str())
-        .bind(next)
-        .bind(done)
-        .bind(error.flatten())
-        .execute(&mut *tx)
-        .await
-        .map_err(db_error)?;
+        finish_delivery(&mut *tx, id, &attempt, &result).await?;
         tx.commit().await.map_err(db_error)
     }
 

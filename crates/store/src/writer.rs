@@ -1,6 +1,7 @@
-//! SQLite's call transitions, written by one thread that owns its connection: a
-//! transition costs one hop from tokio instead of one per statement, and the
-//! transitions that queue while a commit is under way are committed together.
+//! SQLite's call transitions (and the outbox's records of its attempts), written
+//! by one thread that owns its connection: a transition costs one hop from tokio
+//! instead of one per statement, and the jobs that queue while a commit is under
+//! way are committed together.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
@@ -15,8 +16,10 @@ use rusqlite::{Connection, ErrorCode, OpenFlags, ToSql};
 use tokio::sync::oneshot;
 
 use crate::db::{Cells, Db, Val, at_once};
-use crate::sql::{Dialect, PoolSettings, Synchronous, load_call, load_version, save};
-use crate::{Committed, Result, StoreError};
+use crate::sql::{
+    Dialect, PoolSettings, Synchronous, finish_delivery, load_call, load_version, save,
+};
+use crate::{Attempt, AttemptResult, Committed, Result, StoreError};
 
 /// At most this many transitions share a transaction: a long queue is committed
 /// in several, so the first in it are not held back by the last.
@@ -38,6 +41,8 @@ type Reply<T> = oneshot::Sender<Result<T>>;
 enum Job {
     Insert(Transition, Reply<Committed>),
     Update(Box<Call>, Transition, Reply<Updated>),
+    /// An outbox attempt recorded: delivery id, the attempt, what comes next.
+    Finish(i64, Box<Attempt>, AttemptResult, Reply<()>),
     /// Finish what is queued, then close the connection.
     Stop,
 }
@@ -46,6 +51,7 @@ enum Job {
 enum Done {
     Insert(Reply<Committed>, Result<Committed>),
     Update(Reply<Updated>, Result<Updated>),
+    Finish(Reply<()>, Result<()>),
 }
 
 impl Done {
@@ -53,6 +59,7 @@ impl Done {
         match self {
             Done::Insert(_, r) => r.is_ok(),
             Done::Update(_, r) => r.is_ok(),
+            Done::Finish(_, r) => r.is_ok(),
         }
     }
 
@@ -61,6 +68,7 @@ impl Done {
         match self {
             Done::Insert(tx, r) => reply(tx, r, failed),
             Done::Update(tx, r) => reply(tx, r, failed),
+            Done::Finish(tx, r) => reply(tx, r, failed),
         }
     }
 }
@@ -124,6 +132,17 @@ impl Writer {
     /// Writes `t` if the call is still `expected` (what the rules ran on).
     pub(crate) async fn update(&self, expected: Call, t: Transition) -> Result<Updated> {
         self.ask(|r| Job::Update(Box::new(expected), t, r)).await
+    }
+
+    /// Records an outbox attempt, committed with whatever else is queued.
+    pub(crate) async fn finish_delivery(
+        &self,
+        id: i64,
+        attempt: Attempt,
+        result: AttemptResult,
+    ) -> Result<()> {
+        self.ask(|r| Job::Finish(id, Box::new(attempt), result, r))
+            .await
     }
 
     /// Lets the thread finish what is queued and close its connection.
@@ -248,6 +267,7 @@ fn refuse(job: Job, e: StoreError) -> Option<Done> {
     Some(match job {
         Job::Insert(_, r) => Done::Insert(r, Err(e)),
         Job::Update(_, _, r) => Done::Update(r, Err(e)),
+        Job::Finish(.., r) => Done::Finish(r, Err(e)),
         Job::Stop => return None,
     })
 }
@@ -285,6 +305,9 @@ fn run_job(conn: &mut Connection, job: Job, ring: chrono::Duration) -> Option<Do
                 }))
             });
             Done::Update(r, updated)
+        }
+        Job::Finish(id, attempt, result, r) => {
+            Done::Finish(r, at_once(finish_delivery(conn, id, &attempt, &result)))
         }
         Job::Stop => return None,
     })
