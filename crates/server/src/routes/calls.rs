@@ -158,7 +158,7 @@ pub async fn create_call(
     };
     let (invited, teams) =
         resolve(&app, &me.domain, &req.invited_contacts, &req.invited_teams).await?;
-    let call_id = Uuid::new_v4();
+    let call_id = Uuid::now_v7();
     let new = NewCall {
         call_id,
         title: title.into(),

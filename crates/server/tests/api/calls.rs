@@ -202,6 +202,26 @@ backend_tests! {
         assert_eq!(none.total_elements, 0, "carol takes part in none");
     }
 
+    async fn call_ids_are_uuids_that_grow_in_the_order_calls_are_created(backend: Backend) {
+        let app = TestApp::spawn(backend).await;
+        let a = app.user("alice", &[Role::User]).await;
+        let b = app.user("bob", &[Role::User]).await;
+        let mut ids = Vec::new();
+        for _ in 0..5 {
+            let call = a.rtc().create_call_for_contacts(&call_request(CallType::Mesh, &[&b])).await.unwrap();
+            ids.push(call.call_id);
+            // Ids made within one millisecond are ordered by their random part.
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
+        assert!(ids.iter().all(|id| id.get_version_num() == 7), "{ids:?}");
+        let texts: Vec<String> = ids.iter().map(ToString::to_string).collect();
+        assert!(texts.windows(2).all(|w| w[0] < w[1]), "ids as stored (text) grow: {texts:?}");
+        let created = a.rtc().get_call_log_by_id(ids[0]).await.unwrap().created_at;
+        let (secs, nanos) = ids[0].get_timestamp().expect("a v7 id carries its time").to_unix();
+        let at = chrono::DateTime::from_timestamp(secs as i64, nanos).unwrap();
+        assert!((created - at).num_milliseconds().abs() < 5_000, "id time {at}, created {created}");
+    }
+
     async fn calls_are_visible_to_participants_and_domain_admins_only(backend: Backend) {
         let app = TestApp::spawn(backend).await;
         let a = app.user("alice", &[Role::User]).await;
