@@ -26,7 +26,8 @@ use crate::{Attempt, AttemptResult, Committed, Result, StoreError};
 const MAX_BATCH: usize = 256;
 
 /// The writer's page cache (64 MiB; SQLite's default is 2 MiB): the indexes a call
-/// adds to are keyed by random ids, so their pages are wanted all over.
+/// adds to are mostly keyed by user (its contacts, its messages), so their pages
+/// are wanted all over.
 const WRITER_CACHE_KIB: i64 = 64 * 1024;
 
 /// What an update that was computed on `expected` came to.
@@ -170,7 +171,7 @@ fn open(path: &Path, settings: &PoolSettings) -> rusqlite::Result<Connection> {
     };
     conn.pragma_update(None, "synchronous", synchronous)?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
-    // Other writes (accounts, tokens, the outbox) stay on sqlx's writer
+    // Other writes (accounts, tokens, the outbox's claims) stay on sqlx's writer
     // connection: the two wait for each other's lock up to this long.
     conn.busy_timeout(settings.statement_timeout)?;
     conn.set_prepared_statement_cache_capacity(256);
