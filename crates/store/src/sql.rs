@@ -1678,6 +1678,9 @@ impl Store for SqlStore {
     ) -> Result<Vec<OutboxEntry>> {
         // Due, not leased, and (for a webhook) no earlier delivery of the same call to
         // the same webhook still pending: events reach a receiver in their order.
+        // Taken in the order they fell due, which the index of pending deliveries
+        // gives: in id order SQLite read every delivery ever made, sent ones too,
+        // at every claim.
         // PostgreSQL: SKIP LOCKED lets workers on several nodes claim side by side;
         // SQLite has one writer, so the claim is atomic already.
         let sql = match self.dialect {
@@ -1687,7 +1690,7 @@ impl Store for SqlStore {
                  AND (d.locked_until IS NULL OR d.locked_until <= $1) \
                  AND NOT EXISTS (SELECT 1 FROM deliveries p WHERE p.call_pk = d.call_pk AND p.webhook_id = d.webhook_id \
                  AND p.id < d.id AND p.status = 'pending') \
-                 ORDER BY d.id LIMIT $3 FOR UPDATE SKIP LOCKED) RETURNING id"
+                 ORDER BY d.next_attempt_at, d.id LIMIT $3 FOR UPDATE SKIP LOCKED) RETURNING id"
             }
             Dialect::Sqlite => {
                 "UPDATE deliveries SET locked_until = $2, attempts = attempts + 1 WHERE id IN (\
@@ -1695,7 +1698,7 @@ impl Store for SqlStore {
                  AND (d.locked_until IS NULL OR d.locked_until <= $1) \
                  AND NOT EXISTS (SELECT 1 FROM deliveries p WHERE p.call_pk = d.call_pk AND p.webhook_id = d.webhook_id \
                  AND p.id < d.id AND p.status = 'pending') \
-                 ORDER BY d.id LIMIT $3) RETURNING id"
+                 ORDER BY d.next_attempt_at, d.id LIMIT $3) RETURNING id"
             }
         };
         // Most polls find nothing: ask a reader first and leave the writer alone.
