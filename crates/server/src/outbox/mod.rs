@@ -6,6 +6,7 @@ pub mod sms;
 pub mod target;
 pub mod webhook;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,6 +16,7 @@ use futures::StreamExt;
 use rand::Rng;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
 
 use crate::app::{App, now};
 use crate::config::DeliveryConfig;
@@ -90,8 +92,15 @@ pub async fn run(app: Arc<App>, shutdown: CancellationToken) {
             continue;
         }
         let app = &app;
+        let calls = &calls_of(app, &claimed).await;
         futures::stream::iter(claimed)
-            .for_each_concurrent(cfg.concurrency as usize, |entry| deliver(app, entry))
+            .for_each_concurrent(cfg.concurrency as usize, |entry| {
+                let call = calls
+                    .get(&entry.call_id)
+                    .cloned()
+                    .unwrap_or_else(|| Err("the call was not read".into()));
+                deliver(app, entry, call)
+            })
             .await;
         if shutdown.is_cancelled() {
             return;
@@ -115,6 +124,25 @@ async fn claim(app: &App, cfg: &DeliveryConfig) -> Vec<OutboxEntry> {
     }
 }
 
+/// The call of each claimed delivery, read once for all of its deliveries (a call
+/// with ten invitees has ten mails, often claimed together); an error says why it
+/// could not be read, and its deliveries are tried again.
+async fn calls_of(app: &App, claimed: &[OutboxEntry]) -> HashMap<Uuid, Result<Arc<Call>, String>> {
+    let mut calls = HashMap::new();
+    for entry in claimed {
+        if calls.contains_key(&entry.call_id) {
+            continue;
+        }
+        let call = match app.background.call(entry.call_id).await {
+            Ok(Some(call)) => Ok(Arc::new(call)),
+            Ok(None) => Err("the call is gone".to_owned()),
+            Err(e) => Err(format!("reading the call: {e}")),
+        };
+        calls.insert(entry.call_id, call);
+    }
+    calls
+}
+
 /// What one attempt came to.
 enum Outcome {
     Sent(String),
@@ -123,10 +151,13 @@ enum Outcome {
     Cancelled,
 }
 
-/// Sends one claimed delivery and records the attempt.
-async fn deliver(app: &App, entry: OutboxEntry) {
+/// Sends one claimed delivery (of `call`, as read for its batch) and records the attempt.
+async fn deliver(app: &App, entry: OutboxEntry, call: Result<Arc<Call>, String>) {
     let started = now();
-    let result = send(app, &entry).await;
+    let result = match call {
+        Ok(call) => send(app, &entry, &call).await,
+        Err(why) => Err(why),
+    };
     let finished = now();
     let cfg = &app.config.delivery;
     let (outcome, detail, next) = match result {
@@ -191,20 +222,13 @@ async fn deliver(app: &App, entry: OutboxEntry) {
     }
 }
 
-async fn send(app: &App, entry: &OutboxEntry) -> Result<Outcome, String> {
-    let call: Call = app
-        .background
-        .call(entry.call_id)
-        .await
-        .map_err(|e| format!("reading the call: {e}"))?
-        .ok_or("the call is gone")?;
+async fn send(app: &App, entry: &OutboxEntry, call: &Call) -> Result<Outcome, String> {
     let senders = &app.senders;
     match entry.channel {
         Channel::Mail => {
-            let contact = contact_of(&call, entry)?;
-            let link = crate::guest::invitation_link(app, &call);
-            let inv =
-                mail::invitation(&call, contact, &link, &senders.mailer.from_address(), now());
+            let contact = contact_of(call, entry)?;
+            let link = crate::guest::invitation_link(app, call);
+            let inv = mail::invitation(call, contact, &link, &senders.mailer.from_address(), now());
             Ok(
                 match senders
                     .mailer
@@ -217,8 +241,8 @@ async fn send(app: &App, entry: &OutboxEntry) -> Result<Outcome, String> {
             )
         }
         Channel::Sms => {
-            let link = crate::guest::invitation_link(app, &call);
-            let text = sms::invitation_text(&call, &link);
+            let link = crate::guest::invitation_link(app, call);
+            let text = sms::invitation_text(call, &link);
             match &senders.sms {
                 Some(provider) => provider
                     .send(&entry.recipient, &text)
@@ -242,7 +266,7 @@ async fn send(app: &App, entry: &OutboxEntry) -> Result<Outcome, String> {
             else {
                 return Ok(Outcome::Cancelled);
             };
-            let body = webhook::body(&call, event_id).ok_or("the event is gone")?;
+            let body = webhook::body(call, event_id).ok_or("the event is gone")?;
             // Checked again at each send: the name may resolve elsewhere by now (the
             // client's resolver refuses inside addresses; this covers IP literals).
             if !senders.webhook_allow_private {
