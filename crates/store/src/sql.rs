@@ -750,28 +750,72 @@ async fn insert_rows<D: Db>(
 const ENTRY_COLUMNS: &str = "d.id, c.call_id, d.channel, d.contact_id, d.event_id, d.webhook_id, d.recipient, d.status, \
      d.attempts, d.created_at, d.next_attempt_at, d.done_at, d.last_error";
 
-fn entry_from_row(r: &AnyRow) -> Result<OutboxEntry> {
-    let g = |e| db_error(e);
-    let call_id: String = r.try_get(1).map_err(g)?;
-    let status: String = r.try_get(7).map_err(g)?;
+fn entry_from_row(r: &dyn Cells) -> Result<OutboxEntry> {
+    let call_id = r.req_text(1)?;
+    let status = r.req_text(7)?;
     Ok(OutboxEntry {
-        id: r.try_get(0).map_err(g)?,
+        id: r.req_int(0)?,
         call_id: call_id
             .parse()
             .map_err(|_| StoreError::Corrupt(format!("call id {call_id:?}")))?,
-        channel: parse(&r.try_get::<String, _>(2).map_err(g)?)?,
-        contact: r.try_get(3).map_err(g)?,
-        event_id: r.try_get(4).map_err(g)?,
-        webhook_id: r.try_get(5).map_err(g)?,
-        recipient: r.try_get(6).map_err(g)?,
+        channel: parse(&r.req_text(2)?)?,
+        contact: r.int(3)?,
+        event_id: r.int(4)?,
+        webhook_id: r.int(5)?,
+        recipient: r.req_text(6)?,
         status: DeliveryStatus::parse(&status)
             .ok_or_else(|| StoreError::Corrupt(format!("delivery status {status:?}")))?,
-        attempts: r.try_get(8).map_err(g)?,
-        created_at: time(r.try_get(9).map_err(g)?),
-        next_attempt_at: time(r.try_get(10).map_err(g)?),
-        done_at: opt_time(r.try_get(11).map_err(g)?),
-        last_error: r.try_get(12).map_err(g)?,
+        attempts: r.req_int(8)?,
+        created_at: time(r.req_int(9)?),
+        next_attempt_at: time(r.req_int(10)?),
+        done_at: opt_time(r.int(11)?),
+        last_error: r.text(12)?,
     })
+}
+
+/// Leases up to `limit` due deliveries until `lease_until` and answers them, in id
+/// order: due, not leased, and (for a webhook) no earlier delivery of the same call
+/// to the same webhook still pending, so events reach a receiver in their order.
+/// Taken in the order they fell due, which the index of pending deliveries gives
+/// (in id order SQLite read every delivery ever made, sent ones too, at every
+/// claim). PostgreSQL: SKIP LOCKED lets workers on several nodes claim side by
+/// side; SQLite has one writer, so the claim is atomic already.
+pub(crate) async fn claim_deliveries<D: Db>(
+    db: &mut D,
+    dialect: Dialect,
+    now: DateTime<Utc>,
+    lease_until: DateTime<Utc>,
+    limit: u32,
+) -> Result<Vec<OutboxEntry>> {
+    let lock = match dialect {
+        Dialect::Postgres => " FOR UPDATE SKIP LOCKED",
+        Dialect::Sqlite => "",
+    };
+    let claim = format!(
+        "UPDATE deliveries SET locked_until = $2, attempts = attempts + 1 WHERE id IN (\
+         SELECT d.id FROM deliveries d WHERE d.status = 'pending' AND d.next_attempt_at <= $1 \
+         AND (d.locked_until IS NULL OR d.locked_until <= $1) \
+         AND NOT EXISTS (SELECT 1 FROM deliveries p WHERE p.call_pk = d.call_pk AND p.webhook_id = d.webhook_id \
+         AND p.id < d.id AND p.status = 'pending') \
+         ORDER BY d.next_attempt_at, d.id LIMIT $3{lock}) RETURNING id"
+    );
+    let args = [
+        Val::Int(Some(ms(now))),
+        Val::Int(Some(ms(lease_until))),
+        Val::Int(Some(i64::from(limit))),
+    ];
+    let ids = db.rows(&claim, &args, |r| r.req_int(0)).await?;
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    // One read for all of them (`limit` is tens), not one per delivery.
+    let read = format!(
+        "SELECT {ENTRY_COLUMNS} FROM deliveries d JOIN calls c ON c.id = d.call_pk \
+         WHERE d.id IN ({}) ORDER BY d.id",
+        placeholders(1, ids.len())
+    );
+    let ids: Vec<Val> = ids.into_iter().map(|id| Val::Int(Some(id))).collect();
+    db.rows(&read, &ids, entry_from_row).await
 }
 
 fn webhook_from_row(r: &AnyRow) -> Result<Webhook> {
@@ -1676,31 +1720,6 @@ impl Store for SqlStore {
         lease_until: DateTime<Utc>,
         limit: u32,
     ) -> Result<Vec<OutboxEntry>> {
-        // Due, not leased, and (for a webhook) no earlier delivery of the same call to
-        // the same webhook still pending: events reach a receiver in their order.
-        // Taken in the order they fell due, which the index of pending deliveries
-        // gives: in id order SQLite read every delivery ever made, sent ones too,
-        // at every claim.
-        // PostgreSQL: SKIP LOCKED lets workers on several nodes claim side by side;
-        // SQLite has one writer, so the claim is atomic already.
-        let sql = match self.dialect {
-            Dialect::Postgres => {
-                "UPDATE deliveries SET locked_until = $2, attempts = attempts + 1 WHERE id IN (\
-                 SELECT d.id FROM deliveries d WHERE d.status = 'pending' AND d.next_attempt_at <= $1 \
-                 AND (d.locked_until IS NULL OR d.locked_until <= $1) \
-                 AND NOT EXISTS (SELECT 1 FROM deliveries p WHERE p.call_pk = d.call_pk AND p.webhook_id = d.webhook_id \
-                 AND p.id < d.id AND p.status = 'pending') \
-                 ORDER BY d.next_attempt_at, d.id LIMIT $3 FOR UPDATE SKIP LOCKED) RETURNING id"
-            }
-            Dialect::Sqlite => {
-                "UPDATE deliveries SET locked_until = $2, attempts = attempts + 1 WHERE id IN (\
-                 SELECT d.id FROM deliveries d WHERE d.status = 'pending' AND d.next_attempt_at <= $1 \
-                 AND (d.locked_until IS NULL OR d.locked_until <= $1) \
-                 AND NOT EXISTS (SELECT 1 FROM deliveries p WHERE p.call_pk = d.call_pk AND p.webhook_id = d.webhook_id \
-                 AND p.id < d.id AND p.status = 'pending') \
-                 ORDER BY d.next_attempt_at, d.id LIMIT $3) RETURNING id"
-            }
-        };
         // Most polls find nothing: ask a reader first and leave the writer alone.
         let due: Option<i64> = sqlx::query_scalar(
             "SELECT id FROM deliveries WHERE status = 'pending' AND next_attempt_at <= $1 \
@@ -1713,27 +1732,13 @@ impl Store for SqlStore {
         if due.is_none() {
             return Ok(Vec::new());
         }
-        let mut tx = self.begin_write().await?;
-        let ids: Vec<i64> = sqlx::query_scalar(sql)
-            .bind(ms(now))
-            .bind(ms(lease_until))
-            .bind(i64::from(limit))
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(db_error)?;
-        let mut out = Vec::with_capacity(ids.len());
-        for id in ids {
-            let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-                "SELECT {ENTRY_COLUMNS} FROM deliveries d JOIN calls c ON c.id = d.call_pk WHERE d.id = $1"
-            )))
-            .bind(id)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(db_error)?;
-            out.push(entry_from_row(&row)?);
+        // SQLite: on the writer thread, as the attempts are recorded (see there).
+        if let Some(writer) = &self.writer {
+            return writer.claim_deliveries(now, lease_until, limit).await;
         }
+        let mut tx = self.begin_write().await?;
+        let out = claim_deliveries(&mut *tx, self.dialect, now, lease_until, limit).await?;
         tx.commit().await.map_err(db_error)?;
-        out.sort_by_key(|e| e.id);
         Ok(out)
     }
 
@@ -1779,7 +1784,7 @@ impl Store for SqlStore {
         .map_err(db_error)?;
         let entries = rows
             .iter()
-            .map(entry_from_row)
+            .map(|r| entry_from_row(r))
             .collect::<Result<Vec<_>>>()?;
         let (Some(first), Some(last)) = (entries.first(), entries.last()) else {
             return Ok((Vec::new(), total));
