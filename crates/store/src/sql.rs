@@ -1732,10 +1732,9 @@ impl Store for SqlStore {
         if due.is_none() {
             return Ok(Vec::new());
         }
-        // SQLite: on the writer thread, as the attempts are recorded (see there).
-        if let Some(writer) = &self.writer {
-            return writer.claim_deliveries(now, lease_until, limit).await;
-        }
+        // SQLite: on sqlx's connection, beside the writer thread. Claims are a
+        // commit per batch of deliveries, and the writer thread is what bounds
+        // createCall (measured: on the writer, createCall at saturation fell 7-16%).
         let mut tx = self.begin_write().await?;
         let out = claim_deliveries(&mut *tx, self.dialect, now, lease_until, limit).await?;
         tx.commit().await.map_err(db_error)?;

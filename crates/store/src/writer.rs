@@ -1,4 +1,4 @@
-//! SQLite's call transitions (and the outbox's claims and records), written
+//! SQLite's call transitions (and the outbox's records of its attempts), written
 //! by one thread that owns its connection: a transition costs one hop from tokio
 //! instead of one per statement, and the jobs that queue while a commit is under
 //! way are committed together.
@@ -17,11 +17,9 @@ use tokio::sync::oneshot;
 
 use crate::db::{Cells, Db, Val, at_once};
 use crate::sql::{
-    Dialect, PoolSettings, Synchronous, claim_deliveries, finish_delivery, load_call, load_version,
-    save,
+    Dialect, PoolSettings, Synchronous, finish_delivery, load_call, load_version, save,
 };
-use crate::{Attempt, AttemptResult, Committed, OutboxEntry, Result, StoreError};
-use chrono::{DateTime, Utc};
+use crate::{Attempt, AttemptResult, Committed, Result, StoreError};
 
 /// At most this many transitions share a transaction: a long queue is committed
 /// in several, so the first in it are not held back by the last.
@@ -46,8 +44,6 @@ enum Job {
     Update(Box<Call>, Transition, Reply<Updated>),
     /// An outbox attempt recorded: delivery id, the attempt, what comes next.
     Finish(i64, Box<Attempt>, AttemptResult, Reply<()>),
-    /// Due deliveries leased to the outbox: now, the lease's end, how many at most.
-    Claim(DateTime<Utc>, DateTime<Utc>, u32, Reply<Vec<OutboxEntry>>),
     /// Finish what is queued, then close the connection.
     Stop,
 }
@@ -57,7 +53,6 @@ enum Done {
     Insert(Reply<Committed>, Result<Committed>),
     Update(Reply<Updated>, Result<Updated>),
     Finish(Reply<()>, Result<()>),
-    Claim(Reply<Vec<OutboxEntry>>, Result<Vec<OutboxEntry>>),
 }
 
 impl Done {
@@ -66,7 +61,6 @@ impl Done {
             Done::Insert(_, r) => r.is_ok(),
             Done::Update(_, r) => r.is_ok(),
             Done::Finish(_, r) => r.is_ok(),
-            Done::Claim(_, r) => r.is_ok(),
         }
     }
 
@@ -76,7 +70,6 @@ impl Done {
             Done::Insert(tx, r) => reply(tx, r, failed),
             Done::Update(tx, r) => reply(tx, r, failed),
             Done::Finish(tx, r) => reply(tx, r, failed),
-            Done::Claim(tx, r) => reply(tx, r, failed),
         }
     }
 }
@@ -153,16 +146,6 @@ impl Writer {
             .await
     }
 
-    /// Leases due deliveries to the outbox, committed with whatever else is queued.
-    pub(crate) async fn claim_deliveries(
-        &self,
-        now: DateTime<Utc>,
-        lease_until: DateTime<Utc>,
-        limit: u32,
-    ) -> Result<Vec<OutboxEntry>> {
-        self.ask(|r| Job::Claim(now, lease_until, limit, r)).await
-    }
-
     /// Lets the thread finish what is queued and close its connection.
     pub(crate) async fn close(&self) {
         let _ = self.jobs.send(Job::Stop);
@@ -188,7 +171,7 @@ fn open(path: &Path, settings: &PoolSettings) -> rusqlite::Result<Connection> {
     };
     conn.pragma_update(None, "synchronous", synchronous)?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
-    // Other writes (accounts, tokens and the like) stay on sqlx's writer
+    // Other writes (accounts, tokens, the outbox's claims) stay on sqlx's writer
     // connection: the two wait for each other's lock up to this long.
     conn.busy_timeout(settings.statement_timeout)?;
     conn.set_prepared_statement_cache_capacity(256);
@@ -286,7 +269,6 @@ fn refuse(job: Job, e: StoreError) -> Option<Done> {
         Job::Insert(_, r) => Done::Insert(r, Err(e)),
         Job::Update(_, _, r) => Done::Update(r, Err(e)),
         Job::Finish(.., r) => Done::Finish(r, Err(e)),
-        Job::Claim(.., r) => Done::Claim(r, Err(e)),
         Job::Stop => return None,
     })
 }
@@ -328,10 +310,6 @@ fn run_job(conn: &mut Connection, job: Job, ring: chrono::Duration) -> Option<Do
         Job::Finish(id, attempt, result, r) => {
             Done::Finish(r, at_once(finish_delivery(conn, id, &attempt, &result)))
         }
-        Job::Claim(now, until, limit, r) => Done::Claim(
-            r,
-            at_once(claim_deliveries(conn, Dialect::Sqlite, now, until, limit)),
-        ),
         Job::Stop => return None,
     })
 }
