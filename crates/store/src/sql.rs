@@ -780,7 +780,7 @@ fn entry_from_row(r: &dyn Cells) -> Result<OutboxEntry> {
 /// (in id order SQLite read every delivery ever made, sent ones too, at every
 /// claim). PostgreSQL: SKIP LOCKED lets workers on several nodes claim side by
 /// side; SQLite has one writer, so the claim is atomic already.
-pub(crate) async fn claim_deliveries<D: Db>(
+async fn claim_deliveries<D: Db>(
     db: &mut D,
     dialect: Dialect,
     now: DateTime<Utc>,
