@@ -44,6 +44,7 @@ pub const SFU_DATAGRAMS: &str = "callhub_sfu_datagrams_sent_total";
 pub const SFU_BYTES: &str = "callhub_sfu_bytes_sent_total";
 pub const SFU_DROPPED: &str = "callhub_sfu_datagrams_dropped_total";
 pub const SFU_SILENCE: &str = "callhub_sfu_silent_audio_dropped_total";
+pub const SFU_QUIET: &str = "callhub_sfu_quiet_audio_dropped_total";
 pub const SFU_KEYFRAMES: &str = "callhub_sfu_keyframe_requests_total";
 pub const SFU_SWITCHES: &str = "callhub_sfu_layer_switches_total";
 
@@ -167,6 +168,10 @@ fn describe() {
         "Audio frames of digital silence (muted microphones) the SFU did not forward"
     );
     describe_counter!(
+        SFU_QUIET,
+        "Audio frames of open microphones not among their call's loudest, not forwarded"
+    );
+    describe_counter!(
         SFU_DROPPED,
         "Datagrams the SFU dropped because its socket's send buffer was full"
     );
@@ -191,6 +196,7 @@ fn describe() {
         SFU_BYTES,
         SFU_DROPPED,
         SFU_SILENCE,
+        SFU_QUIET,
         SFU_KEYFRAMES,
         SFU_SWITCHES,
     ] {
@@ -265,6 +271,7 @@ async fn refresh_once(app: &App) {
         counter!(SFU_BYTES).absolute(sfu.bytes_out);
         counter!(SFU_DROPPED).absolute(sfu.datagrams_dropped);
         counter!(SFU_SILENCE).absolute(sfu.silent_audio_dropped);
+        counter!(SFU_QUIET).absolute(sfu.quiet_audio_dropped);
         counter!(SFU_KEYFRAMES).absolute(sfu.keyframe_requests);
         counter!(SFU_SWITCHES).absolute(sfu.layer_switches);
     });

@@ -101,6 +101,9 @@ pub struct Stats {
     pub frames_forwarded: u64,
     /// Audio frames of digital silence (a muted microphone) not forwarded.
     pub silent_audio_dropped: u64,
+    /// Audio frames of open microphones not among their call's loudest
+    /// (`speaker::AUDIBLE`), not forwarded.
+    pub quiet_audio_dropped: u64,
     pub keyframe_requests: u64,
     pub layer_switches: u64,
 }
@@ -516,6 +519,22 @@ impl Sfu {
         let Some(room) = self.rooms.get_mut(&from.call) else {
             return;
         };
+        // Audio not forwarded: a muted microphone's silence, and every open
+        // microphone but the call's loudest few.
+        let unheard = match &event {
+            Prop::Media(data) => match data.ext.audio_level {
+                Some(SILENCE_DBOV) => {
+                    self.stats.silent_audio_dropped += 1;
+                    true
+                }
+                Some(_) if !room.speakers.admit(from.contact, now) => {
+                    self.stats.quiet_audio_dropped += 1;
+                    true
+                }
+                _ => false,
+            },
+            _ => false,
+        };
         let others = room
             .members
             .iter()
@@ -548,10 +567,9 @@ impl Sfu {
                 }
             }
             Prop::Level(dbov) => room.speakers.level(from.contact, dbov, now),
-            Prop::Media(data) if data.ext.audio_level == Some(SILENCE_DBOV) => {
-                self.stats.silent_audio_dropped += 1;
+            Prop::Media(data) if unheard => {
                 // The receivers' sequence numbers run on without a gap when the
-                // microphone comes back, as after DTX.
+                // microphone is heard again, as after DTX.
                 for o in others {
                     if let Some(p) = self.peers.get_mut(&o) {
                         p.skipped(from.contact, data.mid);

@@ -919,3 +919,88 @@ fn a_muted_microphone_s_digital_silence_is_not_forwarded_and_its_voice_is_again_
         "1's sequence numbers from 2 run on across the silence, as after DTX"
     );
 }
+
+#[test]
+fn a_call_carries_only_its_four_loudest_microphones_and_a_new_talker_is_heard_at_once() {
+    let mut w = World::new();
+    for c in 1..=6 {
+        w.join(c, &[]);
+    }
+    let took = w.run_until(Duration::from_secs(5), |w| {
+        (1..=6).all(|r| (1..=6).filter(|&s| s != r).all(|s| w.sees(r, s)))
+    });
+    assert!(took.is_some(), "not everyone saw everyone within 5 s");
+    w.run(Duration::from_secs(1));
+    // Six open microphones in a quiet room (-70 dBov): four are carried.
+    let count = |w: &World| -> Vec<Vec<u64>> {
+        (1..=6)
+            .map(|r| (1..=6).map(|s| w.audio_frames(r, s)).collect())
+            .collect()
+    };
+    let before = count(&w);
+    let quiet = w.sfu.stats().quiet_audio_dropped;
+    w.run(Duration::from_secs(2));
+    let after = count(&w);
+    let heard: Vec<Vec<i64>> = (0..6)
+        .map(|r| {
+            (0..6)
+                .filter(|&s| s != r && after[r][s] - before[r][s] >= 80)
+                .map(|s| s as i64 + 1)
+                .collect()
+        })
+        .collect();
+    let audible: Vec<i64> = (1..=6)
+        .filter(|&s| heard.iter().any(|h| h.contains(&s)))
+        .collect();
+    assert_eq!(audible.len(), 4, "who each heard: {heard:?}");
+    for (r, h) in heard.iter().enumerate() {
+        let me = r as i64 + 1;
+        let expected: Vec<i64> = audible.iter().copied().filter(|&s| s != me).collect();
+        assert_eq!(
+            h, &expected,
+            "{me} heard {h:?}, the audible are {audible:?}"
+        );
+        for s in (1..=6).filter(|s| !audible.contains(s)) {
+            let got = after[r][s as usize - 1] - before[r][s as usize - 1];
+            assert_eq!(
+                got, 0,
+                "{me} got {got} frames of {s}, not among the loudest"
+            );
+        }
+    }
+    // Two quiet microphones, 100 frames each in 2 s, not forwarded.
+    assert!(
+        w.sfu.stats().quiet_audio_dropped - quiet >= 180,
+        "{:?}",
+        w.sfu.stats()
+    );
+    // One of the unheard starts talking: everyone else hears it within 100 ms,
+    // and a quiet one makes room.
+    let talker = (1..=6).find(|s| !audible.contains(s)).unwrap();
+    w.client(talker).loud = true;
+    let listener = if talker == 1 { 2 } else { 1 };
+    let first = w.audio_frames(listener, talker);
+    let took = w.run_until(Duration::from_millis(100), |w| {
+        w.audio_frames(listener, talker) > first
+    });
+    assert!(
+        took.is_some(),
+        "{talker} talking was not heard within 100 ms"
+    );
+    let before = count(&w);
+    w.run(Duration::from_secs(2));
+    let after = count(&w);
+    let carried = (1..=6)
+        .filter(|&s| {
+            (1..=6).filter(|&r| r != s).any(|r| {
+                after[r as usize - 1][s as usize - 1] > before[r as usize - 1][s as usize - 1] + 80
+            })
+        })
+        .count();
+    assert_eq!(carried, 4, "still four carried: {after:?}");
+    assert_eq!(
+        w.clients.iter().map(|c| c.seq_breaks).sum::<u64>(),
+        0,
+        "sequence numbers run on where a microphone was left out"
+    );
+}
