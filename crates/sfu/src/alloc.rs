@@ -15,27 +15,49 @@ pub const UNMEASURED_VIDEO_BPS: u64 = 300_000;
 /// RTP, SRTP and UDP headers on top of the payload rate a sender is measured at.
 const OVERHEAD: f64 = 1.08;
 
-/// A payload rate, measured over the SFU's ticks.
+/// A payload rate, measured over the SFU's ticks (first over a whole
+/// `FIRST_SPAN`, then smoothed over about 2.5 s), without keyframes. Keyframes
+/// come when the SFU asks for them, and it asks every sender at once whenever
+/// someone joins: a new call's first second held two or three per video (ten
+/// times a delta frame and more), which made every video look three times as
+/// costly as it is, and receivers paused most of them at once (bench/README.md).
+/// A browser sends keyframes only when asked, so what a video costs for long is
+/// its delta frames.
 #[derive(Debug, Default, Clone)]
 pub struct Rate {
     bytes: u64,
+    span: Duration,
     bps: Option<f64>,
+    /// Within a keyframe: from its first packet to the one with the marker.
+    in_keyframe: bool,
 }
 
+/// How long a rate is measured before it is known.
+const FIRST_SPAN: Duration = Duration::from_secs(1);
+
 impl Rate {
-    pub fn add(&mut self, bytes: usize) {
-        self.bytes += bytes as u64;
+    /// One packet: its payload's size, whether it starts a keyframe, and
+    /// whether it ends its frame.
+    pub fn add(&mut self, bytes: usize, starts_keyframe: bool, marker: bool) {
+        self.in_keyframe |= starts_keyframe;
+        if !self.in_keyframe {
+            self.bytes += bytes as u64;
+        }
+        if marker {
+            self.in_keyframe = false;
+        }
     }
 
-    /// Closes a tick of `elapsed`: about a second of smoothing at 250 ms ticks.
+    /// Closes a tick of `elapsed`.
     pub fn tick(&mut self, elapsed: Duration) {
-        let secs = elapsed.as_secs_f64();
-        if secs <= 0.0 {
+        self.span += elapsed;
+        if self.span.is_zero() || (self.bps.is_none() && self.span < FIRST_SPAN) {
             return;
         }
-        let now = std::mem::take(&mut self.bytes) as f64 * 8.0 / secs;
+        let now = std::mem::take(&mut self.bytes) as f64 * 8.0 / self.span.as_secs_f64();
+        self.span = Duration::ZERO;
         self.bps = Some(match self.bps {
-            Some(old) => old + (now - old) * 0.3,
+            Some(old) => old + (now - old) * 0.1,
             None => now,
         });
     }
@@ -132,6 +154,13 @@ impl Budget {
                 self.last_down = Some(now);
                 fits
             }
+            // Never short yet (a receiver that just joined, videos that just
+            // started): whatever fits, at once.
+            Some(a) if self.last_down.is_none() && fits > a => {
+                self.more_since = None;
+                self.last_up = Some(now);
+                fits
+            }
             Some(a) if roomy > a => {
                 self.fewer_since = None;
                 let since = *self.more_since.get_or_insert(now);
@@ -172,10 +201,30 @@ mod tests {
     fn a_rate_follows_what_arrives() {
         let mut r = Rate::default();
         assert_eq!(r.bps(), None);
-        r.add(10_000); // 80 kbit in 250 ms
+        // A keyframe of 30 kB in three packets, then 1 kB frames of one packet.
+        r.add(10_000, true, false);
+        r.add(10_000, false, false);
+        r.add(10_000, false, true);
         r.tick(Duration::from_millis(250));
-        assert_eq!(r.bps(), Some((320_000.0 * OVERHEAD) as u64));
-        for _ in 0..20 {
+        assert_eq!(r.bps(), None, "not known before a second");
+        for _ in 0..3 {
+            for _ in 0..10 {
+                r.add(1_000, false, true);
+            }
+            r.tick(Duration::from_millis(250));
+        }
+        assert_eq!(
+            r.bps(),
+            Some((240_000.0 * OVERHEAD) as u64),
+            "30 kB of delta frames in a second"
+        );
+        // Another keyframe changes nothing; 1 kB more moves it a little.
+        r.add(30_000, true, true);
+        r.add(1_000, false, true);
+        r.tick(Duration::from_millis(250));
+        // 240 kbit/s, and 32 kbit/s in this tick, a tenth of the way.
+        assert_eq!(r.bps(), Some((219_200.0 * OVERHEAD) as u64));
+        for _ in 0..80 {
             r.tick(Duration::from_millis(250));
         }
         assert!(r.bps().unwrap() < 1_000, "silence brings it down");
@@ -222,6 +271,21 @@ mod tests {
     }
 
     #[test]
+    fn until_the_first_shortfall_more_videos_come_as_soon_as_they_fit() {
+        let t0 = Instant::now();
+        let costs = [300_000; 5];
+        let mut b = Budget::default();
+        assert_eq!(b.update(700_000, &costs[..2], t0), 2, "two senders so far");
+        let t = t0 + Duration::from_millis(10);
+        assert_eq!(
+            b.update(1_000_000, &costs, t),
+            3,
+            "three more: what fits, at once"
+        );
+        assert_eq!(b.update(1_600_000, &costs, t), 5, "and more as it grows");
+    }
+
+    #[test]
     fn a_short_dip_pauses_nothing_a_lasting_one_does() {
         let t0 = Instant::now();
         let costs = [300_000; 4];
@@ -251,9 +315,7 @@ mod tests {
         let mut b = Budget::default();
         assert_eq!(b.update(400_000, &costs, t0), 1);
         let mut t = t0;
-        // Room for all: after RESUME_AFTER, all three; then they do not fit.
-        assert_eq!(b.update(2_000_000, &costs, t), 1);
-        t += RESUME_AFTER;
+        // Never short yet: all three as soon as they fit; then they do not.
         assert_eq!(b.update(2_000_000, &costs, t), 3);
         t += Duration::from_secs(1);
         assert_eq!(b.update(400_000, &costs, t), 1, "far short: at once");

@@ -1231,11 +1231,16 @@ impl Peer {
                 {
                     l.1 = Some(now);
                 }
-                t.rates.entry(rid).or_default().add(p.payload.len());
                 if let Some(level) = p.header.ext_vals.audio_level {
                     props.push(Prop::Level(level));
                 }
-                props.push(Prop::Media(Box::new(Packet::new(p, mid, rid, params))));
+                let packet = Packet::new(p, mid, rid, params);
+                t.rates.entry(rid).or_default().add(
+                    packet.payload.len(),
+                    packet.keyframe,
+                    packet.marker,
+                );
+                props.push(Prop::Media(Box::new(packet)));
             }
             Event::KeyframeRequest(req) => {
                 if let Some(t) = self

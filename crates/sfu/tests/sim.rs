@@ -797,7 +797,15 @@ fn a_receiver_whose_downlink_cannot_carry_every_video_gets_what_fits_without_del
     // Four videos of about 390 kbit/s and four audio streams need about 1.8
     // Mbit/s; 1's downlink carries 1.1.
     w.client(1).cap = Some(1_100_000);
-    w.run(Duration::from_secs(12));
+    // The estimate starts above what the link carries (2.5 Mbit/s): all four
+    // come at first, and within two seconds the SFU has seen that they do not fit.
+    w.run(Duration::from_secs(2));
+    assert!(
+        (2..=3).contains(&w.clients[0].paused.len()),
+        "after 2 s the SFU has paused what does not fit: {:?}",
+        w.clients[0].paused
+    );
+    w.run(Duration::from_secs(10));
     let from = w.now;
     let dropped = w.clients[0].dropped;
     let audio_before: Vec<u64> = (2..=5).map(|s| w.audio_frames(1, s)).collect();
@@ -1002,5 +1010,23 @@ fn a_call_carries_only_its_four_loudest_microphones_and_a_new_talker_is_heard_at
         w.clients.iter().map(|c| c.seq_breaks).sum::<u64>(),
         0,
         "sequence numbers run on where a microphone was left out"
+    );
+}
+
+#[test]
+fn a_call_of_ten_starts_with_everyone_s_video_within_half_a_second() {
+    // Everyone joins at once, so each receiver learns of the others' videos
+    // one by one; each is forwarded as soon as the estimate carries it, not a
+    // second after the first (1.3 s before).
+    let mut w = World::new();
+    for c in 1..=10 {
+        w.join(c, &[]);
+    }
+    let took = w.run_until(Duration::from_secs(5), |w| {
+        (1..=10).all(|r| (1..=10).filter(|&s| s != r).all(|s| w.sees(r, s)))
+    });
+    assert!(
+        took.is_some_and(|t| t < Duration::from_millis(500)),
+        "everyone saw everyone after {took:?}"
     );
 }
