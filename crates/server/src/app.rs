@@ -76,7 +76,8 @@ impl App {
             Some(url) => Some(crate::bus::Bus::connect(url, &config.nats_prefix).await?),
             None => None,
         };
-        let sfu = crate::sfu::SfuNode::bind(config.sfu_udp, config.sfu_public_ip)?;
+        let sfu =
+            crate::sfu::SfuNode::bind(config.sfu_udp, config.sfu_public_ip, config.sfu_audible)?;
         let secret = load_or_make_secret(config.jwt_secret.as_deref(), &config.data_dir)?;
         Ok(Arc::new(App {
             store: Arc::new(store),

@@ -57,6 +57,8 @@ pub struct Config {
     pub sfu_udp: SocketAddr,
     /// The address put in the SFU's ICE candidates; None: the bound one.
     pub sfu_public_ip: Option<std::net::IpAddr>,
+    /// How many open microphones an SFU call carries at once (0: every one).
+    pub sfu_audible: usize,
 }
 
 /// How log lines are written to stderr (`CALLHUB_LOG_FORMAT`).
@@ -327,6 +329,7 @@ impl Config {
                         .map_err(|e| anyhow::anyhow!("CALLHUB_SFU_PUBLIC_IP={ip:?}: {e}"))
                 })
                 .transpose()?,
+            sfu_audible: src.parse("CALLHUB_SFU_AUDIBLE", callhub_sfu::AUDIBLE)?,
         };
         if cfg.max_call_contacts < 2 || cfg.invites_per_hour == 0 || cfg.connections_per_ip == 0 {
             bail!(

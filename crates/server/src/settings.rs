@@ -75,6 +75,11 @@ pub const SETTINGS: &[(&str, &str, &str)] = &[
         "the address in the SFU's ICE candidates (behind NAT)",
     ),
     (
+        "CALLHUB_SFU_AUDIBLE",
+        "4",
+        "open microphones an SFU call carries at once, its loudest (0: all)",
+    ),
+    (
         "CALLHUB_NATS_PREFIX",
         "callhub",
         "first token of the cluster's NATS subjects",

@@ -52,11 +52,17 @@ pub struct SfuNode {
     stats: Mutex<Stats>,
     /// Set when the node stops: no new session is made here.
     draining: std::sync::atomic::AtomicBool,
+    /// How many open microphones a call carries (`CALLHUB_SFU_AUDIBLE`).
+    audible: usize,
 }
 
 impl SfuNode {
     /// Binds the SFU's UDP socket (port 0: any free port).
-    pub fn bind(udp: SocketAddr, public_ip: Option<IpAddr>) -> anyhow::Result<Self> {
+    pub fn bind(
+        udp: SocketAddr,
+        public_ip: Option<IpAddr>,
+        audible: usize,
+    ) -> anyhow::Result<Self> {
         let socket = StdUdpSocket::bind(udp)
             .map_err(|e| anyhow::anyhow!("the SFU cannot bind UDP {udp} (CALLHUB_SFU_UDP): {e}"))?;
         socket.set_nonblocking(true)?;
@@ -83,6 +89,7 @@ impl SfuNode {
             candidate: SocketAddr::new(ip, local.port()),
             stats: Mutex::new(Stats::default()),
             draining: Default::default(),
+            audible,
         })
     }
 
@@ -238,7 +245,8 @@ pub async fn run(app: Arc<App>, shutdown: CancellationToken) {
         }
     };
     tracing::info!(udp = %app.sfu.local, candidate = %app.sfu.candidate, "SFU listening");
-    let mut sfu = Sfu::new(app.sfu.local, app.sfu.candidate, Instant::now());
+    let mut sfu =
+        Sfu::new(app.sfu.local, app.sfu.candidate, Instant::now()).with_audible(app.sfu.audible);
     let mut owners: HashMap<PeerId, Owner> = HashMap::new();
     let mut buf = vec![0u8; 2048];
     let mut published = Instant::now();

@@ -40,6 +40,7 @@ use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite, SeqNo, Vp8Descriptor};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output as RtcOutput, Rtc};
 use uuid::Uuid;
 
+pub use speaker::AUDIBLE;
 pub use str0m;
 
 /// How often layers and the active speaker are reconsidered.
@@ -153,9 +154,10 @@ pub struct Sfu {
     /// Receivers with media written and not yet drained, and since when.
     dirty: Vec<PeerId>,
     dirty_since: Option<Instant>,
+    /// How many open microphones a new call carries (`with_audible`).
+    audible: usize,
 }
 
-#[derive(Default)]
 struct Room {
     members: Vec<i64>,
     speakers: speaker::Speakers,
@@ -179,7 +181,15 @@ impl Sfu {
             earliest: now,
             dirty: vec![],
             dirty_since: None,
+            audible: speaker::AUDIBLE,
         }
+    }
+
+    /// How many open microphones a call carries at once, its loudest (0: every
+    /// one); `speaker::AUDIBLE` unless set. Calls made before keep theirs.
+    pub fn with_audible(mut self, limit: usize) -> Self {
+        self.audible = limit;
+        self
     }
 
     pub fn stats(&self) -> Stats {
@@ -400,7 +410,11 @@ impl Sfu {
             .map_err(|e| Refused(format!("sdp: the offer was refused: {e}")))?;
         let mut peer = Peer::new(from, rtc, fingerprint, now);
         // Everyone already in sends this participant their tracks.
-        let room = self.rooms.entry(from.call).or_default();
+        let audible = self.audible;
+        let room = self.rooms.entry(from.call).or_insert_with(|| Room {
+            members: vec![],
+            speakers: speaker::Speakers::new(audible),
+        });
         for &other in &room.members {
             if let Some(o) = self.peers.get(&PeerId {
                 call: from.call,

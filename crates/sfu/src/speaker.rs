@@ -18,7 +18,8 @@ const STALE: Duration = Duration::from_secs(1);
 /// talkers (Google Meet forwards three): a room hears the few who talk over the
 /// rest anyway, and 32 open microphones are 32 × 31 audio streams, 49,600
 /// datagrams a second, which left no room for video (bench/README.md). With four,
-/// each participant hears at least the three loudest others.
+/// each participant hears at least the three loudest others. The default of
+/// `CALLHUB_SFU_AUDIBLE`.
 pub const AUDIBLE: usize = 4;
 /// A microphone louder than the quietest audible one by this much (dB) takes
 /// its place: equal rooms' murmur does not swap places on every packet.
@@ -29,13 +30,20 @@ const KEEP: Duration = Duration::from_millis(500);
 /// silent: anyone takes its place.
 const GONE: Duration = Duration::from_millis(300);
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Speakers {
     voices: HashMap<i64, Voice>,
     current: Option<i64>,
     leader_since: Option<(i64, Instant)>,
-    /// The audible microphones and since when.
+    /// The audible microphones and since when, at most `limit`.
     audible: Vec<(i64, Instant)>,
+    limit: usize,
+}
+
+impl Default for Speakers {
+    fn default() -> Self {
+        Self::new(AUDIBLE)
+    }
 }
 
 /// One participant's loudness (127 - dBov).
@@ -50,6 +58,17 @@ struct Voice {
 }
 
 impl Speakers {
+    /// A call carrying at most `limit` open microphones (0: every one).
+    pub fn new(limit: usize) -> Self {
+        Self {
+            voices: HashMap::new(),
+            current: None,
+            leader_since: None,
+            audible: vec![],
+            limit: if limit == 0 { usize::MAX } else { limit },
+        }
+    }
+
     /// One audio packet's level from `who`, in dBov (0 loudest, -127 silence).
     pub fn level(&mut self, who: i64, dbov: i8, now: Instant) {
         let loud = (127 - dbov.unsigned_abs().min(127)) as f32;
@@ -72,7 +91,7 @@ impl Speakers {
         if self.audible.iter().any(|(w, _)| *w == who) {
             return true;
         }
-        if self.audible.len() < AUDIBLE {
+        if self.audible.len() < self.limit {
             self.audible.push((who, now));
             return true;
         }
