@@ -7,6 +7,8 @@
 #   bench/sfu.sh                       N = 4 8 16 32, 10 s each
 #   SFU_NS="4 8" SFU_SECS=5 SFU_ROUNDS=2 bench/sfu.sh
 #   SFU_BENCH_ARGS="--muted 12" bench/sfu.sh   generator flags (here: 12 muted microphones)
+#   CALLHUB_SFU_AUDIBLE=0 bench/sfu.sh   callhub forwards every microphone, not its four
+#       loudest: the same streams as Janus
 #   SFU_BIN=/tmp/bin-a bench/sfu.sh   binaries from that directory (callhub, callhub-bench), no build
 #   SFU_SERVERS=callhub SFU_PERF=/tmp/sfuperf bench/sfu.sh   callhub only, with a
 #       `perf record -g` of the server per run (<dir>/callhub-<N>-<round>.data)
