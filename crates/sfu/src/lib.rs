@@ -186,7 +186,7 @@ impl Sfu {
     }
 
     /// How many open microphones a call carries at once, its loudest (0: every
-    /// one); `speaker::AUDIBLE` unless set. Calls made before keep theirs.
+    /// one); `speaker::AUDIBLE` unless set.
     pub fn with_audible(mut self, limit: usize) -> Self {
         self.audible = limit;
         self

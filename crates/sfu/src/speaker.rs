@@ -238,4 +238,22 @@ mod tests {
         s.forget(6);
         assert!(packet(&mut s, 3, -90, at(1220)));
     }
+
+    #[test]
+    fn without_a_limit_every_microphone_is_audible() {
+        let now = Instant::now();
+        let mut s = Speakers::new(0);
+        for who in 1..=40 {
+            s.level(who, -70, now);
+            assert!(s.admit(who, now), "{who}");
+        }
+        let mut four = Speakers::new(4);
+        let admitted = (1..=40)
+            .filter(|&who| {
+                four.level(who, -70, now);
+                four.admit(who, now)
+            })
+            .count();
+        assert_eq!(admitted, 4);
+    }
 }
