@@ -344,15 +344,22 @@ impl World {
         }
     }
 
-    /// A call of 1, 2 and 3 (no simulcast), run until each sees the other two.
-    fn three_who_see_each_other() -> Self {
+    /// A call of 1 to `n` (no simulcast), all joining at once, run until each
+    /// sees every other: the world, and how long that took (None: not in 5 s).
+    fn all_join(n: i64) -> (Self, Option<Duration>) {
         let mut w = World::new();
-        for c in 1..=3 {
+        for c in 1..=n {
             w.join(c, &[]);
         }
         let took = w.run_until(Duration::from_secs(5), |w| {
-            (1..=3).all(|r| (1..=3).filter(|&s| s != r).all(|s| w.sees(r, s)))
+            (1..=n).all(|r| (1..=n).filter(|&s| s != r).all(|s| w.sees(r, s)))
         });
+        (w, took)
+    }
+
+    /// A call of 1, 2 and 3 (no simulcast), run until each sees the other two.
+    fn three_who_see_each_other() -> Self {
+        let (w, took) = Self::all_join(3);
         assert!(took.is_some(), "not everyone saw everyone within 5 s");
         w
     }
@@ -930,13 +937,7 @@ fn a_muted_microphone_s_digital_silence_is_not_forwarded_and_its_voice_is_again_
 
 #[test]
 fn a_call_carries_only_its_four_loudest_microphones_and_a_new_talker_is_heard_at_once() {
-    let mut w = World::new();
-    for c in 1..=6 {
-        w.join(c, &[]);
-    }
-    let took = w.run_until(Duration::from_secs(5), |w| {
-        (1..=6).all(|r| (1..=6).filter(|&s| s != r).all(|s| w.sees(r, s)))
-    });
+    let (mut w, took) = World::all_join(6);
     assert!(took.is_some(), "not everyone saw everyone within 5 s");
     w.run(Duration::from_secs(1));
     // Six open microphones in a quiet room (-70 dBov): four are carried.
@@ -1018,13 +1019,7 @@ fn a_call_of_ten_starts_with_everyone_s_video_within_half_a_second() {
     // Everyone joins at once, so each receiver learns of the others' videos
     // one by one; each is forwarded as soon as the estimate carries it, not a
     // second after the first (1.3 s before).
-    let mut w = World::new();
-    for c in 1..=10 {
-        w.join(c, &[]);
-    }
-    let took = w.run_until(Duration::from_secs(5), |w| {
-        (1..=10).all(|r| (1..=10).filter(|&s| s != r).all(|s| w.sees(r, s)))
-    });
+    let (_, took) = World::all_join(10);
     assert!(
         took.is_some_and(|t| t < Duration::from_millis(500)),
         "everyone saw everyone after {took:?}"
