@@ -40,12 +40,6 @@ pub struct Speakers {
     limit: usize,
 }
 
-impl Default for Speakers {
-    fn default() -> Self {
-        Self::new(AUDIBLE)
-    }
-}
-
 /// One participant's loudness (127 - dBov).
 #[derive(Debug)]
 struct Voice {
@@ -166,7 +160,7 @@ mod tests {
     #[test]
     fn the_loudest_leads_after_a_hold_and_silence_never_does() {
         let t0 = Instant::now();
-        let mut s = Speakers::default();
+        let mut s = Speakers::new(AUDIBLE);
         let mut changes = vec![];
         for i in 0..100u64 {
             let now = t0 + Duration::from_millis(20 * i);
@@ -192,7 +186,7 @@ mod tests {
     fn the_loudest_microphones_are_audible_and_keep_their_place_against_murmur() {
         let t0 = Instant::now();
         let at = |ms: u64| t0 + Duration::from_millis(ms);
-        let mut s = Speakers::default();
+        let mut s = Speakers::new(AUDIBLE);
         let packet = |s: &mut Speakers, who: i64, dbov: i8, now: Instant| {
             s.level(who, dbov, now);
             s.admit(who, now)
