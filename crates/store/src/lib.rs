@@ -5,6 +5,7 @@
 mod db;
 mod directory;
 mod migrate;
+mod pg;
 mod readers;
 mod sql;
 mod writer;

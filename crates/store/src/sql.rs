@@ -145,7 +145,7 @@ pub(crate) fn db_error(e: sqlx::Error) -> StoreError {
     }
 }
 
-fn ms(t: DateTime<Utc>) -> i64 {
+pub(crate) fn ms(t: DateTime<Utc>) -> i64 {
     t.timestamp_millis()
 }
 
@@ -502,10 +502,103 @@ pub(crate) async fn load_version<D: Db>(db: &mut D, call_id: Uuid) -> Result<Opt
     Ok(version.into_iter().next())
 }
 
-const INSERT_CALL: &str = "INSERT INTO calls (call_id, domain, title, reason, call_type, status, anonymous_join_allowed, \
-     inform_others_directly, planned_at, created_at, started_at, ended_at, broker_user_id, \
-     ring_pending_at, next_deadline, teams, guest_token_hash) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) RETURNING id";
+/// The columns a new call's row is written with, in `call_values`' order.
+macro_rules! call_columns {
+    () => {
+        "call_id, domain, title, reason, call_type, status, anonymous_join_allowed, \
+         inform_others_directly, planned_at, created_at, started_at, ended_at, broker_user_id, \
+         ring_pending_at, next_deadline, teams, guest_token_hash"
+    };
+}
+pub(crate) use call_columns;
+
+const INSERT_CALL: &str = concat!(
+    "INSERT INTO calls (",
+    call_columns!(),
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) RETURNING id"
+);
+
+pub(crate) const CONTACT_COLUMNS: &str = "call_pk, contact_id, origin, display_name, domain, email, phone_number, \
+     user_db_id, user_id, ringing_since, joined";
+pub(crate) const EVENT_COLUMNS: &str = "call_pk, kind, at, contact_id";
+pub(crate) const DELIVERY_COLUMNS: &str = "call_pk, channel, contact_id, event_id, webhook_id, recipient, status, \
+     created_at, next_attempt_at";
+
+/// A new call's row, in `call_columns!()` order.
+pub(crate) fn call_values(call: &Call, ring_timeout: chrono::Duration) -> Result<Vec<Val>> {
+    let at = |t: Option<DateTime<Utc>>| Val::Int(t.map(ms));
+    Ok(vec![
+        Val::Text(Some(call.call_id.to_string())),
+        Val::text(&call.domain),
+        Val::text(&call.title),
+        Val::text(call.reason.as_str()),
+        Val::text(call.call_type.as_str()),
+        Val::text(call.status.as_str()),
+        Val::Int(Some(i64::from(call.anonymous_join_allowed))),
+        Val::Int(Some(i64::from(call.inform_others_directly))),
+        at(call.planned_at),
+        at(Some(call.created_at)),
+        at(call.started_at),
+        at(call.ended_at),
+        Val::Int(call.broker),
+        at(call.ring_pending_at),
+        Val::Int(call.next_deadline(ring_timeout).map(ms)),
+        Val::Text(Some(teams_text(call)?)),
+        Val::Text(call.guest_token_hash.clone()),
+    ])
+}
+
+fn teams_text(call: &Call) -> Result<String> {
+    serde_json::to_string(&call.teams).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+/// The rows of the contacts from `from` on, in `CONTACT_COLUMNS` order.
+pub(crate) fn contact_rows(call: &Call, from: usize) -> Vec<Vec<Val>> {
+    let joined = call.joined();
+    call.contacts[from..]
+        .iter()
+        .map(|c| {
+            let s = &c.spec;
+            vec![
+                Val::Int(Some(call.id)),
+                Val::Int(Some(c.id)),
+                Val::text(c.origin.as_str()),
+                Val::Text(s.display_name.clone()),
+                Val::Text(s.domain.clone()),
+                Val::Text(s.email.clone()),
+                Val::Text(s.phone_number.clone()),
+                Val::Int(s.user_db_id),
+                Val::Text(s.user_id.clone()),
+                Val::Int(c.ringing_since.map(ms)),
+                Val::Int(Some(i64::from(joined.contains(&c.id)))),
+            ]
+        })
+        .collect()
+}
+
+/// The rows of the events from `from` on, in `EVENT_COLUMNS` order.
+pub(crate) fn event_rows(call: &Call, from: usize) -> Vec<Vec<Val>> {
+    call.events[from..]
+        .iter()
+        .map(|e| {
+            vec![
+                Val::Int(Some(call.id)),
+                Val::text(e.kind.as_str()),
+                Val::Int(Some(ms(e.at))),
+                Val::Int(Some(e.contact)),
+            ]
+        })
+        .collect()
+}
+
+/// The users the transition rang (their pop-up says whether they are busy).
+pub(crate) fn rang_users(t: &Transition) -> Vec<UserDbId> {
+    t.outcome
+        .rang
+        .iter()
+        .filter_map(|&id| t.call.contact(id).user_db_id())
+        .collect()
+}
 
 const UPDATE_CALL: &str = "UPDATE calls SET status = $2, started_at = $3, ended_at = $4, ring_pending_at = $5, \
      next_deadline = $6, teams = $7, version = version + 1 WHERE id = $1";
@@ -524,31 +617,9 @@ pub(crate) async fn save<D: Db>(
     t: &mut Transition,
 ) -> Result<(Vec<Message>, usize)> {
     let call = &mut t.call;
-    let deadline = call.next_deadline(ring_timeout).map(ms);
-    let teams =
-        serde_json::to_string(&call.teams).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    let at = |t: Option<DateTime<Utc>>| Val::Int(t.map(ms));
     match old {
         None => {
-            let args = [
-                Val::Text(Some(call.call_id.to_string())),
-                Val::text(&call.domain),
-                Val::text(&call.title),
-                Val::text(call.reason.as_str()),
-                Val::text(call.call_type.as_str()),
-                Val::text(call.status.as_str()),
-                Val::Int(Some(i64::from(call.anonymous_join_allowed))),
-                Val::Int(Some(i64::from(call.inform_others_directly))),
-                at(call.planned_at),
-                at(Some(call.created_at)),
-                at(call.started_at),
-                at(call.ended_at),
-                Val::Int(call.broker),
-                at(call.ring_pending_at),
-                Val::Int(deadline),
-                Val::Text(Some(teams)),
-                Val::Text(call.guest_token_hash.clone()),
-            ];
+            let args = call_values(call, ring_timeout)?;
             call.id = db
                 .rows(INSERT_CALL, &args, |r| r.req_int(0))
                 .await?
@@ -558,14 +629,15 @@ pub(crate) async fn save<D: Db>(
         Some(old) => {
             // Every change of an existing call comes through here: its version counts them.
             call.version = old.version + 1;
+            let at = |t: Option<DateTime<Utc>>| Val::Int(t.map(ms));
             let args = [
                 Val::Int(Some(call.id)),
                 Val::text(call.status.as_str()),
                 at(call.started_at),
                 at(call.ended_at),
                 at(call.ring_pending_at),
-                Val::Int(deadline),
-                Val::Text(Some(teams)),
+                Val::Int(call.next_deadline(ring_timeout).map(ms)),
+                Val::Text(Some(teams_text(call)?)),
             ];
             db.exec(UPDATE_CALL, &args).await?;
         }
@@ -573,31 +645,11 @@ pub(crate) async fn save<D: Db>(
     let old_contacts = old.map_or(0, |c| c.contacts.len());
     let was_joined = old.map(Call::joined).unwrap_or_default();
     let joined = call.joined();
-    let rows = call.contacts[old_contacts..]
-        .iter()
-        .map(|c| {
-            let s = &c.spec;
-            vec![
-                Val::Int(Some(call.id)),
-                Val::Int(Some(c.id)),
-                Val::text(c.origin.as_str()),
-                Val::Text(s.display_name.clone()),
-                Val::Text(s.domain.clone()),
-                Val::Text(s.email.clone()),
-                Val::Text(s.phone_number.clone()),
-                Val::Int(s.user_db_id),
-                Val::Text(s.user_id.clone()),
-                Val::Int(c.ringing_since.map(ms)),
-                Val::Int(Some(i64::from(joined.contains(&c.id)))),
-            ]
-        })
-        .collect();
     insert_rows(
         db,
-        "INSERT INTO call_contacts (call_pk, contact_id, origin, display_name, domain, email, phone_number, \
-         user_db_id, user_id, ringing_since, joined)",
+        &format!("INSERT INTO call_contacts ({CONTACT_COLUMNS})"),
         "",
-        rows,
+        contact_rows(call, old_contacts),
     )
     .await?;
     if let Some(old) = old {
@@ -621,22 +673,11 @@ pub(crate) async fn save<D: Db>(
     let old_events = old.map_or(0, |c| c.events.len());
     // One statement for the new events. Ids grow in the order of the rows on both
     // backends (a sequence is drawn row by row), so the sorted ids are theirs in order.
-    let rows = call.events[old_events..]
-        .iter()
-        .map(|e| {
-            vec![
-                Val::Int(Some(call.id)),
-                Val::text(e.kind.as_str()),
-                Val::Int(Some(ms(e.at))),
-                Val::Int(Some(e.contact)),
-            ]
-        })
-        .collect();
     let mut ids = insert_rows(
         db,
-        "INSERT INTO call_events (call_pk, kind, at, contact_id)",
+        &format!("INSERT INTO call_events ({EVENT_COLUMNS})"),
         " RETURNING id",
-        rows,
+        event_rows(call, old_events),
     )
     .await?;
     ids.sort_unstable();
@@ -647,30 +688,25 @@ pub(crate) async fn save<D: Db>(
         e.id = id;
     }
     // A callee already in another call still rings; their pop-up says the call waits.
-    let rang: Vec<UserDbId> = t
-        .outcome
-        .rang
-        .iter()
-        .filter_map(|&id| t.call.contact(id).user_db_id())
-        .collect();
+    let rang = rang_users(t);
     let busy = busy_in_other_calls(db, &rang, t.call.id).await?;
     let messages = write_messages(db, dialect, notifications(t, old_events, &busy)).await?;
     let deliveries = write_deliveries(db, t, old_events).await?;
     Ok((messages, deliveries))
 }
 
-/// Writes the outbox rows of a transition: an invitation per contact and channel,
-/// and each new event once per live webhook of the call's domain.
-async fn write_deliveries<D: Db>(db: &mut D, t: &Transition, old_events: usize) -> Result<usize> {
-    let planned = deliveries(t, old_events);
-    if planned.is_empty() {
-        return Ok(0);
-    }
+/// The outbox rows of a transition: its invitations' rows (an invitation per
+/// contact and channel, in `DELIVERY_COLUMNS` order) and the ids of the events to
+/// deliver to each live webhook of the call's domain.
+pub(crate) fn planned_deliveries(
+    t: &Transition,
+    old_events: usize,
+    now: i64,
+) -> (Vec<Vec<Val>>, Vec<i64>) {
     let call = &t.call;
-    let now = Utc::now().timestamp_millis();
     let mut invitations = Vec::new();
     let mut events = Vec::new();
-    for d in planned {
+    for d in deliveries(t, old_events) {
         match d {
             Delivery::Invitation {
                 contact,
@@ -690,11 +726,19 @@ async fn write_deliveries<D: Db>(db: &mut D, t: &Transition, old_events: usize) 
             Delivery::Event { index } => events.push(call.events[index].id),
         }
     }
+    (invitations, events)
+}
+
+/// Writes the outbox rows of a transition: an invitation per contact and channel,
+/// and each new event once per live webhook of the call's domain.
+async fn write_deliveries<D: Db>(db: &mut D, t: &Transition, old_events: usize) -> Result<usize> {
+    let call = &t.call;
+    let now = Utc::now().timestamp_millis();
+    let (invitations, events) = planned_deliveries(t, old_events, now);
     let mut written = invitations.len() as u64;
     insert_rows(
         db,
-        "INSERT INTO deliveries (call_pk, channel, contact_id, event_id, webhook_id, recipient, status, \
-         created_at, next_attempt_at)",
+        &format!("INSERT INTO deliveries ({DELIVERY_COLUMNS})"),
         "",
         invitations,
     )
@@ -703,8 +747,7 @@ async fn write_deliveries<D: Db>(db: &mut D, t: &Transition, old_events: usize) 
         // Each event once per live webhook of the domain, in one statement, in event
         // order: the worker keeps a webhook's deliveries of a call in id order.
         let sql = format!(
-            "INSERT INTO deliveries (call_pk, channel, contact_id, event_id, webhook_id, recipient, status, \
-             created_at, next_attempt_at) \
+            "INSERT INTO deliveries ({DELIVERY_COLUMNS}) \
              SELECT CAST($1 AS BIGINT), 'webhook', NULL, e.id, w.id, w.url, 'pending', CAST($2 AS BIGINT), \
              CAST($2 AS BIGINT) FROM call_events e, webhooks w \
              WHERE e.call_pk = $1 AND w.domain = $3 AND w.deleted_at IS NULL AND e.id IN ({}) ORDER BY e.id, w.id",
@@ -907,16 +950,34 @@ async fn write_messages<D: Db>(
     Ok(out)
 }
 
-/// A message's JSON: the notification's object with `"seq"` put first. Written
-/// straight to text: this runs on SQLite's writer thread, once per message, and a
-/// `serde_json::Value` in between (a map per object) cost more than the rest.
+/// A message's JSON: the notification's object with `"seq"` put first.
 fn numbered(note: &callhub_core::Notification, seq: i64) -> Result<String> {
-    let json = serde_json::to_string(note).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    let fields = json
-        .strip_prefix('{')
-        .ok_or_else(|| StoreError::Corrupt(format!("a notification is not an object: {json}")))?;
-    let sep = if fields.starts_with('}') { "" } else { "," };
-    Ok(format!("{{\"seq\":{seq}{sep}{fields}"))
+    Ok(with_seq(seq, &after_seq(note)?))
+}
+
+/// `{"seq":N` and the rest of a message (`after_seq`). PostgreSQL's one-statement
+/// insert of a call (crates/store/src/pg.rs) writes the same concatenation.
+pub(crate) fn with_seq(seq: i64, rest: &str) -> String {
+    format!("{{\"seq\":{seq}{rest}")
+}
+
+/// What follows `{"seq":N` in a message: the notification's fields, each after a
+/// comma, and the closing brace. Written straight to text: this runs on SQLite's
+/// writer thread, once per message, and a `serde_json::Value` in between (a map
+/// per object) cost more than the rest.
+pub(crate) fn after_seq(note: &callhub_core::Notification) -> Result<String> {
+    let mut json = serde_json::to_string(note).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    if !json.starts_with('{') {
+        return Err(StoreError::Corrupt(format!(
+            "a notification is not an object: {json}"
+        )));
+    }
+    if json.starts_with("{}") {
+        json.replace_range(..1, "");
+    } else {
+        json.replace_range(..1, ",");
+    }
+    Ok(json)
 }
 
 /// Tells every node's directory that an account or team was added.
@@ -940,7 +1001,7 @@ fn placeholders(first: usize, n: usize) -> String {
 /// joined in a call that has not ended (other than the call bound at `$except`):
 /// who is busy. Each is settled by the first such call found, however many calls
 /// they are joined in (a `DISTINCT` over all of them grew with the calls).
-fn busy_select(first: usize, n: usize, except: Option<usize>) -> String {
+pub(crate) fn busy_select(first: usize, n: usize, except: Option<usize>) -> String {
     let values = (first..first + n)
         .map(|i| format!("(${i})"))
         .collect::<Vec<_>>()
@@ -1531,16 +1592,23 @@ impl Store for SqlStore {
         if let Some(writer) = &self.writer {
             return writer.insert(created).await;
         }
-        let mut tx = self.begin_write().await?;
-        let (messages, deliveries) = save(
-            &mut *tx,
-            self.dialect,
-            self.ring_timeout,
-            None,
-            &mut created,
-        )
-        .await?;
-        tx.commit().await.map_err(db_error)?;
+        let (messages, deliveries) = if self.dialect == Dialect::Postgres {
+            let mut conn = self.write.acquire().await.map_err(db_error)?;
+            crate::pg::insert_call(&mut *conn, self.ring_timeout, &mut created).await?
+        } else {
+            // SQLite before its writer thread started (migrations, setup).
+            let mut tx = self.begin_write().await?;
+            let saved = save(
+                &mut *tx,
+                self.dialect,
+                self.ring_timeout,
+                None,
+                &mut created,
+            )
+            .await?;
+            tx.commit().await.map_err(db_error)?;
+            saved
+        };
         Ok(Committed {
             call: created.call,
             messages,
