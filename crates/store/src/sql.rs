@@ -22,10 +22,50 @@ use crate::readers::Readers;
 use crate::writer::{Updated, Writer};
 use crate::*;
 
+/// The columns `call_from_row` reads, in its order.
+macro_rules! call_fields {
+    () => {
+        "id, call_id, domain, title, reason, call_type, status, anonymous_join_allowed, inform_others_directly, \
+         planned_at, created_at, started_at, ended_at, broker_user_id, ring_pending_at, teams, guest_token_hash, version"
+    };
+}
+
 macro_rules! call_select {
     () => {
-        "SELECT id, call_id, domain, title, reason, call_type, status, anonymous_join_allowed, inform_others_directly, \
-         planned_at, created_at, started_at, ended_at, broker_user_id, ring_pending_at, teams, guest_token_hash, version FROM calls"
+        concat!("SELECT ", call_fields!(), " FROM calls")
+    };
+}
+
+/// The columns `contact_from_row` reads, in its order.
+macro_rules! contact_columns {
+    () => {
+        "contact_id, origin, display_name, domain, email, phone_number, user_db_id, user_id, ringing_since"
+    };
+}
+
+/// The columns `event_from_row` reads, in its order.
+macro_rules! event_columns {
+    () => {
+        "id, kind, at, contact_id"
+    };
+}
+
+/// PostgreSQL: a call with its contacts and events in one query (three were three
+/// statements' work for the server, most of it per statement, and three round
+/// trips). Contacts and events come as JSON arrays of rows, in the columns
+/// `contact_from_row` and `event_from_row` read; `whole_call_from_row` reads it.
+macro_rules! call_whole {
+    () => {
+        concat!(
+            "SELECT ",
+            call_fields!(),
+            ", CAST((SELECT COALESCE(json_agg(json_build_array(",
+            contact_columns!(),
+            ") ORDER BY contact_id), '[]') FROM call_contacts WHERE call_pk = calls.id) AS TEXT), \
+             CAST((SELECT COALESCE(json_agg(json_build_array(",
+            event_columns!(),
+            ") ORDER BY id), '[]') FROM call_events WHERE call_pk = calls.id) AS TEXT) FROM calls"
+        )
     };
 }
 
@@ -476,15 +516,20 @@ pub(crate) async fn load_call<D: Db>(
     call_id: Uuid,
     lock: bool,
 ) -> Result<Option<Call>> {
-    let sql = match (lock, dialect) {
-        (true, Dialect::Postgres) => concat!(call_select!(), " WHERE call_id = $1 FOR UPDATE"),
-        _ => concat!(call_select!(), " WHERE call_id = $1"),
-    };
-    let Some(mut call) = db
-        .rows(sql, &[Val::Text(Some(call_id.to_string()))], call_from_row)
-        .await?
-        .pop()
-    else {
+    let id = [Val::Text(Some(call_id.to_string()))];
+    if dialect == Dialect::Postgres {
+        if lock {
+            // Its own statement: a statement's snapshot is taken before it waits for
+            // a lock, so a read in the same statement would miss what the holder of
+            // the lock wrote (found by the test of twenty answers at once).
+            db.exec("SELECT 1 FROM calls WHERE call_id = $1 FOR UPDATE", &id)
+                .await?;
+        }
+        let sql = concat!(call_whole!(), " WHERE call_id = $1");
+        return Ok(db.rows(sql, &id, whole_call_from_row).await?.pop());
+    }
+    let sql = concat!(call_select!(), " WHERE call_id = $1");
+    let Some(mut call) = db.rows(sql, &id, call_from_row).await?.pop() else {
         return Ok(None);
     };
     fill_call(db, &mut call).await?;
@@ -830,24 +875,28 @@ async fn claim_deliveries<D: Db>(
     lease_until: DateTime<Utc>,
     limit: u32,
 ) -> Result<Vec<OutboxEntry>> {
-    let lock = match dialect {
-        Dialect::Postgres => " FOR UPDATE SKIP LOCKED",
-        Dialect::Sqlite => "",
-    };
-    let claim = format!(
-        "UPDATE deliveries SET locked_until = $2, attempts = attempts + 1 WHERE id IN (\
+    let pick = "UPDATE deliveries SET locked_until = $2, attempts = attempts + 1 WHERE id IN (\
          SELECT d.id FROM deliveries d WHERE d.status = 'pending' AND d.next_attempt_at <= $1 \
          AND (d.locked_until IS NULL OR d.locked_until <= $1) \
          AND NOT EXISTS (SELECT 1 FROM deliveries p WHERE p.call_pk = d.call_pk AND p.webhook_id = d.webhook_id \
          AND p.id < d.id AND p.status = 'pending') \
-         ORDER BY d.next_attempt_at, d.id LIMIT $3{lock}) RETURNING id"
-    );
+         ORDER BY d.next_attempt_at, d.id LIMIT $3";
     let args = [
         Val::Int(Some(ms(now))),
         Val::Int(Some(ms(lease_until))),
         Val::Int(Some(i64::from(limit))),
     ];
-    let ids = db.rows(&claim, &args, |r| r.req_int(0)).await?;
+    if dialect == Dialect::Postgres {
+        // One statement, its own transaction: the claim and the read of what it claimed.
+        let claim = format!(
+            "WITH d AS ({pick} FOR UPDATE SKIP LOCKED) RETURNING *) \
+             SELECT {ENTRY_COLUMNS} FROM d JOIN calls c ON c.id = d.call_pk ORDER BY d.id"
+        );
+        return db.rows(&claim, &args, entry_from_row).await;
+    }
+    let ids = db
+        .rows(&format!("{pick}) RETURNING id"), &args, |r| r.req_int(0))
+        .await?;
     if ids.is_empty() {
         return Ok(Vec::new());
     }
@@ -1041,26 +1090,29 @@ pub(crate) async fn busy_in_other_calls<D: Db>(
     Ok(busy)
 }
 
-/// Records an attempt at delivery `id` and what comes next (done, or retried at a time).
+const INSERT_ATTEMPT: &str = "INSERT INTO delivery_attempts (delivery_id, attempt, started_at, finished_at, \
+     outcome, detail) VALUES ($1, $2, $3, $4, $5, $6)";
+
+const UPDATE_DELIVERY: &str = "UPDATE deliveries SET status = $2, next_attempt_at = COALESCE($3, next_attempt_at), \
+     done_at = $4, locked_until = NULL, last_error = COALESCE($5, last_error) WHERE id = $1 AND status = 'pending'";
+
+/// Both in one statement, its own transaction (PostgreSQL): the update's values
+/// first (`$1`–`$5`), then the attempt's after the delivery's id (`$6`–`$10`).
+const FINISH_DELIVERY: &str = "WITH attempt AS (INSERT INTO delivery_attempts (delivery_id, attempt, started_at, \
+     finished_at, outcome, detail) VALUES ($1, $6, $7, $8, $9, $10)) \
+     UPDATE deliveries SET status = $2, next_attempt_at = COALESCE($3, next_attempt_at), \
+     done_at = $4, locked_until = NULL, last_error = COALESCE($5, last_error) WHERE id = $1 AND status = 'pending'";
+
+/// Records an attempt at delivery `id` and what comes next (done, or retried at a
+/// time). SQLite, which has no `INSERT` inside `WITH`: two statements, in the
+/// caller's transaction; PostgreSQL: one.
 pub(crate) async fn finish_delivery<D: Db>(
     db: &mut D,
+    dialect: Dialect,
     id: i64,
     attempt: &Attempt,
     result: &AttemptResult,
 ) -> Result<()> {
-    db.exec(
-        "INSERT INTO delivery_attempts (delivery_id, attempt, started_at, finished_at, outcome, detail) \
-         VALUES ($1, $2, $3, $4, $5, $6)",
-        &[
-            Val::Int(Some(id)),
-            Val::Int(Some(attempt.attempt)),
-            Val::Int(Some(ms(attempt.started_at))),
-            Val::Int(Some(ms(attempt.finished_at))),
-            Val::text(&attempt.outcome),
-            Val::Text(attempt.detail.clone()),
-        ],
-    )
-    .await?;
     let error = if attempt.outcome == "error" {
         attempt.detail.clone()
     } else {
@@ -1070,18 +1122,29 @@ pub(crate) async fn finish_delivery<D: Db>(
         AttemptResult::Done(status) => (*status, None, Some(ms(attempt.finished_at))),
         AttemptResult::Retry(at) => (DeliveryStatus::Pending, Some(ms(*at)), None),
     };
-    db.exec(
-        "UPDATE deliveries SET status = $2, next_attempt_at = COALESCE($3, next_attempt_at), done_at = $4, \
-         locked_until = NULL, last_error = COALESCE($5, last_error) WHERE id = $1 AND status = 'pending'",
-        &[
-            Val::Int(Some(id)),
-            Val::text(status.as_str()),
-            Val::Int(next),
-            Val::Int(done),
-            Val::Text(error),
-        ],
-    )
-    .await?;
+    let mut args = vec![
+        Val::Int(Some(id)),
+        Val::text(status.as_str()),
+        Val::Int(next),
+        Val::Int(done),
+        Val::Text(error),
+    ];
+    let attempt = [
+        Val::Int(Some(attempt.attempt)),
+        Val::Int(Some(ms(attempt.started_at))),
+        Val::Int(Some(ms(attempt.finished_at))),
+        Val::text(&attempt.outcome),
+        Val::Text(attempt.detail.clone()),
+    ];
+    if dialect == Dialect::Postgres {
+        args.extend(attempt);
+        db.exec(FINISH_DELIVERY, &args).await?;
+        return Ok(());
+    }
+    let mut attempt_args = vec![Val::Int(Some(id))];
+    attempt_args.extend(attempt);
+    db.exec(INSERT_ATTEMPT, &attempt_args).await?;
+    db.exec(UPDATE_DELIVERY, &args).await?;
     Ok(())
 }
 
@@ -1118,40 +1181,55 @@ async fn fill_call<D: Db>(db: &mut D, call: &mut Call) -> Result<()> {
     let pk = [Val::Int(Some(call.id))];
     call.contacts = db
         .rows(
-            "SELECT contact_id, origin, display_name, domain, email, phone_number, user_db_id, user_id, ringing_since \
-             FROM call_contacts WHERE call_pk = $1 ORDER BY contact_id",
+            concat!(
+                "SELECT ",
+                contact_columns!(),
+                " FROM call_contacts WHERE call_pk = $1 ORDER BY contact_id"
+            ),
             &pk,
-            |r| {
-                Ok(Contact {
-                    id: r.req_int(0)?,
-                    origin: parse::<ContactOrigin>(&r.req_text(1)?)?,
-                    spec: ContactSpec {
-                        display_name: r.text(2)?,
-                        domain: r.text(3)?,
-                        email: r.text(4)?,
-                        phone_number: r.text(5)?,
-                        user_db_id: r.int(6)?,
-                        user_id: r.text(7)?,
-                    },
-                    ringing_since: opt_time(r.int(8)?),
-                })
-            },
+            contact_from_row,
         )
         .await?;
     call.events = db
         .rows(
-            "SELECT id, kind, at, contact_id FROM call_events WHERE call_pk = $1 ORDER BY id",
+            concat!(
+                "SELECT ",
+                event_columns!(),
+                " FROM call_events WHERE call_pk = $1 ORDER BY id"
+            ),
             &pk,
-            |r| {
-                Ok(Event {
-                    id: r.req_int(0)?,
-                    kind: parse(&r.req_text(1)?)?,
-                    at: time(r.req_int(2)?),
-                    contact: r.req_int(3)?,
-                })
-            },
+            event_from_row,
         )
         .await?;
+    check_contacts(call)
+}
+
+fn contact_from_row(r: &dyn Cells) -> Result<Contact> {
+    Ok(Contact {
+        id: r.req_int(0)?,
+        origin: parse::<ContactOrigin>(&r.req_text(1)?)?,
+        spec: ContactSpec {
+            display_name: r.text(2)?,
+            domain: r.text(3)?,
+            email: r.text(4)?,
+            phone_number: r.text(5)?,
+            user_db_id: r.int(6)?,
+            user_id: r.text(7)?,
+        },
+        ringing_since: opt_time(r.int(8)?),
+    })
+}
+
+fn event_from_row(r: &dyn Cells) -> Result<Event> {
+    Ok(Event {
+        id: r.req_int(0)?,
+        kind: parse(&r.req_text(1)?)?,
+        at: time(r.req_int(2)?),
+        contact: r.req_int(3)?,
+    })
+}
+
+fn check_contacts(call: &Call) -> Result<()> {
     if call.contacts.is_empty()
         || call
             .contacts
@@ -1165,6 +1243,47 @@ async fn fill_call<D: Db>(db: &mut D, call: &mut Call) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+/// The call of a `call_whole!()` row, contacts and events with it.
+fn whole_call_from_row(r: &dyn Cells) -> Result<Call> {
+    let mut call = call_from_row(r)?;
+    call.contacts = json_rows(&r.req_text(18)?, contact_from_row)?;
+    call.events = json_rows(&r.req_text(19)?, event_from_row)?;
+    check_contacts(&call)?;
+    Ok(call)
+}
+
+/// Maps each row of a JSON array of rows (arrays of values).
+fn json_rows<T>(json: &str, f: fn(&dyn Cells) -> Result<T>) -> Result<Vec<T>> {
+    let rows: Vec<JsonRow> = serde_json::from_str(json)
+        .map_err(|e| StoreError::Corrupt(format!("rows as JSON: {e}")))?;
+    rows.iter().map(|r| f(r)).collect()
+}
+
+/// A row read from JSON: an array of numbers, strings and nulls.
+#[derive(serde::Deserialize)]
+struct JsonRow(Vec<serde_json::Value>);
+
+impl Cells for JsonRow {
+    fn int(&self, i: usize) -> Result<Option<i64>> {
+        match self.0.get(i) {
+            Some(serde_json::Value::Null) => Ok(None),
+            Some(serde_json::Value::Number(n)) if n.is_i64() => Ok(n.as_i64()),
+            v => Err(StoreError::Corrupt(format!(
+                "column {i} is not an integer: {v:?}"
+            ))),
+        }
+    }
+    fn text(&self, i: usize) -> Result<Option<String>> {
+        match self.0.get(i) {
+            Some(serde_json::Value::Null) => Ok(None),
+            Some(serde_json::Value::String(s)) => Ok(Some(s.clone())),
+            v => Err(StoreError::Corrupt(format!(
+                "column {i} is not text: {v:?}"
+            ))),
+        }
+    }
 }
 
 #[async_trait]
@@ -1803,6 +1922,11 @@ impl Store for SqlStore {
         // SQLite: on sqlx's connection, beside the writer thread. Claims are a
         // commit per batch of deliveries, and the writer thread is what bounds
         // createCall (measured: on the writer, createCall at saturation fell 7-16%).
+        if self.dialect == Dialect::Postgres {
+            // One statement: no transaction block around it.
+            let mut conn = self.write.acquire().await.map_err(db_error)?;
+            return claim_deliveries(&mut *conn, self.dialect, now, lease_until, limit).await;
+        }
         let mut tx = self.begin_write().await?;
         let out = claim_deliveries(&mut *tx, self.dialect, now, lease_until, limit).await?;
         tx.commit().await.map_err(db_error)?;
@@ -1820,8 +1944,12 @@ impl Store for SqlStore {
         if let Some(writer) = &self.writer {
             return writer.finish_delivery(id, attempt, result).await;
         }
+        if self.dialect == Dialect::Postgres {
+            let mut conn = self.write.acquire().await.map_err(db_error)?;
+            return finish_delivery(&mut *conn, self.dialect, id, &attempt, &result).await;
+        }
         let mut tx = self.begin_write().await?;
-        finish_delivery(&mut *tx, id, &attempt, &result).await?;
+        finish_delivery(&mut *tx, self.dialect, id, &attempt, &result).await?;
         tx.commit().await.map_err(db_error)
     }
 

@@ -307,9 +307,16 @@ fn run_job(conn: &mut Connection, job: Job, ring: chrono::Duration) -> Option<Do
             });
             Done::Update(r, updated)
         }
-        Job::Finish(id, attempt, result, r) => {
-            Done::Finish(r, at_once(finish_delivery(conn, id, &attempt, &result)))
-        }
+        Job::Finish(id, attempt, result, r) => Done::Finish(
+            r,
+            at_once(finish_delivery(
+                conn,
+                Dialect::Sqlite,
+                id,
+                &attempt,
+                &result,
+            )),
+        ),
         Job::Stop => return None,
     })
 }
