@@ -286,6 +286,36 @@ backend_tests! {
         assert_eq!(f["type"], "incomingCall");
     }
 
+    async fn a_new_call_s_live_messages_are_byte_for_byte_the_ones_kept_for_resume(backend: Backend) {
+        // On PostgreSQL a new call's messages are numbered and written by SQL and
+        // sent from what Rust made of the same numbers: the two must agree.
+        let app = TestApp::spawn(backend).await;
+        let alice = app.user("alice", &[Role::User]).await;
+        let bob = app.user("bob", &[Role::User]).await;
+        let mut ws = raw_socket(&app, &bob.token().await).await;
+        for _ in 0..2 {
+            let req = call_request(CallType::Mesh, &[&bob]);
+            alice.rtc().create_call_for_contacts(&req).await.unwrap();
+        }
+        let stored = app.server.app.store.messages_since(bob.id(), 0, 100).await.unwrap();
+        assert!(stored.len() >= 4, "two pop-ups and their events: {stored:?}");
+        for (i, m) in stored.iter().enumerate() {
+            assert_eq!(m.seq, i as i64 + 1, "stored messages are numbered 1, 2, 3, …");
+            let live = loop {
+                match tokio::time::timeout(Duration::from_secs(5), ws.next()).await.expect("a frame in time") {
+                    Some(Ok(WsMessage::Text(t))) if !t.as_str().contains("\"type\":\"presence\"") => {
+                        break t.as_str().to_owned();
+                    }
+                    Some(Ok(_)) => continue,
+                    other => panic!("expected a text frame, got {other:?}"),
+                }
+            };
+            assert_eq!(live, m.body, "message {} as sent and as stored", m.seq);
+            let parsed: serde_json::Value = serde_json::from_str(&live).unwrap();
+            assert_eq!(parsed["seq"], m.seq);
+        }
+    }
+
     async fn a_burst_of_live_messages_arrives_complete_and_in_seq_order(backend: Backend) {
         let app = TestApp::spawn(backend).await;
         let bob = app.user("bob", &[Role::User]).await;
