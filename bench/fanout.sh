@@ -5,13 +5,14 @@
 #   bench/fanout.sh DIR_A DIR_B   (each holding callhub and callhub-bench)
 #   PERF=DIR: also `perf record -g` each build's server in its first round, to DIR
 #   BENCH_FANOUT_ARGS="--no-presence": more arguments for `callhub-bench fanout`
+#   BENCH_SETUP_ARGS="--no-mail": accounts without addresses (no invitation mails)
 set -euo pipefail
 A="$1"; B="$2"; DUR=${BENCH_SECS:-10}; ROUNDS=${BENCH_ROUNDS:-2}
 USERS=${BENCH_USERS:-10000}; RATE=${BENCH_RATE:-300}
 
 # The accounts are made once and copied for every server (10,000 take a while).
 SEED=$(mktemp -d)
-"$A/callhub-bench" setup --database-url "sqlite://$SEED/callhub.db" --data-dir "$SEED" --users "$USERS" --tokens "$SEED/tokens" >/dev/null
+"$A/callhub-bench" setup --database-url "sqlite://$SEED/callhub.db" --data-dir "$SEED" --users "$USERS" --tokens "$SEED/tokens" ${BENCH_SETUP_ARGS:-} >/dev/null
 
 one() { # dir round
     local dir="$1" round="$2" work port pid perf_pid=""

@@ -35,6 +35,10 @@ enum Cmd {
         users: usize,
         #[arg(long)]
         tokens: PathBuf,
+        /// Accounts without a mail address: their invitations send no mail, so a
+        /// load measures the calls and notifications without the outbox.
+        #[arg(long)]
+        no_mail: bool,
     },
     /// HTTP load on one route, at a fixed offered rate (`--rate`) or at saturation
     /// (`--concurrency`, closed loop).
@@ -62,7 +66,8 @@ async fn main() -> anyhow::Result<()> {
             data_dir,
             users,
             tokens,
-        } => setup::run(&database_url, &data_dir, users, &tokens).await,
+            no_mail,
+        } => setup::run(&database_url, &data_dir, users, &tokens, !no_mail).await,
         Cmd::Http(a) => http::run(a).await,
         Cmd::Ring(a) => ring::run(a).await,
         Cmd::Sockets(a) => sockets::run(a).await,

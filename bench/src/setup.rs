@@ -15,6 +15,7 @@ pub async fn run(
     data_dir: &Path,
     users: usize,
     tokens: &Path,
+    mail: bool,
 ) -> anyhow::Result<()> {
     let store = SqlStore::connect(
         database_url,
@@ -34,14 +35,18 @@ pub async fn run(
             domain: bench_domain(),
             user_id: UserId::parse("userId", &user_id)?,
             display_name: DisplayName::parse("displayName", &person(i))?,
-            email: Some(Email::parse(
-                "email",
-                &format!(
-                    "{}.{i}@plant-{}.example",
-                    person(i).to_lowercase().replace(' ', "."),
-                    i % 7
-                ),
-            )?),
+            email: if mail {
+                Some(Email::parse(
+                    "email",
+                    &format!(
+                        "{}.{i}@plant-{}.example",
+                        person(i).to_lowercase().replace(' ', "."),
+                        i % 7
+                    ),
+                )?)
+            } else {
+                None
+            },
             phone_number: None,
             roles: vec![Role::User],
             password_hash: hash.clone(),
