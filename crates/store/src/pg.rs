@@ -42,13 +42,15 @@ pub(crate) async fn insert_call<D: Db>(
     let notes = notifications(t, 0, &busy);
     let call = &t.call;
     let now = Utc::now().timestamp_millis();
-    let mut messages = Vec::with_capacity(notes.len());
-    for (user, note) in &notes {
-        messages.push(vec![
-            Val::Int(Some(*user)),
-            Val::Text(Some(after_seq(note)?)),
-        ]);
-    }
+    let rests = notes
+        .iter()
+        .map(|(_, note)| after_seq(note))
+        .collect::<Result<Vec<_>>>()?;
+    let messages: Vec<Vec<Val>> = notes
+        .iter()
+        .zip(&rests)
+        .map(|((user, _), rest)| vec![Val::Int(Some(*user)), Val::Text(Some(rest.clone()))])
+        .collect();
     let (invitations, webhook_events) = planned_deliveries(t, 0, now);
     let mut events = event_rows(call, 0);
     for (row, e) in events.iter_mut().zip(&call.events) {
@@ -79,13 +81,10 @@ pub(crate) async fn insert_call<D: Db>(
             next.insert(user, n + 1);
         }
     }
-    let mut out = Vec::with_capacity(messages.len());
-    for ((user, _), row) in notes.iter().zip(messages) {
+    let mut out = Vec::with_capacity(notes.len());
+    for ((user, _), rest) in notes.iter().zip(&rests) {
         let Some(seq) = next.get_mut(user) else {
             continue; // an account deleted since: the statement wrote none for it
-        };
-        let [_, Val::Text(Some(rest))] = &row[..] else {
-            unreachable!("a message row is its user and its text");
         };
         out.push(Message {
             user: *user,

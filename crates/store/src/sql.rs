@@ -37,14 +37,14 @@ macro_rules! call_select {
 }
 
 /// The columns `contact_from_row` reads, in its order.
-macro_rules! contact_columns {
+macro_rules! contact_fields {
     () => {
         "contact_id, origin, display_name, domain, email, phone_number, user_db_id, user_id, ringing_since"
     };
 }
 
 /// The columns `event_from_row` reads, in its order.
-macro_rules! event_columns {
+macro_rules! event_fields {
     () => {
         "id, kind, at, contact_id"
     };
@@ -60,10 +60,10 @@ macro_rules! call_whole {
             "SELECT ",
             call_fields!(),
             ", CAST((SELECT COALESCE(json_agg(json_build_array(",
-            contact_columns!(),
+            contact_fields!(),
             ") ORDER BY contact_id), '[]') FROM call_contacts WHERE call_pk = calls.id) AS TEXT), \
              CAST((SELECT COALESCE(json_agg(json_build_array(",
-            event_columns!(),
+            event_fields!(),
             ") ORDER BY id), '[]') FROM call_events WHERE call_pk = calls.id) AS TEXT) FROM calls"
         )
     };
@@ -1183,7 +1183,7 @@ async fn fill_call<D: Db>(db: &mut D, call: &mut Call) -> Result<()> {
         .rows(
             concat!(
                 "SELECT ",
-                contact_columns!(),
+                contact_fields!(),
                 " FROM call_contacts WHERE call_pk = $1 ORDER BY contact_id"
             ),
             &pk,
@@ -1194,7 +1194,7 @@ async fn fill_call<D: Db>(db: &mut D, call: &mut Call) -> Result<()> {
         .rows(
             concat!(
                 "SELECT ",
-                event_columns!(),
+                event_fields!(),
                 " FROM call_events WHERE call_pk = $1 ORDER BY id"
             ),
             &pk,
