@@ -1090,18 +1090,34 @@ pub(crate) async fn busy_in_other_calls<D: Db>(
     Ok(busy)
 }
 
-const INSERT_ATTEMPT: &str = "INSERT INTO delivery_attempts (delivery_id, attempt, started_at, finished_at, \
-     outcome, detail) VALUES ($1, $2, $3, $4, $5, $6)";
+/// An attempt's row; `$1` its delivery.
+macro_rules! insert_attempt {
+    ($values:literal) => {
+        concat!(
+            "INSERT INTO delivery_attempts (delivery_id, attempt, started_at, finished_at, outcome, detail) VALUES ",
+            $values
+        )
+    };
+}
 
-const UPDATE_DELIVERY: &str = "UPDATE deliveries SET status = $2, next_attempt_at = COALESCE($3, next_attempt_at), \
-     done_at = $4, locked_until = NULL, last_error = COALESCE($5, last_error) WHERE id = $1 AND status = 'pending'";
+/// What comes of a delivery after an attempt: `$1` its id, then `$2`–`$5`.
+macro_rules! update_delivery {
+    () => {
+        "UPDATE deliveries SET status = $2, next_attempt_at = COALESCE($3, next_attempt_at), \
+         done_at = $4, locked_until = NULL, last_error = COALESCE($5, last_error) WHERE id = $1 AND status = 'pending'"
+    };
+}
+
+const INSERT_ATTEMPT: &str = insert_attempt!("($1, $2, $3, $4, $5, $6)");
 
 /// Both in one statement, its own transaction (PostgreSQL): the update's values
 /// first (`$1`–`$5`), then the attempt's after the delivery's id (`$6`–`$10`).
-const FINISH_DELIVERY: &str = "WITH attempt AS (INSERT INTO delivery_attempts (delivery_id, attempt, started_at, \
-     finished_at, outcome, detail) VALUES ($1, $6, $7, $8, $9, $10)) \
-     UPDATE deliveries SET status = $2, next_attempt_at = COALESCE($3, next_attempt_at), \
-     done_at = $4, locked_until = NULL, last_error = COALESCE($5, last_error) WHERE id = $1 AND status = 'pending'";
+const FINISH_DELIVERY: &str = concat!(
+    "WITH attempt AS (",
+    insert_attempt!("($1, $6, $7, $8, $9, $10)"),
+    ") ",
+    update_delivery!()
+);
 
 /// Records an attempt at delivery `id` and what comes next (done, or retried at a
 /// time). SQLite, which has no `INSERT` inside `WITH`: two statements, in the
@@ -1144,7 +1160,7 @@ pub(crate) async fn finish_delivery<D: Db>(
     let mut attempt_args = vec![Val::Int(Some(id))];
     attempt_args.extend(attempt);
     db.exec(INSERT_ATTEMPT, &attempt_args).await?;
-    db.exec(UPDATE_DELIVERY, &args).await?;
+    db.exec(update_delivery!(), &args).await?;
     Ok(())
 }
 
