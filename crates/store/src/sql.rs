@@ -1809,16 +1809,19 @@ impl Store for SqlStore {
         .fetch_one(&mut *conn)
         .await
         .map_err(db_error)?;
-        let sql = format!(
-            "{} WHERE {MINE} ORDER BY id DESC LIMIT $3 OFFSET $4",
-            call_select!()
-        );
+        let page_of = format!(" WHERE {MINE} ORDER BY id DESC LIMIT $3 OFFSET $4");
         let args = [
             Val::Int(Some(user)),
             Val::Text(status.map(str::to_owned)),
             Val::Int(Some(i64::from(size))),
             Val::Int(Some(i64::from(page) * i64::from(size))),
         ];
+        if self.dialect == Dialect::Postgres {
+            // Each call whole, in the one query (as `load_call` reads one).
+            let sql = format!("{}{page_of}", call_whole!());
+            return Ok((conn.rows(&sql, &args, whole_call_from_row).await?, total));
+        }
+        let sql = format!("{}{page_of}", call_select!());
         let mut calls = conn.rows(&sql, &args, call_from_row).await?;
         for call in &mut calls {
             fill_call(&mut *conn, call).await?;
