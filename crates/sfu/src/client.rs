@@ -146,6 +146,8 @@ pub struct Participant {
     pub audio_sent: u64,
     /// The SFU asked for a new connection (`{"restart": true}`: its node stops).
     pub restart_asked: bool,
+    /// Datagrams str0m made while handling received ones, sent at the next poll.
+    queued: Vec<(SocketAddr, Vec<u8>)>,
 }
 
 impl Participant {
@@ -182,6 +184,7 @@ impl Participant {
             video_sent: 0,
             audio_sent: 0,
             restart_asked: false,
+            queued: vec![],
         };
         (
             p,
@@ -296,7 +299,13 @@ impl Participant {
         );
         if self.rtc.handle_input(input).is_err() {
             self.rtc.disconnect();
+            return;
         }
+        // str0m acts on an input only as its output is polled: the datagram
+        // that completes DTLS sets the SRTP keys then, and media right behind it
+        // in the same batch would be refused without them (a video's first
+        // keyframe lost that way leaves the receiver only frames it cannot use).
+        self.drain(now);
     }
 
     /// Drives time and media; answers the datagrams to send (destination, bytes)
@@ -309,22 +318,29 @@ impl Participant {
             self.send_media(now);
         }
         let mut next = now + Duration::from_millis(100);
-        while self.rtc.is_alive() {
-            match self.rtc.poll_output() {
-                Ok(RtcOutput::Timeout(t)) => {
-                    next = next.min(t);
-                    break;
-                }
-                Ok(RtcOutput::Transmit(t)) => out.push((t.destination, t.contents.into())),
-                Ok(RtcOutput::Event(e)) => self.event(e, now),
-                Err(_) => self.rtc.disconnect(),
-            }
+        if let Some(t) = self.drain(now) {
+            next = next.min(t);
         }
+        out.append(&mut self.queued);
         // Media is due only once connected (no busy loop before).
         if self.sending && self.rtc.is_connected() {
             next = next.min(self.next_audio).min(self.next_video);
         }
         next
+    }
+
+    /// Polls str0m until it waits: events handled, datagrams queued. Answers
+    /// when it wants to be polled again.
+    fn drain(&mut self, now: Instant) -> Option<Instant> {
+        while self.rtc.is_alive() {
+            match self.rtc.poll_output() {
+                Ok(RtcOutput::Timeout(t)) => return Some(t),
+                Ok(RtcOutput::Transmit(t)) => self.queued.push((t.destination, t.contents.into())),
+                Ok(RtcOutput::Event(e)) => self.event(e, now),
+                Err(_) => self.rtc.disconnect(),
+            }
+        }
+        None
     }
 
     fn send_media(&mut self, now: Instant) {

@@ -299,6 +299,7 @@ impl World {
     fn tick(&mut self) {
         let now = self.now;
         let sfu_addr: SocketAddr = SFU.parse().unwrap();
+        let mut outgoing = vec![];
         // Deliver what has arrived.
         while self.wire.front().is_some_and(|(t, ..)| *t <= now) {
             let (_, from, to, bytes) = self.wire.pop_front().unwrap();
@@ -316,6 +317,9 @@ impl World {
                     },
                 );
                 c.rtc.handle_input(input).unwrap();
+                // As str0m wants it: polled after each input (DTLS's keys are
+                // set as its output is polled).
+                c.drain(now, &mut outgoing);
             }
         }
         if self.sfu.poll_timeout() <= now {
@@ -323,21 +327,12 @@ impl World {
             self.pump_sfu();
         }
         // Clients: send media, take their output.
-        let mut outgoing = vec![];
         for c in &mut self.clients {
             c.rtc.handle_input(Input::Timeout(now)).unwrap();
             if c.sending && c.rtc.is_connected() {
                 c.send_media(now);
             }
-            loop {
-                match c.rtc.poll_output().unwrap() {
-                    RtcOutput::Timeout(_) => break,
-                    RtcOutput::Transmit(t) => {
-                        outgoing.push((c.addr, t.destination, t.contents.to_vec()))
-                    }
-                    RtcOutput::Event(e) => c.event(e, now),
-                }
-            }
+            c.drain(now, &mut outgoing);
         }
         for (from, to, bytes) in outgoing {
             self.send(from, to, bytes);
@@ -390,6 +385,18 @@ impl World {
 }
 
 impl Client {
+    /// Polls its session until it waits: events handled, datagrams to `out`
+    /// as (from, to, bytes).
+    fn drain(&mut self, now: Instant, out: &mut Vec<(SocketAddr, SocketAddr, Vec<u8>)>) {
+        loop {
+            match self.rtc.poll_output().unwrap() {
+                RtcOutput::Timeout(_) => break,
+                RtcOutput::Transmit(t) => out.push((self.addr, t.destination, t.contents.to_vec())),
+                RtcOutput::Event(e) => self.event(e, now),
+            }
+        }
+    }
+
     fn send_media(&mut self, now: Instant) {
         if now >= self.next_audio {
             self.next_audio = now + Duration::from_millis(20);
