@@ -33,7 +33,8 @@ for r in rows:
         dbf = find(b, r, bench="floor")
         if r["route"] == "createCall" and r["mode"] == "saturation" and dbf:
             ratio += f"; {r['achieved_per_s'] / dbf['achieved_per_s']:.2f} of DB floor"
-        errs = f" ({r['errors']} errors, {r['dropped']} dropped)" if r["errors"] or r["dropped"] else ""
+        kinds = ", ".join(f"{n} {k}" for k, n in r.get("error_kinds", {}).items())
+        errs = f" ({r['errors']} errors{': ' + kinds if kinds else ''}, {r['dropped']} dropped)" if r["errors"] or r["dropped"] else ""
         if r.get("accounts"):
             errs += f", {r['accounts']} accounts"
         print(f"| {tag(r)}{b} | {r['route']}{errs} | {load} | {r['achieved_per_s']:.0f} | {r['p50_ms']} | {r['p99_ms']} | {r['p999_ms']} | {ratio} |")

@@ -2,6 +2,7 @@
 //! when each request was due, so a slow server cannot hide queueing), or closed
 //! loop at saturation.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -57,7 +58,9 @@ struct Target {
 }
 
 impl Target {
-    async fn send(&self, n: usize) -> bool {
+    /// Sends request `n`; a failure is named by what went wrong (`status 503`,
+    /// `timeout`, `connect`, …), to be counted by kind.
+    async fn send(&self, n: usize) -> Result<(), String> {
         let t = &self.tokens;
         let req = match self.route {
             Route::Create => {
@@ -95,12 +98,38 @@ impl Target {
         };
         match req.send().await {
             Ok(res) => {
-                let ok = res.status().is_success();
+                let status = res.status();
                 let _ = res.bytes().await;
-                ok
+                if status.is_success() {
+                    Ok(())
+                } else {
+                    Err(format!("status {}", status.as_u16()))
+                }
             }
-            Err(_) => false,
+            Err(e) if e.is_timeout() => Err("timeout".into()),
+            Err(e) if e.is_connect() => Err("connect".into()),
+            Err(_) => Err("request".into()),
         }
+    }
+}
+
+/// Failed requests, counted by kind.
+#[derive(Default)]
+struct Errors(BTreeMap<String, u64>);
+
+impl Errors {
+    fn add(&mut self, kind: String) {
+        *self.0.entry(kind).or_default() += 1;
+    }
+
+    fn merge(&mut self, other: Errors) {
+        for (kind, n) in other.0 {
+            *self.0.entry(kind).or_default() += n;
+        }
+    }
+
+    fn total(&self) -> u64 {
+        self.0.values().sum()
     }
 }
 
@@ -173,18 +202,18 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
     };
     let report = json!({
         "bench": "http", "route": route, "mode": mode, "offered_per_s": a.rate, "concurrency": a.concurrency,
-        "ok": ok, "errors": errors, "dropped": dropped,
+        "ok": ok, "errors": errors.total(), "error_kinds": errors.0, "dropped": dropped,
         "achieved_per_s": (ok as f64 / a.duration_secs as f64).round(),
     });
     println!("{}", with(report, lat.summary()));
     Ok(())
 }
 
-async fn open_loop(t: &Target, rate: u64, a: &Args) -> (Latencies, u64, u64, u64, &'static str) {
+async fn open_loop(t: &Target, rate: u64, a: &Args) -> (Latencies, u64, Errors, u64, &'static str) {
     let lat = Arc::new(Mutex::new(Latencies::default()));
     let (ok, errors, dropped, in_flight) = (
         Arc::new(AtomicU64::new(0)),
-        Arc::new(AtomicU64::new(0)),
+        Arc::new(std::sync::Mutex::new(Errors::default())),
         AtomicU64::new(0),
         Arc::new(AtomicU64::new(0)),
     );
@@ -219,15 +248,16 @@ async fn open_loop(t: &Target, rate: u64, a: &Args) -> (Latencies, u64, u64, u64
                 in_flight.clone(),
             );
             tokio::spawn(async move {
-                let good = t.send(n).await;
+                let sent = t.send(n).await;
                 let took = scheduled.elapsed();
                 in_flight.fetch_sub(1, Ordering::Relaxed);
                 if measured {
-                    if good {
-                        ok.fetch_add(1, Ordering::Relaxed);
-                        lat.lock().await.record(took);
-                    } else {
-                        errors.fetch_add(1, Ordering::Relaxed);
+                    match sent {
+                        Ok(()) => {
+                            ok.fetch_add(1, Ordering::Relaxed);
+                            lat.lock().await.record(took);
+                        }
+                        Err(kind) => errors.lock().expect("not poisoned").add(kind),
                     }
                 }
             });
@@ -241,7 +271,7 @@ async fn open_loop(t: &Target, rate: u64, a: &Args) -> (Latencies, u64, u64, u64
     (
         lat,
         ok.load(Ordering::Relaxed),
-        errors.load(Ordering::Relaxed),
+        std::mem::take(&mut *errors.lock().expect("not poisoned")),
         dropped.load(Ordering::Relaxed),
         "open loop",
     )
@@ -251,7 +281,7 @@ async fn closed_loop(
     t: &Target,
     concurrency: usize,
     a: &Args,
-) -> (Latencies, u64, u64, u64, &'static str) {
+) -> (Latencies, u64, Errors, u64, &'static str) {
     let start = Instant::now();
     let warm = start + Duration::from_secs(a.warmup_secs);
     let end = warm + Duration::from_secs(a.duration_secs);
@@ -259,32 +289,33 @@ async fn closed_loop(
     for w in 0..concurrency {
         let t = t.clone();
         tasks.push(tokio::spawn(async move {
-            let (mut lat, mut ok, mut errors, mut n) = (Latencies::default(), 0u64, 0u64, w);
+            let (mut lat, mut ok, mut errors, mut n) = (Latencies::default(), 0u64, Errors::default(), w);
             loop {
                 let begun = Instant::now();
                 if begun >= end {
                     break;
                 }
-                let good = t.send(n).await;
+                let sent = t.send(n).await;
                 n += concurrency;
                 if begun >= warm && Instant::now() <= end {
-                    if good {
-                        ok += 1;
-                        lat.record(begun.elapsed());
-                    } else {
-                        errors += 1;
+                    match sent {
+                        Ok(()) => {
+                            ok += 1;
+                            lat.record(begun.elapsed());
+                        }
+                        Err(kind) => errors.add(kind),
                     }
                 }
             }
             (lat, ok, errors)
         }));
     }
-    let (mut lat, mut ok, mut errors) = (Latencies::default(), 0, 0);
+    let (mut lat, mut ok, mut errors) = (Latencies::default(), 0, Errors::default());
     for task in tasks {
         if let Ok((l, o, e)) = task.await {
             lat.merge(&l);
             ok += o;
-            errors += e;
+            errors.merge(e);
         }
     }
     (lat, ok, errors, 0, "saturation")
