@@ -289,7 +289,8 @@ async fn closed_loop(
     for w in 0..concurrency {
         let t = t.clone();
         tasks.push(tokio::spawn(async move {
-            let (mut lat, mut ok, mut errors, mut n) = (Latencies::default(), 0u64, Errors::default(), w);
+            let (mut lat, mut ok, mut errors, mut n) =
+                (Latencies::default(), 0u64, Errors::default(), w);
             loop {
                 let begun = Instant::now();
                 if begun >= end {

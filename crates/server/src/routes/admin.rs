@@ -107,6 +107,7 @@ pub async fn list_webhooks(
     params(("id" = i64, Path, description = "The webhook's id")),
     responses(
         (status = 204, description = "Deleted; its pending deliveries are cancelled"),
+        (status = 400, description = "The id is not a webhook id (a 64-bit integer)", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No or bad access token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such webhook in the admin's domain", body = Problem, content_type = "application/problem+json"),
