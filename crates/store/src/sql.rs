@@ -597,6 +597,49 @@ fn teams_text(call: &Call) -> Result<String> {
     serde_json::to_string(&call.teams).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
+/// What `UPDATE_CALL` writes of a changed call (`$1` its id): the fields a
+/// transition can change. Every change of an existing call is written so, and
+/// its version counts them.
+pub(crate) fn call_update_values(call: &Call, ring_timeout: chrono::Duration) -> Result<Vec<Val>> {
+    let at = |t: Option<DateTime<Utc>>| Val::Int(t.map(ms));
+    Ok(vec![
+        Val::Int(Some(call.id)),
+        Val::text(call.status.as_str()),
+        at(call.started_at),
+        at(call.ended_at),
+        at(call.ring_pending_at),
+        Val::Int(call.next_deadline(ring_timeout).map(ms)),
+        Val::Text(Some(teams_text(call)?)),
+    ])
+}
+
+/// The contacts `old` already had whose ringing, origin or presence in the call
+/// changed, each as `UPDATE_CONTACT`'s row: the call's id, the contact's, its
+/// ringing since, its origin, and whether it is joined.
+pub(crate) fn changed_contact_rows(old: &Call, call: &Call) -> Vec<Vec<Val>> {
+    let was_joined = old.joined();
+    let joined = call.joined();
+    old.contacts
+        .iter()
+        .zip(&call.contacts)
+        .filter_map(|(was, c)| {
+            let now_in = joined.contains(&c.id);
+            (was.ringing_since != c.ringing_since
+                || was.origin != c.origin
+                || was_joined.contains(&c.id) != now_in)
+                .then(|| {
+                    vec![
+                        Val::Int(Some(call.id)),
+                        Val::Int(Some(c.id)),
+                        Val::Int(c.ringing_since.map(ms)),
+                        Val::text(c.origin.as_str()),
+                        Val::Int(Some(i64::from(now_in))),
+                    ]
+                })
+        })
+        .collect()
+}
+
 /// The rows of the contacts from `from` on, in `CONTACT_COLUMNS` order.
 pub(crate) fn contact_rows(call: &Call, from: usize) -> Vec<Vec<Val>> {
     let joined = call.joined();
@@ -645,7 +688,7 @@ pub(crate) fn rang_users(t: &Transition) -> Vec<UserDbId> {
         .collect()
 }
 
-const UPDATE_CALL: &str = "UPDATE calls SET status = $2, started_at = $3, ended_at = $4, ring_pending_at = $5, \
+pub(crate) const UPDATE_CALL: &str = "UPDATE calls SET status = $2, started_at = $3, ended_at = $4, ring_pending_at = $5, \
      next_deadline = $6, teams = $7, version = version + 1 WHERE id = $1";
 
 const UPDATE_CONTACT: &str = "UPDATE call_contacts SET ringing_since = $3, origin = $4, joined = $5 \
@@ -653,10 +696,11 @@ const UPDATE_CONTACT: &str = "UPDATE call_contacts SET ringing_since = $3, origi
 
 /// Writes what changed from `old` (contacts and events past its length, every
 /// contact's ringing, the call's own fields), the messages it sends, and its
-/// outbox deliveries; answers the messages and how many deliveries.
+/// outbox deliveries; answers the messages and how many deliveries. SQLite's
+/// write, statement by statement (each a function call on its writer thread);
+/// PostgreSQL's is `pg`'s, where each statement is a round trip.
 pub(crate) async fn save<D: Db>(
     db: &mut D,
-    dialect: Dialect,
     ring_timeout: chrono::Duration,
     old: Option<&Call>,
     t: &mut Transition,
@@ -672,24 +716,12 @@ pub(crate) async fn save<D: Db>(
                 .ok_or_else(|| StoreError::Corrupt("INSERT … RETURNING gave no id".into()))?;
         }
         Some(old) => {
-            // Every change of an existing call comes through here: its version counts them.
             call.version = old.version + 1;
-            let at = |t: Option<DateTime<Utc>>| Val::Int(t.map(ms));
-            let args = [
-                Val::Int(Some(call.id)),
-                Val::text(call.status.as_str()),
-                at(call.started_at),
-                at(call.ended_at),
-                at(call.ring_pending_at),
-                Val::Int(call.next_deadline(ring_timeout).map(ms)),
-                Val::Text(Some(teams_text(call)?)),
-            ];
-            db.exec(UPDATE_CALL, &args).await?;
+            db.exec(UPDATE_CALL, &call_update_values(call, ring_timeout)?)
+                .await?;
         }
     }
     let old_contacts = old.map_or(0, |c| c.contacts.len());
-    let was_joined = old.map(Call::joined).unwrap_or_default();
-    let joined = call.joined();
     insert_rows(
         db,
         &format!("INSERT INTO call_contacts ({CONTACT_COLUMNS})"),
@@ -698,21 +730,8 @@ pub(crate) async fn save<D: Db>(
     )
     .await?;
     if let Some(old) = old {
-        for (was, c) in old.contacts.iter().zip(&call.contacts) {
-            let now_in = joined.contains(&c.id);
-            if was.ringing_since != c.ringing_since
-                || was.origin != c.origin
-                || was_joined.contains(&c.id) != now_in
-            {
-                let args = [
-                    Val::Int(Some(call.id)),
-                    Val::Int(Some(c.id)),
-                    Val::Int(c.ringing_since.map(ms)),
-                    Val::text(c.origin.as_str()),
-                    Val::Int(Some(i64::from(now_in))),
-                ];
-                db.exec(UPDATE_CONTACT, &args).await?;
-            }
+        for args in changed_contact_rows(old, call) {
+            db.exec(UPDATE_CONTACT, &args).await?;
         }
     }
     let old_events = old.map_or(0, |c| c.events.len());
@@ -735,7 +754,7 @@ pub(crate) async fn save<D: Db>(
     // A callee already in another call still rings; their pop-up says the call waits.
     let rang = rang_users(t);
     let busy = busy_in_other_calls(db, &rang, t.call.id).await?;
-    let messages = write_messages(db, dialect, notifications(t, old_events, &busy)).await?;
+    let messages = write_messages(db, notifications(t, old_events, &busy)).await?;
     let deliveries = write_deliveries(db, t, old_events).await?;
     Ok((messages, deliveries))
 }
@@ -921,11 +940,10 @@ fn webhook_from_row(r: &AnyRow) -> Result<Webhook> {
 }
 
 /// Gives each message the next `seq` of its user and stores it. The counters of a
-/// hundred users move in one statement; on PostgreSQL they are locked in ascending
-/// id first, so concurrent transactions take them in one order.
+/// hundred users move in one statement. (SQLite: PostgreSQL writes messages in
+/// `pg`'s one statement.)
 async fn write_messages<D: Db>(
     db: &mut D,
-    dialect: Dialect,
     messages: Vec<(UserDbId, callhub_core::Notification)>,
 ) -> Result<Vec<Message>> {
     let mut users: Vec<UserDbId> = messages.iter().map(|(u, _)| *u).collect();
@@ -941,17 +959,10 @@ async fn write_messages<D: Db>(
             .map(|i| format!("${}", 2 * i + 1))
             .collect::<Vec<_>>()
             .join(", ");
-        let sql = match dialect {
-            Dialect::Postgres => format!(
-                "WITH locked AS (SELECT id FROM users WHERE id IN ({ids}) ORDER BY id FOR UPDATE) \
-                 UPDATE users u SET last_seq = u.last_seq + CASE u.id{cases} END FROM locked \
-                 WHERE u.id = locked.id RETURNING u.id, u.last_seq"
-            ),
-            Dialect::Sqlite => format!(
-                "UPDATE users SET last_seq = last_seq + CASE id{cases} END WHERE id IN ({ids}) \
-                 RETURNING id, last_seq"
-            ),
-        };
+        let sql = format!(
+            "UPDATE users SET last_seq = last_seq + CASE id{cases} END WHERE id IN ({ids}) \
+             RETURNING id, last_seq"
+        );
         let mut args = Vec::with_capacity(2 * chunk.len());
         for &u in chunk {
             let n = messages.iter().filter(|(m, _)| *m == u).count() as i64;
@@ -1733,14 +1744,7 @@ impl Store for SqlStore {
         } else {
             // SQLite before its writer thread started (migrations, setup).
             let mut tx = self.begin_write().await?;
-            let saved = save(
-                &mut *tx,
-                self.dialect,
-                self.ring_timeout,
-                None,
-                &mut created,
-            )
-            .await?;
+            let saved = save(&mut *tx, self.ring_timeout, None, &mut created).await?;
             tx.commit().await.map_err(db_error)?;
             saved
         };
@@ -1765,14 +1769,11 @@ impl Store for SqlStore {
         if t.call == old {
             return Ok(Committed::unchanged(old));
         }
-        let (messages, deliveries) = save(
-            &mut *tx,
-            self.dialect,
-            self.ring_timeout,
-            Some(&old),
-            &mut t,
-        )
-        .await?;
+        let (messages, deliveries) = if self.dialect == Dialect::Postgres {
+            crate::pg::update_call(&mut *tx, self.ring_timeout, &old, &mut t).await?
+        } else {
+            save(&mut *tx, self.ring_timeout, Some(&old), &mut t).await?
+        };
         tx.commit().await.map_err(db_error)?;
         Ok(Committed {
             call: t.call,

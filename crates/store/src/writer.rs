@@ -276,7 +276,7 @@ fn refuse(job: Job, e: StoreError) -> Option<Done> {
 fn run_job(conn: &mut Connection, job: Job, ring: chrono::Duration) -> Option<Done> {
     Some(match job {
         Job::Insert(mut t, r) => {
-            let saved = at_once(save(conn, Dialect::Sqlite, ring, None, &mut t));
+            let saved = at_once(save(conn, ring, None, &mut t));
             Done::Insert(
                 r,
                 saved.map(|(messages, deliveries)| Committed {
@@ -296,8 +296,7 @@ fn run_job(conn: &mut Connection, job: Job, ring: chrono::Duration) -> Option<Do
                     let now = load_call(conn, Dialect::Sqlite, t.call.call_id, false).await?;
                     return Ok(Updated::Stale(now));
                 }
-                let (messages, deliveries) =
-                    save(conn, Dialect::Sqlite, ring, Some(&expected), &mut t).await?;
+                let (messages, deliveries) = save(conn, ring, Some(&expected), &mut t).await?;
                 Ok(Updated::Saved(Committed {
                     call: t.call,
                     messages,

@@ -23,6 +23,28 @@ backend_tests! {
         assert!(missed_at - log.created_at >= chrono::Duration::seconds(1));
     }
 
+    /// What a transition changes of a contact (Bob stops ringing when he
+    /// answers) is what the next transition reads back: were it not stored, Carol's
+    /// answer would load Bob ringing still, and the ring timeout would miss him.
+    async fn an_answered_callee_stays_answered_through_later_changes(backend: Backend) {
+        let app = TestApp::spawn_with(backend, |c| c.ring_timeout = Duration::from_secs(1)).await;
+        let a = app.user("alice", &[Role::User]).await;
+        let b = app.user("bob", &[Role::User]).await;
+        let c = app.user("carol", &[Role::User]).await;
+        let call = a.rtc().create_call_for_contacts(&call_request(CallType::Sfu, &[&b, &c])).await.unwrap();
+        b.rtc().join_call(call.call_id).await.unwrap();
+        c.rtc().join_call(call.call_id).await.unwrap();
+        b.rtc().leave_call(call.call_id).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let log = a.rtc().get_call_log_by_id(call.call_id).await.unwrap();
+        assert_eq!(
+            events(&log)[2..],
+            [ev(Join, "bob"), ev(Join, "carol"), ev(Leave, "bob")],
+            "past the ring timeout, nobody who answered is missed"
+        );
+        assert_eq!(log.call_status, CallStatus::Started);
+    }
+
     async fn broker_call_ends_when_the_expert_misses_it(backend: Backend) {
         let app = TestApp::spawn_with(backend, |c| c.ring_timeout = Duration::from_secs(1)).await;
         let BrokerParties { connector, glasses, expert } = app.broker_parties().await;
