@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Two builds of callhub side by side in one run, interleaved (A B A B) so the
 # machine's drift falls on both, on SQLite and PostgreSQL: createCall's DB floor;
-# /health, createCall and getCallLogById at saturation; /health and createCall at
-# BENCH_RATE/s offered (2,000). Each line is labelled with its build, round and
+# /health, createCall, getCallLogById and joinCall/leaveCall at saturation;
+# /health and createCall at BENCH_RATE/s offered (2,000). Each line is labelled with its build, round and
 # the load average when it ended; `python3 bench/report.py FILE` renders them.
 #   bench/compare.sh DIR_A DIR_B   (each holding callhub and callhub-bench)
 #   BENCH_BACKENDS="sqlite": one backend only (default both)
@@ -34,6 +34,7 @@ one() { # dir backend round
     rec "$label" "${http[@]}" --route health --rate "$RATE"
     rec "$label" "${http[@]}" --route create --rate "$RATE"
     rec "$label" "${http[@]}" --route get --concurrency 64
+    rec "$label" "${http[@]}" --route join-leave --concurrency 64
     kill "$pid"; wait "$pid" 2>/dev/null || true
     [ "$backend" = postgres ] && psql "$PG/postgres" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)"
     rm -rf "$work"

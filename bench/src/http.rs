@@ -24,6 +24,12 @@ pub enum Route {
     Contacts,
     /// GET /health: the server's floor (routing, a database round trip, JSON).
     Health,
+    /// POST /rtc/joinCall and /rtc/leaveCall in turn: a call's change, not a new
+    /// call. Each of `--concurrency` SFU calls (user 2p calling user 2p+1, made
+    /// before the run) has its invitee join and leave; with the closed loop each
+    /// worker drives its own call. (At a fixed rate two requests of one call can
+    /// overlap, and a leave before its join is a 409.)
+    JoinLeave,
 }
 
 #[derive(clap::Args)]
@@ -55,6 +61,8 @@ struct Target {
     route: Route,
     tokens: Arc<Vec<(i64, String, String)>>,
     call_id: Option<uuid::Uuid>,
+    /// JoinLeave: the calls, the invitee of call p being user 2p+1.
+    calls: Arc<Vec<uuid::Uuid>>,
 }
 
 impl Target {
@@ -95,6 +103,13 @@ impl Target {
                     .bearer_auth(&t[n % t.len()].2)
             }
             Route::Health => self.client.get(format!("{}/health", self.url)),
+            Route::JoinLeave => {
+                let (p, turn) = (n % self.calls.len(), n / self.calls.len());
+                let action = if turn % 2 == 0 { "joinCall" } else { "leaveCall" };
+                self.client
+                    .post(format!("{}/rtc/{action}?callId={}", self.url, self.calls[p]))
+                    .bearer_auth(&t[2 * p + 1].2)
+            }
         };
         match req.send().await {
             Ok(res) => {
@@ -171,6 +186,31 @@ async fn call_with_50_events(
     Ok(call_id)
 }
 
+/// `pairs` SFU calls, user 2p calling user 2p+1, for the join-leave route.
+async fn calls_of_pairs(
+    client: &reqwest::Client,
+    url: &str,
+    t: &[(i64, String, String)],
+    pairs: usize,
+) -> anyhow::Result<Vec<uuid::Uuid>> {
+    anyhow::ensure!(t.len() >= 2 * pairs, "join-leave needs {} users", 2 * pairs);
+    let mut calls = Vec::with_capacity(pairs);
+    for p in 0..pairs {
+        let body = format!(
+            r#"{{"callTitle":"pair {p}","callType":"SFU","invitedContacts":[{{"userDbId":{}}}]}}"#,
+            t[2 * p + 1].0
+        );
+        let log: serde_json::Value = create_call(client, url, &t[2 * p].2, body)
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        calls.push(log["callId"].as_str().unwrap_or_default().parse()?);
+    }
+    Ok(calls)
+}
+
 pub async fn run(a: Args) -> anyhow::Result<()> {
     let tokens = Arc::new(read_tokens(&a.server.tokens)?);
     let client = reqwest::Client::builder()
@@ -182,12 +222,18 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
     } else {
         None
     };
+    let calls = if a.route == Route::JoinLeave {
+        calls_of_pairs(&client, &a.server.url, &tokens, a.concurrency.unwrap_or(64)).await?
+    } else {
+        Vec::new()
+    };
     let target = Target {
         client,
         url: a.server.url.clone(),
         route: a.route,
         tokens,
         call_id,
+        calls: Arc::new(calls),
     };
     let (lat, ok, errors, dropped, mode) = match (a.rate, a.concurrency) {
         (Some(rate), _) => open_loop(&target, rate, &a).await,
@@ -199,6 +245,7 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
         Route::Get => "getCallLogById (50 events)",
         Route::Contacts => "contacts (directory)",
         Route::Health => "health",
+        Route::JoinLeave => "joinCall/leaveCall",
     };
     let report = json!({
         "bench": "http", "route": route, "mode": mode, "offered_per_s": a.rate, "concurrency": a.concurrency,
