@@ -105,9 +105,16 @@ impl Target {
             Route::Health => self.client.get(format!("{}/health", self.url)),
             Route::JoinLeave => {
                 let (p, turn) = (n % self.calls.len(), n / self.calls.len());
-                let action = if turn % 2 == 0 { "joinCall" } else { "leaveCall" };
+                let action = if turn % 2 == 0 {
+                    "joinCall"
+                } else {
+                    "leaveCall"
+                };
                 self.client
-                    .post(format!("{}/rtc/{action}?callId={}", self.url, self.calls[p]))
+                    .post(format!(
+                        "{}/rtc/{action}?callId={}",
+                        self.url, self.calls[p]
+                    ))
                     .bearer_auth(&t[2 * p + 1].2)
             }
         };
