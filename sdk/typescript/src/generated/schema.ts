@@ -913,6 +913,15 @@ export interface operations {
                 };
                 content?: never;
             };
+            /** @description The id is not a webhook id (a 64-bit integer) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description No or bad access token */
             401: {
                 headers: {
