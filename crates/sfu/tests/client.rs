@@ -17,16 +17,28 @@ use uuid::Uuid;
 const SFU: &str = "10.0.0.1:50000";
 const LATENCY: Duration = Duration::from_millis(5);
 
+struct Client {
+    contact: i64,
+    addr: SocketAddr,
+    p: Participant,
+    /// How often it reads its socket, and when it last did.
+    reads_every: Duration,
+    read_at: Instant,
+}
+
+impl Client {
+    fn reads(&self, now: Instant) -> bool {
+        now >= self.read_at + self.reads_every
+    }
+}
+
 struct World {
     now: Instant,
     call: Uuid,
     sfu: Sfu,
-    /// Contact, address, participant, and how often it reads its socket.
-    clients: Vec<(i64, SocketAddr, Participant, Duration)>,
+    clients: Vec<Client>,
     /// In flight: when it arrives, from, to, bytes.
     wire: VecDeque<(Instant, SocketAddr, SocketAddr, Vec<u8>)>,
-    /// Per client: when it last read its socket.
-    read_at: Vec<Instant>,
 }
 
 impl World {
@@ -39,15 +51,19 @@ impl World {
             sfu: Sfu::new(sfu, sfu, now),
             clients: vec![],
             wire: VecDeque::new(),
-            read_at: vec![],
         }
     }
 
     fn join(&mut self, contact: i64, reads_every: Duration) {
         let addr: SocketAddr = format!("10.0.1.{contact}:4000").parse().unwrap();
         let (p, offer) = Participant::new(addr, self.now, None);
-        self.clients.push((contact, addr, p, reads_every));
-        self.read_at.push(self.now);
+        self.clients.push(Client {
+            contact,
+            addr,
+            p,
+            reads_every,
+            read_at: self.now,
+        });
         let peer = PeerId {
             call: self.call,
             contact,
@@ -70,12 +86,12 @@ impl World {
             }
         }
         for (to, payload) in signals {
-            let (_, _, p, _) = self
+            let c = self
                 .clients
                 .iter_mut()
-                .find(|c| c.0 == to.contact)
+                .find(|c| c.contact == to.contact)
                 .expect("a client of the test");
-            if let Some(answer) = p.signal(&payload).unwrap() {
+            if let Some(answer) = c.p.signal(&payload).unwrap() {
                 self.sfu.handle_signal(self.now, to, &answer).unwrap();
                 self.pump_sfu();
             }
@@ -103,12 +119,12 @@ impl World {
                 self.pump_sfu();
                 continue;
             }
-            let i = self.clients.iter().position(|c| c.1 == to).unwrap();
-            if now < self.read_at[i] + self.clients[i].3 {
+            let c = self.clients.iter_mut().find(|c| c.addr == to).unwrap();
+            if !c.reads(now) {
                 held.push_back((at, from, to, bytes)); // not read yet
                 continue;
             }
-            self.clients[i].2.receive(now, from, to, &bytes);
+            c.p.receive(now, from, to, &bytes);
         }
         self.wire = held;
         if self.sfu.poll_timeout() <= now {
@@ -117,15 +133,11 @@ impl World {
         }
         // A client polls when it has read its socket.
         let mut out = vec![];
-        for i in 0..self.clients.len() {
-            if now < self.read_at[i] + self.clients[i].3 {
-                continue;
-            }
-            self.read_at[i] = now;
-            let (_, addr, p, _) = &mut self.clients[i];
+        for c in self.clients.iter_mut().filter(|c| c.reads(now)) {
+            c.read_at = now;
             let mut sent = vec![];
-            p.poll(now, &mut sent);
-            out.extend(sent.into_iter().map(|(to, bytes)| (*addr, to, bytes)));
+            c.p.poll(now, &mut sent);
+            out.extend(sent.into_iter().map(|(to, bytes)| (c.addr, to, bytes)));
         }
         for (from, to, bytes) in out {
             self.send(from, to, bytes);
@@ -133,7 +145,12 @@ impl World {
     }
 
     fn participant(&self, contact: i64) -> &Participant {
-        &self.clients.iter().find(|c| c.0 == contact).unwrap().2
+        &self
+            .clients
+            .iter()
+            .find(|c| c.contact == contact)
+            .unwrap()
+            .p
     }
 }
 
