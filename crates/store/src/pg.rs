@@ -33,7 +33,7 @@ use chrono::Utc;
 
 use crate::db::{Db, Val};
 use crate::sql::{
-    CONTACT_COLUMNS, DELIVERY_COLUMNS, EVENT_COLUMNS, UPDATE_CALL, after_seq, busy_select,
+    CONTACT_COLUMNS, DELIVERY_COLUMNS, EVENT_COLUMNS, UPDATE_CALL, after_seqs, busy_select,
     call_columns, call_update_values, call_values, changed_contact_rows, contact_rows, event_rows,
     planned_deliveries, rang_users, with_seq,
 };
@@ -82,14 +82,11 @@ async fn write<D: Db>(
     let notes = notifications(t, old_events, busy);
     let call = &t.call;
     let now = Utc::now().timestamp_millis();
-    let rests = notes
-        .iter()
-        .map(|(_, note)| after_seq(note))
-        .collect::<Result<Vec<_>>>()?;
+    let rests = after_seqs(&notes)?;
     let messages: Vec<Vec<Val>> = notes
         .iter()
         .zip(&rests)
-        .map(|((user, _), rest)| vec![Val::Int(Some(*user)), Val::Text(Some(rest.clone()))])
+        .map(|((user, _), rest)| vec![Val::Int(Some(*user)), Val::Text(Some(rest.to_string()))])
         .collect();
     let (invitations, webhook_events) = planned_deliveries(t, old_events, now);
     let mut events = event_rows(call, old_events);

@@ -977,15 +977,16 @@ async fn write_messages<D: Db>(
         }
     }
     let now = Utc::now().timestamp_millis();
+    let rests = after_seqs(&messages)?;
     let mut out = Vec::with_capacity(messages.len());
-    for (user, note) in messages {
-        let Some(seq) = next.get_mut(&user) else {
+    for ((user, _), rest) in messages.iter().zip(rests) {
+        let Some(seq) = next.get_mut(user) else {
             continue; // an account deleted since
         };
         out.push(Message {
-            user,
+            user: *user,
             seq: *seq,
-            body: numbered(&note, *seq)?,
+            body: with_seq(*seq, &rest),
         });
         *seq += 1;
     }
@@ -1010,15 +1011,30 @@ async fn write_messages<D: Db>(
     Ok(out)
 }
 
-/// A message's JSON: the notification's object with `"seq"` put first.
-fn numbered(note: &callhub_core::Notification, seq: i64) -> Result<String> {
-    Ok(with_seq(seq, &after_seq(note)?))
-}
-
 /// `{"seq":N` and the rest of a message (`after_seq`). PostgreSQL's one-statement
 /// insert of a call (crates/store/src/pg.rs) writes the same concatenation.
 pub(crate) fn with_seq(seq: i64, rest: &str) -> String {
     format!("{{\"seq\":{seq}{rest}")
+}
+
+/// `after_seq` of each message, each distinct notification serialized once: a
+/// transition's new events go alike to every member of the call, and its pop-up
+/// to every callee (ten invitees: 32 messages, 3 or 4 distinct).
+pub(crate) fn after_seqs(
+    messages: &[(UserDbId, callhub_core::Notification)],
+) -> Result<Vec<std::sync::Arc<str>>> {
+    let mut made: Vec<(&callhub_core::Notification, std::sync::Arc<str>)> = Vec::new();
+    messages
+        .iter()
+        .map(|(_, note)| {
+            if let Some((_, rest)) = made.iter().rev().find(|(n, _)| *n == note) {
+                return Ok(rest.clone());
+            }
+            let rest: std::sync::Arc<str> = after_seq(note)?.into();
+            made.push((note, rest.clone()));
+            Ok(rest)
+        })
+        .collect()
 }
 
 /// What follows `{"seq":N` in a message: the notification's fields, each after a
@@ -2153,10 +2169,37 @@ mod tests {
             call_id: Uuid::new_v4(),
             reason: callhub_core::StopReason::AnsweredElsewhere,
         };
-        let body: serde_json::Value = serde_json::from_str(&numbered(&note, 42).unwrap()).unwrap();
+        let body: serde_json::Value =
+            serde_json::from_str(&with_seq(42, &after_seq(&note).unwrap())).unwrap();
         let mut expected = serde_json::to_value(&note).unwrap();
         expected["seq"] = 42.into();
         assert_eq!(body, expected);
+    }
+
+    #[test]
+    fn each_message_gets_its_own_notification_when_several_are_alike() {
+        let stopped = |reason| callhub_core::Notification::RingingStopped {
+            call_id: Uuid::nil(),
+            reason,
+        };
+        let (a, b) = (
+            stopped(callhub_core::StopReason::AnsweredElsewhere),
+            stopped(callhub_core::StopReason::Missed),
+        );
+        let notes = vec![
+            (1, a.clone()),
+            (2, b.clone()),
+            (3, a.clone()),
+            (1, b.clone()),
+        ];
+        let rests = after_seqs(&notes).unwrap();
+        assert_eq!(rests.len(), 4);
+        for ((_, note), rest) in notes.iter().zip(&rests) {
+            assert_eq!(**rest, after_seq(note).unwrap());
+        }
+        // Alike ones share one serialization.
+        assert!(std::sync::Arc::ptr_eq(&rests[0], &rests[2]));
+        assert!(std::sync::Arc::ptr_eq(&rests[1], &rests[3]));
     }
 
     /// `PRAGMA synchronous` of the writer and of a reader of a store opened with `sync`.
