@@ -269,6 +269,9 @@ pub async fn fanout(a: FanoutArgs) -> anyhow::Result<()> {
     };
     let per_cpu_sec = cpu.map(|c| (got as f64 / c).round());
     let calls = ok.load(Ordering::Relaxed);
+    // What the server holds with every socket still open, each having been sent
+    // its messages (write buffers keep their capacity).
+    let rss_kib: Option<u64> = pids.iter().map(|&p| crate::sfu::rss_kib(p)).sum();
     println!(
         "{}",
         json!({
@@ -276,7 +279,7 @@ pub async fn fanout(a: FanoutArgs) -> anyhow::Result<()> {
             "expected_messages": calls * (3 * a.invitees_per_call as u64 + 2),
             "delivered": got, "delivered_per_s": (got as f64 / secs).round(),
             "server_cpu_secs": cpu, "delivered_per_server_cpu_sec": per_cpu_sec,
-            "presence_frames": presence,
+            "presence_frames": presence, "server_rss_kib": rss_kib,
             "frames_per_server_cpu_sec": cpu.map(|c| ((got + presence) as f64 / c).round()),
         })
     );
