@@ -381,6 +381,7 @@ impl SqlStore {
     }
 
     async fn connect_sqlite(url: &str, settings: &PoolSettings) -> Result<SqlStore> {
+        crate::writer::configure_sqlite();
         let path = sqlite_path(url).unwrap_or(Path::new(""));
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| {
