@@ -1,6 +1,7 @@
 //! `GET /ws`: a user's notifications (sequenced, durable, resumable) and the
 //! WebRTC signaling relay between participants of one call.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -37,6 +38,12 @@ const BAD_WINDOW: Duration = Duration::from_secs(10);
 /// How often a socket checks that its session was not revoked on another node.
 const REVOCATION_CHECK: Duration = Duration::from_secs(30);
 const REPLAY_PAGE: u32 = 500;
+/// How long a message that arrived ahead of its predecessor waits for it before
+/// the socket reads the missing one from the store. Requests committed together
+/// publish their messages each from its own task, so a user's two messages can
+/// reach the socket in the wrong order a moment apart; a lost one (a request
+/// dropped after its commit, a bus outage) is read after this wait.
+const GAP_WAIT: Duration = Duration::from_millis(50);
 /// Most queued frames sent with one write; the rest wait a turn, so pings,
 /// revocation and the client's own frames are not held up behind a long queue.
 const WRITE_BATCH: usize = 64;
@@ -178,6 +185,8 @@ pub async fn ws(
                 who,
                 hears_presence,
                 last_sent: 0,
+                early: BTreeMap::new(),
+                early_until: None,
             }
             .run(socket, since)
             .await;
@@ -192,6 +201,11 @@ struct Session {
     hears_presence: bool,
     /// The last sequenced message this socket has sent.
     last_sent: i64,
+    /// Messages that arrived ahead of one still missing, by seq, with their commit
+    /// time: sent once the gap closes, or after `GAP_WAIT` from the store.
+    early: BTreeMap<i64, (Utf8Bytes, Instant)>,
+    /// When the first of `early` arrived plus `GAP_WAIT`.
+    early_until: Option<tokio::time::Instant>,
 }
 
 type Sink = futures::stream::SplitSink<WebSocket, WsMessage>;
@@ -252,6 +266,9 @@ impl Session {
                     None => Ok(Flow::Close(close_code::AWAY, "node shutting down")),
                 },
                 _ = reg.lagged.notified() => self.fill_gap(&mut sink, i64::MAX).await.map(|_| Flow::Go),
+                _ = tokio::time::sleep_until(self.early_until.unwrap_or_else(tokio::time::Instant::now)), if self.early_until.is_some() => {
+                    self.fill_early(&mut sink).await.map(|_| Flow::Go)
+                },
                 _ = reg.revoked.notified() => Ok(Flow::Close(close_code::POLICY, "session revoked")),
                 frame = stream.next() => match frame {
                     Some(Err(e)) if too_large(&e) => Ok(Flow::Close(close_code::SIZE, "a message over 1 MiB")),
@@ -333,9 +350,8 @@ impl Session {
                     body,
                     committed,
                 } => {
-                    if self.forward(sink, seq, body).await? {
-                        popups.push(committed);
-                    }
+                    self.forward(sink, seq, body, committed, &mut popups)
+                        .await?
                 }
                 Push::Transient(frame) => sink.feed(WsMessage::Text(frame)).await.map_err(drop)?,
                 Push::Transients(frames) => {
@@ -352,27 +368,99 @@ impl Session {
             }
         }
         sink.flush().await.map_err(drop)?;
+        self.observe_popups(popups);
+        Ok(())
+    }
+
+    /// Records how long each pop-up took from its commit to the socket.
+    fn observe_popups(&self, popups: Vec<Instant>) {
         for committed in popups {
             let popup = committed.elapsed();
             self.app.metrics.observe(crate::metrics::POPUP_DELAY, popup);
         }
-        Ok(())
     }
 
     /// Queues a live message on the socket in order: older ones are dropped as
-    /// already sent, and a gap (a message published late by a concurrent commit) is
-    /// filled from the store. Answers whether it queued a pop-up.
-    async fn forward(&mut self, sink: &mut Sink, seq: i64, body: Utf8Bytes) -> Result<bool, ()> {
+    /// already sent, and one that comes ahead of a missing one waits in `early`
+    /// (see `GAP_WAIT`). Adds the commit time of each pop-up it queues to `popups`.
+    async fn forward(
+        &mut self,
+        sink: &mut Sink,
+        seq: i64,
+        body: Utf8Bytes,
+        committed: Instant,
+        popups: &mut Vec<Instant>,
+    ) -> Result<(), ()> {
         if seq <= self.last_sent {
-            return Ok(false);
+            return Ok(());
         }
         if seq > self.last_sent + 1 {
-            self.fill_gap(sink, seq - 1).await?;
+            self.early.insert(seq, (body, committed));
+            self.early_until
+                .get_or_insert_with(|| tokio::time::Instant::now() + GAP_WAIT);
+            return Ok(());
         }
-        let popup = body.contains(r#""type":"incomingCall""#);
+        self.queue(sink, seq, body, committed, popups).await?;
+        self.release_early(sink, popups, false).await
+    }
+
+    /// Queues the messages of `early` that follow what was sent, in order, and drops
+    /// those sent meanwhile; with `all`, also those after a gap the store could not
+    /// fill (there is nothing more to wait for).
+    async fn release_early(
+        &mut self,
+        sink: &mut Sink,
+        popups: &mut Vec<Instant>,
+        all: bool,
+    ) -> Result<(), ()> {
+        while let Some(entry) = self.early.first_entry() {
+            let seq = *entry.key();
+            if seq > self.last_sent + 1 && !all {
+                break;
+            }
+            let (body, committed) = entry.remove();
+            if seq > self.last_sent {
+                self.queue(sink, seq, body, committed, popups).await?;
+            }
+        }
+        if self.early.is_empty() {
+            self.early_until = None;
+        }
+        Ok(())
+    }
+
+    /// The wait for a missing message is over: reads it (and what came early) from
+    /// the store, and sends whatever of `early` the store did not have.
+    async fn fill_early(&mut self, sink: &mut Sink) -> Result<(), ()> {
+        let upto = self
+            .early
+            .keys()
+            .next_back()
+            .copied()
+            .unwrap_or(self.last_sent);
+        self.fill_gap(sink, upto).await?;
+        let mut popups = Vec::new();
+        self.release_early(sink, &mut popups, true).await?;
+        sink.flush().await.map_err(drop)?;
+        self.observe_popups(popups);
+        Ok(())
+    }
+
+    /// Queues one sequenced message, the next after `last_sent`.
+    async fn queue(
+        &mut self,
+        sink: &mut Sink,
+        seq: i64,
+        body: Utf8Bytes,
+        committed: Instant,
+        popups: &mut Vec<Instant>,
+    ) -> Result<(), ()> {
+        if body.contains(r#""type":"incomingCall""#) {
+            popups.push(committed);
+        }
         sink.feed(WsMessage::Text(body)).await.map_err(drop)?;
         self.last_sent = seq;
-        Ok(popup)
+        Ok(())
     }
 
     /// Sends what this socket missed, after its last sent message up to `upto`,
@@ -381,6 +469,11 @@ impl Session {
         if self.replay(sink, self.last_sent, upto).await? > 0 {
             self.app.metrics.count(crate::metrics::GAPS_FILLED);
         }
+        // What came early and follows now goes out behind it.
+        let mut popups = Vec::new();
+        self.release_early(sink, &mut popups, false).await?;
+        sink.flush().await.map_err(drop)?;
+        self.observe_popups(popups);
         Ok(())
     }
 

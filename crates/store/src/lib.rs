@@ -233,6 +233,14 @@ pub trait Store: Send + Sync + 'static {
     /// The user of an access token, if its refresh-token family is not revoked.
     async fn session_user(&self, id: UserDbId, family: &str) -> Result<Option<UserInfo>>;
     async fn user_by_name(&self, domain: &Domain, user_id: &UserId) -> Result<Option<UserInfo>>;
+    /// The accounts of `domain` among `ids` and user ids `names`, read together (a
+    /// call's invitees: one read, not one each); those not found are left out.
+    async fn users_in(
+        &self,
+        domain: &str,
+        ids: &[UserDbId],
+        names: &[UserId],
+    ) -> Result<Vec<UserInfo>>;
     /// Accounts a login may mean, with their password hashes.
     async fn login_candidates(
         &self,

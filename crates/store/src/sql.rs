@@ -1387,6 +1387,41 @@ impl Store for SqlStore {
         read!(self, |db| one_user(db, USER_BY_NAME, &args))
     }
 
+    async fn users_in(
+        &self,
+        domain: &str,
+        ids: &[UserDbId],
+        names: &[UserId],
+    ) -> Result<Vec<UserInfo>> {
+        let mut found = Vec::new();
+        // Each chunk far below either database's limit on bound values.
+        for chunk in ids.chunks(500) {
+            // Users first, by key: joined the other way round, SQLite (without
+            // statistics) walked the domain's every account to find the ten.
+            let sql = format!(
+                concat!(
+                    "SELECT ",
+                    user_columns!(),
+                    " FROM users u CROSS JOIN domains d WHERE d.id = u.domain_id AND u.id IN ({}) AND d.name = $1"
+                ),
+                placeholders(2, chunk.len())
+            );
+            let mut args = vec![Val::text(domain)];
+            args.extend(chunk.iter().map(|&id| Val::Int(Some(id))));
+            found.extend(read!(self, |db| db.rows(&sql, &args, user_from_row))?);
+        }
+        for chunk in names.chunks(500) {
+            let sql = format!(
+                concat!(user_select!(), " WHERE d.name = $1 AND u.user_id IN ({})"),
+                placeholders(2, chunk.len())
+            );
+            let mut args = vec![Val::text(domain)];
+            args.extend(chunk.iter().map(|n| Val::text(n.as_str())));
+            found.extend(read!(self, |db| db.rows(&sql, &args, user_from_row))?);
+        }
+        Ok(found)
+    }
+
     async fn login_candidates(
         &self,
         user_id: &UserId,

@@ -2,13 +2,14 @@
 //! decline, leave, end and invite. Handlers resolve contacts, run the rules and
 //! store the result in one transaction.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State;
 use base64::Engine;
 use callhub_core::api::*;
-use callhub_core::text::{CallTitle, Domain, optional, planned_time};
+use callhub_core::text::{CallTitle, Domain, UserId, optional, planned_time};
 use callhub_core::{
     Actor, Call, CallError, CallLog, Command, ContactId, ContactSpec, Delivery, NewCall, Role,
     Team, Transition, UserDbId, UserInfo, apply, create, deliveries,
@@ -41,24 +42,56 @@ async fn resolve(
         )));
     }
     let domain_name = Domain::parse("domain", domain)?;
+    let parsed: Vec<_> = contacts
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let field = format!("invitedContacts[{i}]");
+            let fields = c.parse(&field);
+            (field, fields)
+        })
+        .collect();
+    // A name in another domain never resolves: the account must be in the caller's.
+    let in_domain =
+        |c: &ContactFields| c.domain.as_ref().unwrap_or(&domain_name).as_str() == domain;
+    // Every invitee named by account is read in one go (ten invitees were ten reads).
+    let ids: Vec<UserDbId> = parsed
+        .iter()
+        .filter_map(|(_, c)| c.as_ref().ok()?.user_db_id)
+        .collect();
+    let names: Vec<UserId> = parsed
+        .iter()
+        .filter_map(|(_, c)| {
+            let c = c
+                .as_ref()
+                .ok()
+                .filter(|c| c.user_db_id.is_none() && in_domain(c))?;
+            c.user_id.clone()
+        })
+        .collect();
+    let accounts = if ids.is_empty() && names.is_empty() {
+        Vec::new()
+    } else {
+        app.store.users_in(domain, &ids, &names).await?
+    };
+    let by_id: HashMap<UserDbId, &UserInfo> = accounts.iter().map(|u| (u.user_db_id, u)).collect();
+    let by_name: HashMap<&str, &UserInfo> =
+        accounts.iter().map(|u| (u.user_id.as_str(), u)).collect();
     let mut specs = Vec::with_capacity(contacts.len());
-    for (i, c) in contacts.iter().enumerate() {
-        let field = format!("invitedContacts[{i}]");
-        let c = c.parse(&field)?;
+    // The first contact in order that is malformed or does not resolve is named.
+    for (field, c) in parsed {
+        let c = c?;
         let user = if let Some(id) = c.user_db_id {
-            let user = app.store.user(id).await?.filter(|u| u.domain == domain);
-            Some(user.ok_or_else(|| {
+            Some(by_id.get(&id).map(|u| (*u).clone()).ok_or_else(|| {
                 ApiError::BadRequest(format!(
                     "{field}.userDbId: no user {id} in domain {domain:?}"
                 ))
             })?)
         } else if let Some(user_id) = &c.user_id {
-            let in_domain = c.domain.as_ref().unwrap_or(&domain_name);
-            let user = app
-                .store
-                .user_by_name(in_domain, user_id)
-                .await?
-                .filter(|u| u.domain == domain);
+            let user = by_name
+                .get(user_id.as_str())
+                .filter(|_| in_domain(&c))
+                .map(|u| (*u).clone());
             Some(user.ok_or_else(|| {
                 ApiError::BadRequest(format!(
                     "{field}.userId: no user {user_id:?} in domain {domain:?}",

@@ -21,7 +21,7 @@ backend_tests! {
         let bob = app.user("bob", &[Role::User]).await;
         let carol = app.user("carol", &[Role::User]).await;
         let broker = app.user("connector", &[Role::Broker]).await;
-        app.user_in("elsewhere", "stranger", &[Role::User]).await;
+        let stranger = app.user_in("elsewhere", "stranger", &[Role::User]).await;
         let ended = alice.rtc().create_call_for_contacts(&call_request(CallType::Sfu, &[&bob])).await.unwrap();
         alice.rtc().end_call(ended.call_id).await.unwrap();
         let t = alice.token().await;
@@ -45,6 +45,11 @@ backend_tests! {
             ("joinAnonymousAllowed not a boolean", "/rtc/createCall".into(), Some(&t), Some(valid(r#","joinAnonymousAllowed":"yes""#)), 400, "joinAnonymousAllowed"),
             ("unknown userDbId", "/rtc/createCall".into(), Some(&t), Some(valid(r#","invitedContacts":[{"userDbId":424242}]"#)), 400, "invitedContacts[0].userDbId"),
             ("userId of another domain", "/rtc/createCall".into(), Some(&t), Some(valid(r#","invitedContacts":[{"userId":"stranger","domain":"elsewhere"}]"#)), 400, "invitedContacts[0].userId"),
+            // The invitees are read together; the first in order that is bad is named.
+            ("unknown userDbId after a known userId", "/rtc/createCall".into(), Some(&t), Some(valid(r#","invitedContacts":[{"userId":"bob"},{"userDbId":424242},{"email":"x"}]"#)), 400, "invitedContacts[1].userDbId"),
+            ("unknown userId before a bad email", "/rtc/createCall".into(), Some(&t), Some(valid(r#","invitedContacts":[{"userId":"nobody"},{"email":"not-an-email"}]"#)), 400, "invitedContacts[0].userId"),
+            ("userDbId of another domain", "/rtc/createCall".into(), Some(&t), Some(valid(&format!(r#","invitedContacts":[{{"userDbId":{b}}},{{"userDbId":{}}}]"#, stranger.id()))), 400, "invitedContacts[1].userDbId"),
+            ("our userId asked in another domain", "/rtc/createCall".into(), Some(&t), Some(valid(r#","invitedContacts":[{"userId":"bob"},{"userId":"bob","domain":"elsewhere"}]"#)), 400, "invitedContacts[1].userId"),
             ("contact with nothing", "/rtc/createCall".into(), Some(&t), Some(valid(r#","invitedContacts":[{"displayName":"Who","phoneNumber":""}]"#)), 400, "invitedContacts[0]"),
             ("bad email", "/rtc/createCall".into(), Some(&t), Some(valid(r#","invitedContacts":[{"email":"not-an-email"}]"#)), 400, "invitedContacts[0].email"),
             ("bad phone", "/rtc/createCall".into(), Some(&t), Some(valid(r#","invitedContacts":[{"phoneNumber":"0176 123"}]"#)), 400, "invitedContacts[0].phoneNumber"),

@@ -67,6 +67,40 @@ backend_tests! {
         assert!(v["createdAt"].as_str().unwrap().ends_with('Z'));
     }
 
+    async fn invitees_by_user_id_by_user_db_id_and_by_address_resolve_in_their_order(backend: Backend) {
+        let app = TestApp::spawn(backend).await;
+        let a = app.user("alice", &[Role::User]).await;
+        let b = app.user("bob", &[Role::User]).await;
+        let c = app.user("carol", &[Role::User]).await;
+        app.user_in("elsewhere", "dave", &[Role::User]).await;
+        let dave = app.user("dave", &[Role::User]).await;
+        let eve = app.user("eve", &[Role::User]).await;
+        let body = format!(
+            r#"{{"callTitle":"T","callType":"SFU","invitedContacts":[{{"userId":"carol"}},{{"email":"guest@example.com"}},{{"userDbId":{}}},{{"userId":"dave","domain":"ubimax"}},{{"userId":"nobody-here","userDbId":{}}}]}}"#,
+            b.id(),
+            eve.id()
+        );
+        let r = app.raw("POST", "/rtc/createCall", Some(&a.token().await), Some(&body)).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        let invited: Vec<(serde_json::Value, serde_json::Value)> = r.json["invitedContacts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| (c["userDbId"].clone(), c["userId"].clone()))
+            .collect();
+        // dave of this domain, not of "elsewhere"; a userDbId wins over a userId beside it.
+        assert_eq!(
+            invited,
+            vec![
+                (c.id().into(), "carol".into()),
+                (serde_json::Value::Null, "".into()),
+                (b.id().into(), "bob".into()),
+                (dave.id().into(), "dave".into()),
+                (eve.id().into(), "eve".into()),
+            ]
+        );
+    }
+
     async fn decline_by_the_only_invitee_ends_the_call(backend: Backend) {
         let app = TestApp::spawn(backend).await;
         let a = app.user("alice", &[Role::User]).await;

@@ -339,6 +339,35 @@ backend_tests! {
         assert_eq!(next_text(&mut ws).await["type"], "after");
     }
 
+    async fn messages_published_out_of_order_reach_the_socket_in_order_without_a_store_read(backend: Backend) {
+        let app = TestApp::spawn(backend).await;
+        let bob = app.user("bob", &[Role::User]).await;
+        let mut ws = raw_socket(&app, &bob.token().await).await;
+        let msg = |seq: i64| callhub_store::Message {
+            user: bob.id(),
+            seq,
+            body: serde_json::json!({"type": "burst", "seq": seq}).to_string(),
+        };
+        let hub = &app.server.app.hub;
+        // Requests committed together publish each from its own task: here the
+        // later ones first. None is in the store, so a read of it would find nothing.
+        hub.deliver(&[msg(3), msg(4)]);
+        hub.deliver(&[msg(1)]);
+        hub.deliver(&[msg(2)]);
+        for seq in 1..=4 {
+            assert_eq!(next_text(&mut ws).await["seq"], seq, "message {seq} in order");
+        }
+        assert_eq!(metric(&app.url, "callhub_gaps_filled_total").await, 0.0, "no store read");
+        // One whose predecessor never comes goes out after the wait, behind whatever
+        // the store has (nothing here).
+        let asked = std::time::Instant::now();
+        hub.deliver(&[msg(6)]);
+        assert_eq!(next_text(&mut ws).await["seq"], 6);
+        assert!(asked.elapsed() >= Duration::from_millis(40), "it waited for 5: {:?}", asked.elapsed());
+        hub.deliver(&[msg(7)]);
+        assert_eq!(next_text(&mut ws).await["seq"], 7, "and the socket goes on from it");
+    }
+
     async fn signaling_is_relayed_between_joined_participants_only(backend: Backend) {
         let app = TestApp::spawn(backend).await;
         let alice = app.user("alice", &[Role::User]).await;
