@@ -404,15 +404,22 @@ where
     panic!("condition not met within {secs}s");
 }
 
-/// A port nobody listens on right now.
+/// A port nobody listens on right now, for a server a test starts itself,
+/// often later (an SMTP sink after an outage, a node restarted on its port).
+/// Taken below the kernel's ephemeral range (32768 and up), where no client
+/// connection or `:0` bind of another test can take it in the meantime (one
+/// did: an SMTP sink found its port taken); a new one each call, checked free.
 pub fn free_port() -> u16 {
     static NEXT: AtomicU32 = AtomicU32::new(0);
-    NEXT.fetch_add(1, Ordering::Relaxed);
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    // Test binaries run one after another; each starts elsewhere in the range.
+    let start = std::process::id() * 157;
+    loop {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = 20_000 + (start.wrapping_add(n) % 12_000) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 /// The sum of a metric's samples (every label) in a node's `/metrics`.
