@@ -269,7 +269,7 @@ impl Session {
                     Some(push) => self.push_queued(&mut sink, push, &mut reg.rx).await.map(|_| Flow::Go),
                     None => Ok(Flow::Close(close_code::AWAY, "node shutting down")),
                 },
-                _ = reg.lagged.notified() => self.fill_gap(&mut sink, i64::MAX).await.map(|_| Flow::Go),
+                _ = reg.lagged.notified() => self.fill_gap(&mut sink, i64::MAX, false).await.map(|_| Flow::Go),
                 _ = tokio::time::sleep_until(self.early_until.unwrap_or_else(tokio::time::Instant::now)), if self.early_until.is_some() => {
                     self.fill_early(&mut sink).await.map(|_| Flow::Go)
                 },
@@ -302,7 +302,7 @@ impl Session {
                         Ok(true) => Ok(Flow::Close(close_code::POLICY, "session revoked")),
                         // With other nodes, a bus message may have gone missing with
                         // nothing after it to show the gap: look in the store.
-                        _ if app.bus.is_some() => self.fill_gap(&mut sink, i64::MAX).await.map(|_| Flow::Go),
+                        _ if app.bus.is_some() => self.fill_gap(&mut sink, i64::MAX, false).await.map(|_| Flow::Go),
                         _ => Ok(Flow::Go),
                     },
                     Who::Guest(_) => Ok(Flow::Go),
@@ -442,12 +442,7 @@ impl Session {
             .next_back()
             .copied()
             .unwrap_or(self.last_sent);
-        self.fill_gap(sink, upto).await?;
-        let mut popups = Vec::new();
-        self.release_early(sink, &mut popups, true).await?;
-        sink.flush().await.map_err(drop)?;
-        self.observe_popups(popups);
-        Ok(())
+        self.fill_gap(sink, upto, true).await
     }
 
     /// Queues one sequenced message, the next after `last_sent`.
@@ -468,14 +463,14 @@ impl Session {
     }
 
     /// Sends what this socket missed, after its last sent message up to `upto`,
-    /// from the store.
-    async fn fill_gap(&mut self, sink: &mut Sink, upto: i64) -> Result<(), ()> {
+    /// from the store, and then what came early and follows it (with `all`, all
+    /// that came early: see `release_early`).
+    async fn fill_gap(&mut self, sink: &mut Sink, upto: i64, all: bool) -> Result<(), ()> {
         if self.replay(sink, self.last_sent, upto).await? > 0 {
             self.app.metrics.count(crate::metrics::GAPS_FILLED);
         }
-        // What came early and follows now goes out behind it.
         let mut popups = Vec::new();
-        self.release_early(sink, &mut popups, false).await?;
+        self.release_early(sink, &mut popups, all).await?;
         sink.flush().await.map_err(drop)?;
         self.observe_popups(popups);
         Ok(())
