@@ -15,6 +15,10 @@ const SQLITE: &[(i64, &str)] = &[
         5,
         include_str!("../migrations/sqlite/0005_call_version.sql"),
     ),
+    (
+        6,
+        include_str!("../migrations/sqlite/0006_message_bodies.sql"),
+    ),
 ];
 const POSTGRES: &[(i64, &str)] = &[
     (1, include_str!("../migrations/postgres/0001_init.sql")),
@@ -25,11 +29,21 @@ const POSTGRES: &[(i64, &str)] = &[
         5,
         include_str!("../migrations/postgres/0005_call_version.sql"),
     ),
+    (
+        6,
+        include_str!("../migrations/postgres/0006_message_bodies.sql"),
+    ),
 ];
 
 /// Brings the schema up to date. On PostgreSQL an advisory lock keeps nodes that
 /// start together from migrating twice.
 pub async fn run(pool: &AnyPool, dialect: Dialect) -> Result<()> {
+    run_until(pool, dialect, i64::MAX).await
+}
+
+/// Applies the migrations up to version `last` (a test of a migration starts from
+/// the schema before it).
+pub async fn run_until(pool: &AnyPool, dialect: Dialect, last: i64) -> Result<()> {
     let mut conn = pool.acquire().await.map_err(db_error)?;
     let steps = match dialect {
         Dialect::Sqlite => SQLITE,
@@ -40,7 +54,8 @@ pub async fn run(pool: &AnyPool, dialect: Dialect) -> Result<()> {
             POSTGRES
         }
     };
-    let result = apply(&mut conn, steps).await;
+    let steps: Vec<_> = steps.iter().filter(|(v, _)| *v <= last).copied().collect();
+    let result = apply(&mut conn, &steps).await;
     if dialect == Dialect::Postgres {
         conn.execute("SELECT pg_advisory_unlock(7031990)")
             .await

@@ -239,7 +239,7 @@ static UPDATE_SQL: LazyLock<String> =
 /// A write of a call: the `call` clause (`$1` is the call's id), then from `$k`:
 /// the new contacts, the new events (each row with its id last), the
 /// invitations, the ids of the events each live webhook of the domain is sent,
-/// now, the messages (user, the text after `seq`), their users' ids (`{1,2}`),
+/// now, the messages (user, the text after `seq`; each distinct text is stored once), their users' ids (`{1,2}`),
 /// the call's domain, and with `changed` the changed contacts
 /// (`changed_contact_rows`). Answers each user's last `seq` before these
 /// messages, and `(-1, deliveries written)`.
@@ -298,10 +298,12 @@ fn tail_sql(call: &str, k: usize, changed: bool) -> String {
          seqs AS (UPDATE users SET last_seq = users.last_seq + counts.k FROM counts \
            WHERE users.id = ANY(CAST(${users} AS BIGINT[])) AND users.id = counts.u AND users.id IN (SELECT id FROM locked) \
            RETURNING users.id, users.last_seq - counts.k AS prev), \
-         messages AS (INSERT INTO user_messages (user_db_id, seq, body, created_at) \
-           SELECT u, seq, '{{\"seq\":' || seq || rest, ${now} FROM (SELECT notes.u, notes.rest, \
+         bodies AS (INSERT INTO message_bodies (rest, created_at) \
+           SELECT rest, ${now} FROM notes GROUP BY rest RETURNING id, rest), \
+         messages AS (INSERT INTO user_messages (user_db_id, seq, body_id, created_at) \
+           SELECT u, seq, bodies.id, ${now} FROM (SELECT notes.u, notes.rest, \
            seqs.prev + row_number() OVER (PARTITION BY notes.u ORDER BY notes.n) AS seq \
-           FROM notes JOIN seqs ON seqs.id = notes.u) q) \
+           FROM notes JOIN seqs ON seqs.id = notes.u) q JOIN bodies ON bodies.rest = q.rest) \
          SELECT id, prev FROM seqs \
          UNION ALL SELECT -1, (SELECT count(*) FROM invitations) + (SELECT count(*) FROM hooks)",
         user = c(0),

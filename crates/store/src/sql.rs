@@ -380,6 +380,19 @@ impl SqlStore {
         })
     }
 
+    /// Brings the schema of the database at `url` up to migration `last` only, and
+    /// no further: a test of a migration writes rows in the schema before it.
+    #[doc(hidden)]
+    pub async fn migrate_until(url: &str, last: i64) -> Result<()> {
+        sqlx::any::install_default_drivers();
+        let store = if url.starts_with("sqlite:") {
+            Self::connect_sqlite(url, &PoolSettings::default()).await?
+        } else {
+            Self::connect_postgres(url, &PoolSettings::default()).await?
+        };
+        migrate::run_until(&store.write, store.dialect, last).await
+    }
+
     async fn connect_sqlite(url: &str, settings: &PoolSettings) -> Result<SqlStore> {
         crate::writer::configure_sqlite();
         let path = sqlite_path(url).unwrap_or(Path::new(""));
@@ -979,32 +992,59 @@ async fn write_messages<D: Db>(
     }
     let now = Utc::now().timestamp_millis();
     let rests = after_seqs(&messages)?;
+    // Each distinct body once (`after_seqs` shares one `Arc` among equal ones), in
+    // order of first use; ids grow in the order of the rows, as events' do.
+    let mut bodies: Vec<&std::sync::Arc<str>> = Vec::new();
+    let which: Vec<usize> = rests
+        .iter()
+        .map(
+            |rest| match bodies.iter().position(|b| std::sync::Arc::ptr_eq(b, rest)) {
+                Some(i) => i,
+                None => {
+                    bodies.push(rest);
+                    bodies.len() - 1
+                }
+            },
+        )
+        .collect();
+    let mut body_ids = insert_rows(
+        db,
+        "INSERT INTO message_bodies (rest, created_at)",
+        " RETURNING id",
+        bodies
+            .iter()
+            .map(|b| vec![Val::text(b), Val::Int(Some(now))])
+            .collect(),
+    )
+    .await?;
+    body_ids.sort_unstable();
+    if body_ids.len() != bodies.len() {
+        return Err(StoreError::Corrupt(
+            "a message body was not given an id".into(),
+        ));
+    }
     let mut out = Vec::with_capacity(messages.len());
-    for ((user, _), rest) in messages.iter().zip(rests) {
+    let mut rows = Vec::with_capacity(messages.len());
+    for (((user, _), rest), body) in messages.iter().zip(&rests).zip(which) {
         let Some(seq) = next.get_mut(user) else {
             continue; // an account deleted since
         };
+        rows.push(vec![
+            Val::Int(Some(*user)),
+            Val::Int(Some(*seq)),
+            Val::Int(Some(body_ids[body])),
+            Val::Int(Some(now)),
+        ]);
         out.push(Message {
             user: *user,
             seq: *seq,
-            body: with_seq(*seq, &rest),
+            body: with_seq(*seq, rest),
         });
         *seq += 1;
     }
-    let rows = out
-        .iter()
-        .map(|m| {
-            vec![
-                Val::Int(Some(m.user)),
-                Val::Int(Some(m.seq)),
-                Val::Text(Some(m.body.clone())),
-                Val::Int(Some(now)),
-            ]
-        })
-        .collect();
     insert_rows(
         db,
-        "INSERT INTO user_messages (user_db_id, seq, body, created_at)",
+        "INSERT INTO user_messages (user_db_id, seq, body_id, created_at)",
         "",
         rows,
     )
@@ -2133,14 +2173,18 @@ impl Store for SqlStore {
         ];
         read!(self, |db| {
             db.rows(
-            "SELECT seq, body FROM user_messages WHERE user_db_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
-            &args,
-            |r| Ok(Message {
-                user,
-                seq: r.req_int(0)?,
-                body: r.req_text(1)?,
-            })
-        )
+                "SELECT m.seq, b.rest FROM user_messages m JOIN message_bodies b ON b.id = m.body_id \
+                 WHERE m.user_db_id = $1 AND m.seq > $2 ORDER BY m.seq LIMIT $3",
+                &args,
+                |r| {
+                    let seq = r.req_int(0)?;
+                    Ok(Message {
+                        user,
+                        seq,
+                        body: with_seq(seq, &r.req_text(1)?),
+                    })
+                },
+            )
         })
     }
 
@@ -2156,6 +2200,12 @@ impl Store for SqlStore {
     async fn prune_messages(&self, before: DateTime<Utc>) -> Result<u64> {
         let mut tx = self.begin_write().await?;
         let done = sqlx::query("DELETE FROM user_messages WHERE created_at < $1")
+            .bind(ms(before))
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        // A body is written with its messages, at their `created_at`: it goes with them.
+        sqlx::query("DELETE FROM message_bodies WHERE created_at < $1")
             .bind(ms(before))
             .execute(&mut *tx)
             .await

@@ -595,8 +595,8 @@ async fn kill_9_of_a_node_under_load_its_users_resume_on_another_with_every_mess
         .await
         .unwrap();
     let stored: Vec<i64> = sqlx::query_scalar(
-        "SELECT seq FROM user_messages WHERE user_db_id = $1 \
-         AND body LIKE '%\"type\":\"incomingCall\"%' ORDER BY seq",
+        "SELECT m.seq FROM user_messages m JOIN message_bodies b ON b.id = m.body_id \
+         WHERE m.user_db_id = $1 AND b.rest LIKE '%\"type\":\"incomingCall\"%' ORDER BY m.seq",
     )
     .bind(bob_id)
     .fetch_all(&mut conn)

@@ -134,6 +134,14 @@ pub(crate) async fn next_text(ws: &mut RawWs) -> serde_json::Value {
     }
 }
 
+async fn count(conn: &mut sqlx::AnyConnection, table: &str) -> i64 {
+    let sql = format!("SELECT CAST(count(*) AS BIGINT) FROM {table}");
+    sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+        .fetch_one(conn)
+        .await
+        .unwrap()
+}
+
 backend_tests! {
     async fn the_store_names_the_users_with_messages_written_since_a_time(backend: Backend) {
         // What a node that missed the bus asks, to know whose sockets must read the store.
@@ -149,6 +157,114 @@ backend_tests! {
         assert!(!users.contains(&carol.id()), "{users:?}");
         let later = chrono::Utc::now() + chrono::Duration::seconds(5);
         assert!(store.users_with_messages_since(later).await.unwrap().is_empty());
+    }
+
+    async fn each_distinct_message_body_is_stored_once_and_pruned_with_its_messages(backend: Backend) {
+        // Three callees get the same pop-up and every member the same events: the
+        // store keeps each distinct text once, and the seqs per user apart.
+        let app = TestApp::spawn(backend).await;
+        let alice = app.user("alice", &[Role::User]).await;
+        let bob = app.user("bob", &[Role::User]).await;
+        let carol = app.user("carol", &[Role::User]).await;
+        let dave = app.user("dave", &[Role::User]).await;
+        for _ in 0..2 {
+            let req = call_request(CallType::Sfu, &[&bob, &carol, &dave]);
+            alice.rtc().create_call_for_contacts(&req).await.unwrap();
+        }
+        let store = &app.server.app.store;
+        let mut messages = 0;
+        let mut distinct = std::collections::BTreeSet::new();
+        let mut pop_ups = Vec::new();
+        for user in [&alice, &bob, &carol, &dave] {
+            let stored = store.messages_since(user.id(), 0, 100).await.unwrap();
+            for (i, m) in stored.iter().enumerate() {
+                assert_eq!(m.seq, i as i64 + 1, "{}'s messages are numbered 1, 2, 3, …", user.info.user_id);
+                let head = format!("{{\"seq\":{},", m.seq);
+                let rest = m.body.strip_prefix(&head).unwrap_or_else(|| panic!("{} starts with {head}", m.body));
+                if rest.contains("\"type\":\"incomingCall\"") {
+                    pop_ups.push(rest.to_owned());
+                }
+                distinct.insert(rest.to_owned());
+            }
+            messages += stored.len() as i64;
+        }
+        assert_eq!(pop_ups.len(), 6, "two pop-ups for each callee: {pop_ups:?}");
+        assert_eq!(pop_ups[0], pop_ups[2], "bob's and carol's pop-up of one call alike");
+        sqlx::any::install_default_drivers();
+        let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&app.db.url).await.unwrap();
+        assert_eq!(count(&mut conn, "user_messages").await, messages);
+        assert_eq!(
+            count(&mut conn, "message_bodies").await,
+            distinct.len() as i64,
+            "each distinct body once ({messages} messages)"
+        );
+        assert!((distinct.len() as i64) < messages / 2, "{} bodies for {messages} messages", distinct.len());
+        // Pruning by age takes the bodies with their messages.
+        assert_eq!(store.prune_messages(chrono::Utc::now() - chrono::Duration::seconds(60)).await.unwrap(), 0);
+        assert_eq!(count(&mut conn, "message_bodies").await, distinct.len() as i64);
+        let pruned = store.prune_messages(chrono::Utc::now() + chrono::Duration::seconds(1)).await.unwrap();
+        assert_eq!(pruned, messages as u64);
+        assert_eq!(count(&mut conn, "message_bodies").await, 0);
+        assert!(store.messages_since(bob.id(), 0, 100).await.unwrap().is_empty());
+    }
+
+    async fn messages_stored_before_bodies_were_shared_survive_the_migration(backend: Backend) {
+        // A database of migration 5 held each message's whole text in its row;
+        // migration 6 moves the texts out, each message keeping its own.
+        use callhub_store::Store as _;
+        let db = TestDb::new(backend).await;
+        callhub_store::SqlStore::migrate_until(&db.url, 5).await.unwrap();
+        let old = [
+            (7, 1, r#"{"seq":1,"type":"incomingCall","callId":"a"}"#),
+            (7, 2, r#"{"seq":2,"type":"callEvent"}"#),
+            (7, 10, r#"{"seq":10}"#),
+            (8, 1, r#"{"seq":1,"type":"callEvent"}"#),
+        ];
+        {
+            sqlx::any::install_default_drivers();
+            let url = if backend == Backend::Sqlite { format!("{}?mode=rw", db.url) } else { db.url.clone() };
+            let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&url).await.unwrap();
+            for (user, seq, body) in old {
+                sqlx::query("INSERT INTO user_messages (user_db_id, seq, body, created_at) VALUES ($1, $2, $3, $4)")
+                    .bind(user)
+                    .bind(seq as i64)
+                    .bind(body)
+                    .bind(1_000_i64 * seq as i64)
+                    .execute(&mut conn)
+                    .await
+                    .unwrap();
+            }
+        }
+        let store = callhub_store::SqlStore::connect(
+            &db.url,
+            &callhub_store::PoolSettings::default(),
+            chrono::Duration::seconds(30),
+        )
+        .await
+        .unwrap();
+        for user in [7, 8] {
+            let kept: Vec<(i64, String)> = store
+                .messages_since(user, 0, 100)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|m| (m.seq, m.body))
+                .collect();
+            let want: Vec<(i64, String)> = old
+                .iter()
+                .filter(|(u, _, _)| *u == user)
+                .map(|(_, seq, body)| (*seq as i64, body.to_string()))
+                .collect();
+            assert_eq!(kept, want, "user {user}'s messages after the migration");
+        }
+        assert_eq!(store.messages_since(7, 1, 100).await.unwrap().len(), 2, "resume after seq 1");
+        // The next body written gets an id of its own (PostgreSQL's sequence moved on).
+        let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&db.url).await.unwrap();
+        let id: i64 = sqlx::query_scalar("INSERT INTO message_bodies (rest, created_at) VALUES ('}', 0) RETURNING id")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(id, 5, "after the four moved bodies");
     }
 
     async fn pop_up_reaches_every_device_and_answering_on_one_stops_the_others(backend: Backend) {
