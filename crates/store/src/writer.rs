@@ -1,12 +1,15 @@
 //! SQLite's call transitions (and the outbox's records of its attempts), written
 //! by one thread that owns its connection: a transition costs one hop from tokio
 //! instead of one per statement, and the jobs that queue while a commit is under
-//! way are committed together.
+//! way are committed together. A second thread copies the WAL into the database
+//! file (the checkpoint), so commits do not wait for it.
 
+use std::cell::Cell;
+use std::ffi::c_int;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, Sender};
+use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, Sender, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
@@ -29,6 +32,37 @@ const MAX_BATCH: usize = 256;
 /// adds to are mostly keyed by user (its contacts, its messages), so their pages
 /// are wanted all over.
 const WRITER_CACHE_KIB: i64 = 64 * 1024;
+
+/// WAL pages not yet copied into the database file from which the checkpointer
+/// thread copies them: SQLite's default for checkpoints by the committing
+/// connection, which made a commit now and then wait for the copy and its
+/// `fsync` (a sixth of the writer's time at saturation; bench/README.md).
+const CHECKPOINT_PAGES: c_int = 1000;
+/// WAL pages from which the writer checkpoints after its commit itself, as SQLite
+/// would. Under a steady load this is what lets the WAL start over: a passive
+/// checkpoint beside the writer never catches up with its last frame, and the
+/// WAL restarts only once every frame is copied. The checkpointer has copied
+/// all but the last thousand or so by then.
+const WRITER_CHECKPOINT_PAGES: c_int = 10 * CHECKPOINT_PAGES;
+
+thread_local! {
+    /// Pages in the WAL after the writer thread's last commit (its WAL hook's count).
+    static WAL_PAGES: Cell<c_int> = const { Cell::new(0) };
+}
+
+/// The writer's WAL hook, run by each commit: it replaces SQLite's automatic
+/// checkpoint on this connection.
+fn wal_committed(wal: &rusqlite::hooks::Wal, pages: c_int) -> rusqlite::Result<()> {
+    WAL_PAGES.set(pages);
+    if pages >= WRITER_CHECKPOINT_PAGES
+        && let Err(e) = wal.checkpoint()
+    {
+        // Not returned: SQLite would report it as the commit's error, and the
+        // commit has happened.
+        tracing::warn!(error = %e, pages, "the SQLite writer's own checkpoint failed");
+    }
+    Ok(())
+}
 
 /// What an update that was computed on `expected` came to.
 pub(crate) enum Updated {
@@ -87,6 +121,7 @@ fn reply<T>(tx: Reply<T>, r: Result<T>, failed: Option<&str>) {
 pub(crate) struct Writer {
     jobs: Sender<Job>,
     thread: Mutex<Option<JoinHandle<()>>>,
+    checkpointer: Mutex<Option<JoinHandle<()>>>,
     /// Transactions committed so far (tests see transitions share them); counted
     /// before their jobs are answered.
     #[cfg_attr(not(test), allow(dead_code))]
@@ -105,16 +140,31 @@ impl Writer {
         ring_timeout: chrono::Duration,
     ) -> Result<Writer> {
         let conn = open(path, settings).map_err(lite_error)?;
+        conn.wal_hook(Some(wal_committed));
+        let copier = open(path, settings).map_err(lite_error)?;
+        // One poke waiting is enough: a checkpoint copies all there is.
+        let (poke, pokes) = std::sync::mpsc::sync_channel(1);
+        let copied = Arc::new(AtomicI32::new(0));
+        let checkpointer = std::thread::Builder::new()
+            .name("sqlite-checkpoint".into())
+            .spawn({
+                let copied = copied.clone();
+                move || checkpoints(&copier, &pokes, &copied)
+            })
+            .map_err(|e| {
+                StoreError::Unavailable(format!("cannot start the SQLite checkpointer: {e}"))
+            })?;
         let (jobs, queue) = std::sync::mpsc::channel();
         let commits = Arc::new(AtomicU64::new(0));
         let counted = commits.clone();
         let thread = std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || run(conn, &queue, ring_timeout, &counted))
+            .spawn(move || run(conn, &queue, ring_timeout, &counted, (&poke, &copied)))
             .map_err(|e| StoreError::Unavailable(format!("cannot start the SQLite writer: {e}")))?;
         Ok(Writer {
             jobs,
             thread: Mutex::new(Some(thread)),
+            checkpointer: Mutex::new(Some(checkpointer)),
             commits,
         })
     }
@@ -149,9 +199,12 @@ impl Writer {
     /// Lets the thread finish what is queued and close its connection.
     pub(crate) async fn close(&self) {
         let _ = self.jobs.send(Job::Stop);
-        let thread = self.thread.lock().map(|mut t| t.take()).ok().flatten();
-        if let Some(thread) = thread {
-            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        // The checkpointer ends when the writer has (its pokes' sender is gone).
+        for handle in [&self.thread, &self.checkpointer] {
+            let thread = handle.lock().map(|mut t| t.take()).ok().flatten();
+            if let Some(thread) = thread {
+                let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+            }
         }
     }
 }
@@ -182,7 +235,27 @@ fn open(path: &Path, settings: &PoolSettings) -> rusqlite::Result<Connection> {
     Ok(conn)
 }
 
-fn run(mut conn: Connection, queue: &Receiver<Job>, ring: chrono::Duration, commits: &AtomicU64) {
+/// The checkpointer thread: at each poke, a passive checkpoint on its own
+/// connection, which copies what no reader still needs and waits for no one;
+/// the writer appends to the WAL meanwhile.
+/// `copied`: the WAL frames it has copied (of the WAL as it was then).
+fn checkpoints(conn: &Connection, pokes: &Receiver<()>, copied: &AtomicI32) {
+    while pokes.recv().is_ok() {
+        match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get::<_, i32>(2)) {
+            Ok(frames) => copied.store(frames, Ordering::Relaxed),
+            Err(e) => tracing::warn!(error = %e, "a SQLite checkpoint failed"),
+        }
+    }
+}
+
+fn run(
+    mut conn: Connection,
+    queue: &Receiver<Job>,
+    ring: chrono::Duration,
+    commits: &AtomicU64,
+    (checkpoint, copied): (&SyncSender<()>, &AtomicI32),
+) {
+    let mut last_pages = 0;
     while let Ok(first) = queue.recv() {
         let mut batch = vec![first];
         batch.extend(queue.try_iter().take(MAX_BATCH - 1));
@@ -198,6 +271,17 @@ fn run(mut conn: Connection, queue: &Receiver<Job>, ring: chrono::Duration, comm
             if !conn.is_autocommit() {
                 let _ = conn.execute_batch("ROLLBACK");
             }
+        }
+        let pages = WAL_PAGES.get();
+        if pages < last_pages {
+            // The WAL started over: what was copied counts no more.
+            copied.store(0, Ordering::Relaxed);
+        }
+        last_pages = pages;
+        let waiting = pages - copied.load(Ordering::Relaxed).min(pages);
+        if waiting >= CHECKPOINT_PAGES {
+            // Full: a poke is already waiting.
+            let _ = checkpoint.try_send(());
         }
         if stop {
             break;
@@ -556,6 +640,37 @@ mod tests {
             .collect();
         assert_eq!(seqs, (1..=n as i64).collect::<Vec<_>>(), "{}", user.user_id);
         assert_eq!(store.last_seq(user.user_db_id).await.unwrap(), n as i64);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_checkpointer_copies_the_wal_into_the_database_while_commits_do_not_wait() {
+        let db = TempStore::open(&PoolSettings::default()).await;
+        let (alice, bob) = (db.user("alice").await, db.user("bob").await);
+        let size = |path: &Path| std::fs::metadata(path).map_or(0, |m| m.len());
+        let wal = db.dir.join("callhub.db-wal");
+        let before = size(&db.file());
+        // A frame is a page of 4 KiB and its 24-byte header.
+        let frames = |bytes: u64| (bytes / (4096 + 24)) as c_int;
+        let mut calls = 0;
+        while frames(size(&wal)) < CHECKPOINT_PAGES + 50 {
+            db.store
+                .insert_call(call_of(&alice, &[&bob]))
+                .await
+                .unwrap();
+            calls += 1;
+        }
+        assert!(
+            frames(size(&wal)) < WRITER_CHECKPOINT_PAGES,
+            "the writer has not checkpointed itself"
+        );
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while size(&db.file()) <= before {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "after {calls} calls the database file is still {before} bytes"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
