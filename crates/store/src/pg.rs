@@ -239,9 +239,9 @@ static UPDATE_SQL: LazyLock<String> =
 /// A write of a call: the `call` clause (`$1` is the call's id), then from `$k`:
 /// the new contacts, the new events (each row with its id last), the
 /// invitations, the ids of the events each live webhook of the domain is sent,
-/// now, the messages (user, the text after `seq`; each distinct text is stored once), their users' ids (`{1,2}`),
-/// the call's domain, and with `changed` the changed contacts
-/// (`changed_contact_rows`). Answers each user's last `seq` before these
+/// now, the messages (user, the text after `seq`; each distinct text is stored
+/// once), their users' ids (`{1,2}`), the call's domain, and with `changed` the
+/// changed contacts (`changed_contact_rows`). Answers each user's last `seq` before these
 /// messages, and `(-1, deliveries written)`.
 fn tail_sql(call: &str, k: usize, changed: bool) -> String {
     let c = |i: usize| format!("(r->>{i})::bigint");

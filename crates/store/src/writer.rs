@@ -643,7 +643,7 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn the_checkpointer_copies_the_wal_into_the_database_while_commits_do_not_wait() {
+    async fn the_checkpointer_copies_the_wal_into_the_database_before_the_writer_would() {
         let db = TempStore::open(&PoolSettings::default()).await;
         let (alice, bob) = (db.user("alice").await, db.user("bob").await);
         let size = |path: &Path| std::fs::metadata(path).map_or(0, |m| m.len());
