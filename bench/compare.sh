@@ -23,8 +23,9 @@ one() { # dir backend round
         db="callhub_cmp_$$_$RANDOM"; psql "$PG/postgres" -qc "CREATE DATABASE $db"; url="$PG/$db"
     else url="sqlite://$work/callhub.db"; fi
     CALLHUB_LISTEN="127.0.0.1:$port" CALLHUB_DATABASE_URL="$url" CALLHUB_DATA_DIR="$work" CALLHUB_LOG=warn \
-        CALLHUB_DB_MAX_CONNECTIONS=32 "$dir/callhub" serve 2>/dev/null & pid=$!
+        CALLHUB_DB_MAX_CONNECTIONS=32 CALLHUB_SFU_UDP=127.0.0.1:0 "$dir/callhub" serve 2>/dev/null & pid=$!
     for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$port/health" >/dev/null && break; sleep 0.1; done
+    curl -sf "http://127.0.0.1:$port/health" >/dev/null || { echo "$dir/callhub did not start (a port taken?)" >&2; exit 1; }
     "$dir/callhub-bench" setup --database-url "$url" --data-dir "$work" --users 400 --tokens "$work/tokens"
     local label="{\"build\":\"$dir\",\"backend\":\"$backend\",\"round\":$round}"
     local http=("$dir/callhub-bench" http --url "http://127.0.0.1:$port" --tokens "$work/tokens" --duration-secs "$DUR")
