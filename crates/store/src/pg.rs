@@ -82,11 +82,11 @@ async fn write<D: Db>(
     let notes = notifications(t, old_events, busy);
     let call = &t.call;
     let now = Utc::now().timestamp_millis();
-    let rests = after_seqs(&notes)?;
+    let (texts, which) = after_seqs(&notes)?;
     let messages: Vec<Vec<Val>> = notes
         .iter()
-        .zip(&rests)
-        .map(|((user, _), rest)| vec![Val::Int(Some(*user)), Val::Text(Some(rest.to_string()))])
+        .zip(&which)
+        .map(|((user, _), &i)| vec![Val::Int(Some(*user)), Val::text(&texts[i])])
         .collect();
     let (invitations, webhook_events) = planned_deliveries(t, old_events, now);
     let mut events = event_rows(call, old_events);
@@ -121,14 +121,14 @@ async fn write<D: Db>(
         }
     }
     let mut out = Vec::with_capacity(notes.len());
-    for ((user, _), rest) in notes.iter().zip(&rests) {
+    for ((user, _), &i) in notes.iter().zip(&which) {
         let Some(seq) = next.get_mut(user) else {
             continue; // an account deleted since: the statement wrote none for it
         };
         out.push(Message {
             user: *user,
             seq: *seq,
-            body: with_seq(*seq, rest),
+            body: with_seq(*seq, &texts[i]),
         });
         *seq += 1;
     }

@@ -991,22 +991,8 @@ async fn write_messages<D: Db>(
         }
     }
     let now = Utc::now().timestamp_millis();
-    let rests = after_seqs(&messages)?;
-    // Each distinct body once (`after_seqs` shares one `Arc` among equal ones), in
-    // order of first use; ids grow in the order of the rows, as events' do.
-    let mut bodies: Vec<&std::sync::Arc<str>> = Vec::new();
-    let which: Vec<usize> = rests
-        .iter()
-        .map(
-            |rest| match bodies.iter().position(|b| std::sync::Arc::ptr_eq(b, rest)) {
-                Some(i) => i,
-                None => {
-                    bodies.push(rest);
-                    bodies.len() - 1
-                }
-            },
-        )
-        .collect();
+    // Each distinct body once; ids grow in the order of the rows, as events' do.
+    let (bodies, which) = after_seqs(&messages)?;
     let mut body_ids = insert_rows(
         db,
         "INSERT INTO message_bodies (rest, created_at)",
@@ -1025,7 +1011,7 @@ async fn write_messages<D: Db>(
     }
     let mut out = Vec::with_capacity(messages.len());
     let mut rows = Vec::with_capacity(messages.len());
-    for (((user, _), rest), body) in messages.iter().zip(&rests).zip(which) {
+    for ((user, _), body) in messages.iter().zip(which) {
         let Some(seq) = next.get_mut(user) else {
             continue; // an account deleted since
         };
@@ -1038,7 +1024,7 @@ async fn write_messages<D: Db>(
         out.push(Message {
             user: *user,
             seq: *seq,
-            body: with_seq(*seq, rest),
+            body: with_seq(*seq, &bodies[body]),
         });
         *seq += 1;
     }
@@ -1058,24 +1044,27 @@ pub(crate) fn with_seq(seq: i64, rest: &str) -> String {
     format!("{{\"seq\":{seq}{rest}")
 }
 
-/// `after_seq` of each message, each distinct notification serialized once: a
+/// `after_seq` of the distinct notifications among `messages`, in order of first
+/// use, each serialized once, and for each message the index of its own: a
 /// transition's new events go alike to every member of the call, and its pop-up
 /// to every callee (ten invitees: 32 messages, 3 or 4 distinct).
 pub(crate) fn after_seqs(
     messages: &[(UserDbId, callhub_core::Notification)],
-) -> Result<Vec<std::sync::Arc<str>>> {
-    let mut made: Vec<(&callhub_core::Notification, std::sync::Arc<str>)> = Vec::new();
-    messages
-        .iter()
-        .map(|(_, note)| {
-            if let Some((_, rest)) = made.iter().rev().find(|(n, _)| *n == note) {
-                return Ok(rest.clone());
+) -> Result<(Vec<String>, Vec<usize>)> {
+    let mut notes: Vec<&callhub_core::Notification> = Vec::new();
+    let mut texts = Vec::new();
+    let mut which = Vec::with_capacity(messages.len());
+    for (_, note) in messages {
+        which.push(match notes.iter().rposition(|n| *n == note) {
+            Some(i) => i,
+            None => {
+                texts.push(after_seq(note)?);
+                notes.push(note);
+                notes.len() - 1
             }
-            let rest: std::sync::Arc<str> = after_seq(note)?.into();
-            made.push((note, rest.clone()));
-            Ok(rest)
-        })
-        .collect()
+        });
+    }
+    Ok((texts, which))
 }
 
 /// What follows `{"seq":N` in a message: the notification's fields, each after a
@@ -2278,14 +2267,15 @@ mod tests {
             (3, a.clone()),
             (1, b.clone()),
         ];
-        let rests = after_seqs(&notes).unwrap();
-        assert_eq!(rests.len(), 4);
-        for ((_, note), rest) in notes.iter().zip(&rests) {
-            assert_eq!(**rest, after_seq(note).unwrap());
+        let (texts, which) = after_seqs(&notes).unwrap();
+        assert_eq!(which.len(), 4);
+        for ((_, note), i) in notes.iter().zip(&which) {
+            assert_eq!(texts[*i], after_seq(note).unwrap());
         }
         // Alike ones share one serialization.
-        assert!(std::sync::Arc::ptr_eq(&rests[0], &rests[2]));
-        assert!(std::sync::Arc::ptr_eq(&rests[1], &rests[3]));
+        assert_eq!(texts.len(), 2);
+        assert_eq!(which[0], which[2]);
+        assert_eq!(which[1], which[3]);
     }
 
     /// `PRAGMA synchronous` of the writer and of a reader of a store opened with `sync`.
