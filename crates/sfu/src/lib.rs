@@ -61,6 +61,17 @@ const START_BPS: u64 = 2_500_000;
 /// the cost of a call grow with the cube of its participants (bench/README.md,
 /// "On a quiet machine").
 const COALESCE: Duration = Duration::from_millis(2);
+/// How long a receiver's forwarded packets are kept to answer its NACKs, and at
+/// most how many per stream. A retransmission asked for later than a second
+/// comes after the receiver's jitter buffer has given up on its frame (libwebrtc
+/// keeps its own sent packets for the same second at least). str0m's 3 s kept
+/// three times the packets of every forwarded video for each receiver: 0.7-1.2
+/// MB per participant of a call of 16 (bench/README.md).
+const NACK_HISTORY: Duration = Duration::from_secs(1);
+const NACK_HISTORY_PACKETS: usize = 1000;
+/// str0m's own: queued retransmissions are dropped while they are more than
+/// this share of what a stream sends.
+const RTX_RATIO_CAP: f32 = 0.15;
 /// The audio level (RFC 6464, dBov) of digital silence: what a browser sends
 /// for a muted microphone (`track.enabled = false`). The SFU does not forward
 /// it: in a large call most are muted, and their silence was most of the
@@ -447,12 +458,14 @@ impl Sfu {
             .sdp_api()
             .accept_answer(pending, answer)
             .map_err(|e| Refused(format!("sdp: the answer was refused: {e}")))?;
+        let mut opened = Vec::new();
         for t in &mut peer.outs {
             match t.state {
                 OutState::Negotiating(m) => {
                     t.state = if t.gone {
                         OutState::ToStop(m)
                     } else {
+                        opened.push(m);
                         OutState::Open(m)
                     };
                 }
@@ -461,6 +474,7 @@ impl Sfu {
             }
         }
         peer.outs.retain(|t| t.state != OutState::Closed);
+        peer.keep_history(&opened);
         // A late joiner sees everyone at once: what fits starts now, each video
         // with a keyframe its sender is asked for.
         for (sender, mid, rid) in self.allocate(now, from) {
@@ -1075,6 +1089,17 @@ impl Peer {
             }
         }
         self.outs.retain(|t| t.state != OutState::Closed);
+    }
+
+    /// Keeps the packets of its newly opened send streams for a NACK for
+    /// `NACK_HISTORY` (str0m keeps them 3 s).
+    fn keep_history(&mut self, mids: &[Mid]) {
+        let mut api = self.rtc.direct_api();
+        for &mid in mids {
+            if let Some(tx) = api.stream_tx_by_mid(mid, None) {
+                tx.set_rtx_cache(NACK_HISTORY_PACKETS, NACK_HISTORY, Some(RTX_RATIO_CAP));
+            }
+        }
     }
 
     /// An offer for what changed, with the tracks list that goes with it.
