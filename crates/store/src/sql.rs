@@ -852,17 +852,23 @@ async fn insert_rows<D: Db>(
     rows: Vec<Vec<Val>>,
 ) -> Result<Vec<i64>> {
     let mut out = Vec::new();
-    for chunk in rows.chunks(100) {
-        let mut sql = format!("{head} VALUES ");
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        // Moved, not cloned: a message body's text is kilobytes.
+        let chunk: Vec<Vec<Val>> = rows.by_ref().take(100).collect();
+        let values: usize = chunk.iter().map(Vec::len).sum();
+        let mut sql = String::with_capacity(head.len() + tail.len() + 16 + 7 * values);
+        sql.push_str(head);
+        sql.push_str(" VALUES ");
         let mut n = 0;
         for (i, row) in chunk.iter().enumerate() {
             sql.push_str(if i == 0 { "(" } else { ", (" });
-            sql.push_str(&placeholders(n + 1, row.len()));
+            push_placeholders(&mut sql, n + 1, row.len());
             n += row.len();
             sql.push(')');
         }
         sql.push_str(tail);
-        let args: Vec<Val> = chunk.iter().flatten().cloned().collect();
+        let args: Vec<Val> = chunk.into_iter().flatten().collect();
         out.extend(db.rows(&sql, &args, |r| r.req_int(0)).await?);
     }
     Ok(out)
@@ -1097,10 +1103,21 @@ async fn bump_directory<D: Db>(db: &mut D) -> Result<()> {
 }
 /// `$first, $first+1, …` for `n` bound values of an `IN (…)` list.
 fn placeholders(first: usize, n: usize) -> String {
-    (first..first + n)
-        .map(|i| format!("${i}"))
-        .collect::<Vec<_>>()
-        .join(", ")
+    let mut s = String::with_capacity(5 * n);
+    push_placeholders(&mut s, first, n);
+    s
+}
+
+/// Appends `placeholders(first, n)` to `sql` (the writer builds a statement's text
+/// for every transition: one string, not one per placeholder).
+fn push_placeholders(sql: &mut String, first: usize, n: usize) {
+    use std::fmt::Write;
+    for i in first..first + n {
+        if i > first {
+            sql.push_str(", ");
+        }
+        let _ = write!(sql, "${i}");
+    }
 }
 
 /// `SELECT user`, one row for each of the `n` users bound from `$first` on who is
