@@ -65,8 +65,8 @@ const COALESCE: Duration = Duration::from_millis(2);
 /// most how many per stream. A retransmission asked for later than a second
 /// comes after the receiver's jitter buffer has given up on its frame (libwebrtc
 /// keeps its own sent packets for the same second at least). str0m's 3 s kept
-/// three times the packets of every forwarded video for each receiver: 0.7-1.2
-/// MB per participant of a call of 16 (bench/README.md).
+/// three times the packets of every forwarded video for each receiver: 0.6–1.5
+/// MiB more per participant of a call of 16 (bench/README.md).
 const NACK_HISTORY: Duration = Duration::from_secs(1);
 const NACK_HISTORY_PACKETS: usize = 1000;
 /// str0m's own: queued retransmissions are dropped while they are more than

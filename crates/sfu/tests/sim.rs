@@ -258,7 +258,7 @@ impl World {
     /// Puts a datagram on the wire; a capped downlink queues it (or drops it).
     fn send(&mut self, from: SocketAddr, to: SocketAddr, bytes: Vec<u8>) {
         let mut at = self.now + LATENCY;
-        // Video: the only datagrams this large (audio is 80 bytes of payload).
+        // Video, or the estimator's padding: audio is 80 bytes of payload.
         if from == SFU.parse().unwrap()
             && bytes.len() > 400
             && let Some(c) = self.clients.iter_mut().find(|c| c.addr == to)
