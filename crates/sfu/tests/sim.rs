@@ -258,26 +258,22 @@ impl World {
     /// Puts a datagram on the wire; a capped downlink queues it (or drops it).
     fn send(&mut self, from: SocketAddr, to: SocketAddr, bytes: Vec<u8>) {
         let mut at = self.now + LATENCY;
-        // Video, or the estimator's padding: audio is 80 bytes of payload.
-        if from == SFU.parse().unwrap()
-            && bytes.len() > 400
-            && let Some(c) = self.clients.iter_mut().find(|c| c.addr == to)
-            && c.lose_video > 0
-        {
-            c.lose_video -= 1;
-            return;
-        }
-        if let Some(c) = self.clients.iter_mut().find(|c| c.addr == to)
-            && let Some(cap) = c.cap
-        {
-            let start = c.link_free.max(self.now);
-            if start.saturating_duration_since(self.now) > QUEUE_LIMIT {
-                c.dropped += 1; // the queue is full
+        if let Some(c) = self.clients.iter_mut().find(|c| c.addr == to) {
+            // Video, or the estimator's padding: audio is 80 bytes of payload.
+            if c.lose_video > 0 && bytes.len() > 400 && from == SFU.parse().unwrap() {
+                c.lose_video -= 1;
                 return;
             }
-            c.link_free =
-                start + Duration::from_nanos(bytes.len() as u64 * 8 * 1_000_000_000 / cap);
-            at = c.link_free + LATENCY;
+            if let Some(cap) = c.cap {
+                let start = c.link_free.max(self.now);
+                if start.saturating_duration_since(self.now) > QUEUE_LIMIT {
+                    c.dropped += 1; // the queue is full
+                    return;
+                }
+                c.link_free =
+                    start + Duration::from_nanos(bytes.len() as u64 * 8 * 1_000_000_000 / cap);
+                at = c.link_free + LATENCY;
+            }
         }
         let i = self.wire.partition_point(|(t, ..)| *t <= at);
         self.wire.insert(i, (at, from, to, bytes));
